@@ -1,0 +1,112 @@
+//! Log entries and the messages nodes exchange, shared by the core, the
+//! storage and the transport.
+
+use crate::config::{NodeId, StreamId};
+use serde::{Deserialize, Serialize};
+
+/// A term number; it only grows.
+pub type Term = u64;
+/// A log index; the first entry of a stream has index 1, 0 means "none".
+pub type Index = u64;
+
+/// What a log entry carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum EntryKind {
+    /// Host data written with `write` / `universal_write`.
+    Data = 0,
+    /// The whole membership of the stream as JSON ([`crate::config::StreamMembers`]).
+    /// Every new leader appends one first; membership changes append one too.
+    Config = 1,
+}
+
+impl EntryKind {
+    pub fn from_u8(v: u8) -> Option<EntryKind> {
+        match v {
+            0 => Some(EntryKind::Data),
+            1 => Some(EntryKind::Config),
+            _ => None,
+        }
+    }
+}
+
+/// One log entry: DCF's entry header (term, index, key, type, size) plus data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub term: Term,
+    pub index: Index,
+    /// The host's key (DCF passes a u64 key with every write).
+    pub key: u64,
+    pub kind: EntryKind,
+    pub data: Vec<u8>,
+}
+
+/// A message of one stream between two nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Pre-vote (`pre_vote`, asking for `term` without anyone adopting it) or vote.
+    VoteRequest {
+        term: Term,
+        pre_vote: bool,
+        last_index: Index,
+        last_term: Term,
+        /// Set when the leader handed over (promote): voters then ignore
+        /// their "live leader known" refusal.
+        transfer: bool,
+    },
+    VoteResponse {
+        term: Term,
+        pre_vote: bool,
+        granted: bool,
+    },
+    /// Entries after (`prev_index`, `prev_term`), or none as a heartbeat.
+    Append {
+        term: Term,
+        prev_index: Index,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        commit: Index,
+        /// The leader's first log index (followers behind it miss logs).
+        first_index: Index,
+        /// The cluster-wide minimum applied index (PASSIVE nodes included).
+        min_applied: Index,
+        /// Heartbeat round of the leader, echoed back; confirms read indexes.
+        seq: u64,
+    },
+    AppendResponse {
+        term: Term,
+        success: bool,
+        /// On success: the highest index known to match the leader's log
+        /// and durable on this node. On rejection: where the leader should
+        /// retry from (fast back-off hint).
+        index: Index,
+        /// The responder's last log index.
+        last_index: Index,
+        applied_index: Index,
+        seq: u64,
+    },
+    /// Sent by a leader handing over: the receiver campaigns at once.
+    TimeoutNow { term: Term },
+}
+
+impl Message {
+    /// The sender's term carried by the message.
+    pub fn term(&self) -> Term {
+        match self {
+            Message::VoteRequest { term, .. }
+            | Message::VoteResponse { term, .. }
+            | Message::Append { term, .. }
+            | Message::AppendResponse { term, .. }
+            | Message::TimeoutNow { term } => *term,
+        }
+    }
+}
+
+/// A message with its stream and its addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub stream: StreamId,
+    pub from: NodeId,
+    pub to: NodeId,
+    pub msg: Message,
+}

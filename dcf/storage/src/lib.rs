@@ -1,0 +1,3 @@
+//! # dcf-storage
+//!
+//! Durable storage of a DCF node (to be written).

@@ -1,0 +1,3 @@
+//! # dcf-transport
+//!
+//! Node-to-node transport of DCF (to be written).

@@ -1,0 +1,6 @@
+//! # harness
+//!
+//! The `dcf-harness` test runner: deploys a `dcf-node` cluster (local
+//! processes in network namespaces, later SSH hosts), drives a workload with
+//! a nemesis alongside, records every operation to `history.jsonl`, checks it
+//! and writes the run's folder in the store.
