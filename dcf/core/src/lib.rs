@@ -13,3 +13,11 @@ pub use config::{
     ClusterConfig, ConfigError, Member, MemberKind, NodeId, Role, StreamId, StreamMembers,
 };
 pub use types::{Entry, EntryKind, Envelope, Index, Message, Term};
+pub mod log;
+pub mod quorum;
+pub mod stream;
+
+pub use stream::{
+    Action, CoreOptions, Exception, HardState, Progress, ProposeError, Restored, RunMode,
+    StreamCore, StreamStatus, WorkMode,
+};

@@ -1,0 +1,1442 @@
+//! The consensus state machine of one stream.
+//!
+//! [`StreamCore`] is driven by its host through a handful of calls
+//! ([`StreamCore::tick`], [`StreamCore::step`], [`StreamCore::propose`],
+//! [`StreamCore::read_index`], [`StreamCore::on_persisted`],
+//! [`StreamCore::on_applied`]) and answers with [`Action`]s that the host
+//! must carry out **in order**: a [`Action::SaveHardState`] must be durable
+//! before any later [`Action::Send`] leaves the node, because a vote or a
+//! term must never be forgotten after another node relied on it.
+//!
+//! Rules implemented (see DESIGN.md §2 and DCF-NOTES.md):
+//! - pre-vote, then vote; one vote per term; up-to-date log check;
+//! - weighted quorum, plus one node of every `MAJORITY_GROUPS` group for
+//!   commits;
+//! - a node that heard from a live leader within the election timeout
+//!   refuses (pre-)votes; a leader steps down when voters holding a quorum
+//!   of weight were silent for 2 × election timeout (AUTO run mode);
+//! - a new leader appends a configuration entry and accepts writes only
+//!   after it has applied everything up to it;
+//! - pipelined appends in batches, next/match index per peer, probing
+//!   with fast back-off after a rejection;
+//! - only entries of the current term are committed by counting;
+//! - followers acknowledge only entries that storage reported durable.
+
+use crate::config::{MemberKind, NodeId, Role, StreamId, StreamMembers};
+use crate::log::MemLog;
+use crate::quorum::{has_quorum, quorum_index, VoterMatch};
+use crate::types::{Entry, EntryKind, Envelope, Index, Message, Term};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// DCF's RUN_MODE parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunMode {
+    /// Elections on timeout (0).
+    Auto,
+    /// No timeout elections; leadership changes only by promote (1). The
+    /// configured LEADER still campaigns once at start-up.
+    Manual,
+    /// No elections at all except promote (2).
+    Disable,
+}
+
+impl RunMode {
+    pub fn from_param(v: u64) -> Option<RunMode> {
+        match v {
+            0 => Some(RunMode::Auto),
+            1 => Some(RunMode::Manual),
+            2 => Some(RunMode::Disable),
+            _ => None,
+        }
+    }
+    pub fn as_param(self) -> u64 {
+        match self {
+            RunMode::Auto => 0,
+            RunMode::Manual => 1,
+            RunMode::Disable => 2,
+        }
+    }
+}
+
+/// DCF's work mode: normal majority, or minority (emergency) mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkMode {
+    Normal,
+    Minority { vote_num: u64 },
+}
+
+/// The term and vote that must survive a crash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+}
+
+/// Tunables of one stream (DCF parameters that the core needs).
+#[derive(Clone, Debug)]
+pub struct CoreOptions {
+    pub node_id: NodeId,
+    pub stream_id: StreamId,
+    /// ELECTION_TIMEOUT in ms.
+    pub election_timeout_ms: u64,
+    /// HEARTBEAT_INTERVAL in ms.
+    pub heartbeat_interval_ms: u64,
+    pub run_mode: RunMode,
+    /// MAJORITY_GROUPS.
+    pub majority_groups: Vec<u32>,
+    /// Most entries in one append message.
+    pub max_batch_entries: usize,
+    /// Most entries sent to a peer beyond its acknowledged match index.
+    pub max_inflight_entries: u64,
+    /// Seed of the randomised election timeouts.
+    pub seed: u64,
+}
+
+impl CoreOptions {
+    pub fn new(node_id: NodeId, stream_id: StreamId) -> CoreOptions {
+        CoreOptions {
+            node_id,
+            stream_id,
+            election_timeout_ms: 3000,
+            heartbeat_interval_ms: 1000,
+            run_mode: RunMode::Auto,
+            majority_groups: Vec::new(),
+            max_batch_entries: 256,
+            max_inflight_entries: 8192,
+            seed: node_id as u64 ^ ((stream_id as u64) << 32),
+        }
+    }
+}
+
+/// What a stream remembers across a restart, as loaded from storage.
+#[derive(Clone, Debug, Default)]
+pub struct Restored {
+    pub hard_state: HardState,
+    /// First index of the log (1 unless a prefix was truncated).
+    pub first_index: Index,
+    /// Term of the entry at `first_index - 1`.
+    pub prev_term: Term,
+    /// Every durable entry from `first_index` on.
+    pub entries: Vec<Entry>,
+    /// The host's applied index (DCF does not persist it; the host passes
+    /// it with `set_applied_index` before start).
+    pub applied_index: Index,
+}
+
+/// DCF exception callbacks the core raises.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Exception {
+    /// This node is behind the leader's first index: the entries it needs
+    /// were truncated away (DCF's MISSING_LOG).
+    MissingLog {
+        leader: NodeId,
+        leader_first_index: Index,
+        local_last_index: Index,
+    },
+}
+
+/// What the host must do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Persist term and vote durably before carrying out later actions.
+    SaveHardState(HardState),
+    /// Remove every log entry with index >= `from` (before later appends).
+    TruncateLog { from: Index },
+    /// Append entries to the log (not yet durable); report durability with
+    /// [`StreamCore::on_persisted`].
+    AppendLog(Vec<Entry>),
+    /// Send a message to another node (may be lost).
+    Send(Envelope),
+    /// Committed entries, in order, for the state machine; report with
+    /// [`StreamCore::on_applied`].
+    Apply(Vec<Entry>),
+    /// A read registered with [`StreamCore::read_index`] may be served once
+    /// the host has applied up to `index`.
+    ReadReady { ctx: u64, index: Index },
+    /// A read could not be confirmed (leadership lost).
+    ReadFailed { ctx: u64 },
+    /// Role, term or leader changed (DCF's status / election callbacks).
+    RoleChanged {
+        role: Role,
+        term: Term,
+        leader: Option<NodeId>,
+    },
+    /// An exception callback.
+    Exception(Exception),
+}
+
+/// Why a proposal or read was refused. All of these are definite: nothing
+/// was appended.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("leader has not yet applied its own term's first entry")]
+    NotReady,
+    #[error("leadership transfer in progress")]
+    Transferring,
+}
+
+/// Per-peer replication progress on the leader.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Progress {
+    pub next_index: Index,
+    pub match_index: Index,
+    pub apply_index: Index,
+    /// Sending one message at a time until the peer's log position is known.
+    pub probing: bool,
+    /// Last time (ms) any response from the peer arrived in this term.
+    pub last_response: u64,
+    /// Last time (ms) the peer's match index moved or it was caught up.
+    pub last_progress: u64,
+    /// Highest heartbeat round the peer has echoed.
+    pub seq_acked: u64,
+}
+
+/// A snapshot of the stream's state for queries (DCF stream info).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StreamStatus {
+    pub stream_id: StreamId,
+    pub node_id: NodeId,
+    pub role: Role,
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+    pub leader_id: Option<NodeId>,
+    pub run_mode: RunMode,
+    pub work_mode: WorkMode,
+    pub commit_index: Index,
+    pub applied_index: Index,
+    pub first_index: Index,
+    pub last_index: Index,
+    pub durable_index: Index,
+    pub cluster_min_applied: Index,
+    pub members: StreamMembers,
+    pub peers: BTreeMap<NodeId, Progress>,
+    pub leader_ready: bool,
+}
+
+#[derive(Clone, Debug)]
+struct PendingRead {
+    ctx: u64,
+    index: Index,
+    seq: u64,
+}
+
+/// The consensus state machine of one stream on one node.
+pub struct StreamCore {
+    opts: CoreOptions,
+    rng: SmallRng,
+    now: u64,
+
+    role: Role,
+    term: Term,
+    voted_for: Option<NodeId>,
+    leader: Option<NodeId>,
+    last_leader_contact: Option<u64>,
+    election_deadline: u64,
+
+    /// Membership in effect (the newest configuration entry in the log).
+    members: StreamMembers,
+    /// Configuration entries in the log, oldest first; index 0 holds the
+    /// configuration the stream started with.
+    config_history: Vec<(Index, StreamMembers)>,
+
+    log: MemLog,
+    durable: Index,
+    commit: Index,
+    applied: Index,
+    /// Entries up to here were handed out with [`Action::Apply`].
+    apply_sent: Index,
+
+    // candidate state
+    votes: BTreeMap<NodeId, bool>,
+    transfer_campaign: bool,
+    /// The configured LEADER campaigns once at start-up even in MANUAL mode.
+    startup_campaign: bool,
+
+    // leader state
+    peers: BTreeMap<NodeId, Progress>,
+    heartbeat_deadline: u64,
+    seq: u64,
+    reads: VecDeque<PendingRead>,
+    read_round_wanted: bool,
+    leader_start_index: Index,
+    leader_ready: bool,
+    dirty_peers: BTreeSet<NodeId>,
+    cluster_min_applied: Index,
+
+    // follower state
+    /// Highest index known to match the current leader's log.
+    ack_upto: Index,
+    /// Highest index acknowledged to the current leader.
+    acked: Index,
+    last_seq_seen: u64,
+    last_missing_log_report: Option<u64>,
+
+    work_mode: WorkMode,
+    actions: Vec<Action>,
+}
+
+impl StreamCore {
+    /// A stream restarting from `restored` with `members` as the membership
+    /// it was configured with (configuration entries in the restored log
+    /// take precedence, newest last).
+    pub fn new(
+        opts: CoreOptions,
+        members: StreamMembers,
+        restored: Restored,
+        now: u64,
+    ) -> StreamCore {
+        let log = MemLog::new(restored.first_index, restored.prev_term, restored.entries);
+        let mut config_history = vec![(0, members.clone())];
+        let mut effective = members;
+        for e in log.iter() {
+            if e.kind == EntryKind::Config {
+                if let Ok(m) = serde_json::from_slice::<StreamMembers>(&e.data) {
+                    config_history.push((e.index, m.clone()));
+                    effective = m;
+                }
+            }
+        }
+        let last = log.last_index();
+        let first = log.first_index();
+        // Entries below the first index were applied before they were
+        // truncated, so they are committed.
+        let floor = first.saturating_sub(1);
+        let applied = restored.applied_index.min(last).max(floor);
+        let rng = SmallRng::seed_from_u64(opts.seed);
+        let mut core = StreamCore {
+            opts,
+            rng,
+            now,
+            role: Role::Follower,
+            term: restored.hard_state.term,
+            voted_for: restored.hard_state.voted_for,
+            leader: None,
+            last_leader_contact: None,
+            election_deadline: 0,
+            members: effective,
+            config_history,
+            log,
+            durable: last,
+            commit: applied,
+            applied,
+            apply_sent: applied,
+            votes: BTreeMap::new(),
+            transfer_campaign: false,
+            startup_campaign: false,
+            peers: BTreeMap::new(),
+            heartbeat_deadline: 0,
+            seq: 0,
+            reads: VecDeque::new(),
+            read_round_wanted: false,
+            leader_start_index: 0,
+            leader_ready: false,
+            dirty_peers: BTreeSet::new(),
+            cluster_min_applied: 0,
+            ack_upto: 0,
+            acked: 0,
+            last_seq_seen: 0,
+            last_missing_log_report: None,
+            work_mode: WorkMode::Normal,
+            actions: Vec::new(),
+        };
+        core.initial_election_timer();
+        core
+    }
+
+    // ----- queries -------------------------------------------------------
+
+    pub fn node_id(&self) -> NodeId {
+        self.opts.node_id
+    }
+    pub fn stream_id(&self) -> StreamId {
+        self.opts.stream_id
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn term(&self) -> Term {
+        self.term
+    }
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+    pub fn commit_index(&self) -> Index {
+        self.commit
+    }
+    pub fn applied_index(&self) -> Index {
+        self.applied
+    }
+    pub fn last_index(&self) -> Index {
+        self.log.last_index()
+    }
+    pub fn first_index(&self) -> Index {
+        self.log.first_index()
+    }
+    pub fn durable_index(&self) -> Index {
+        self.durable
+    }
+    pub fn members(&self) -> &StreamMembers {
+        &self.members
+    }
+    pub fn is_leader_ready(&self) -> bool {
+        self.role == Role::Leader && self.leader_ready
+    }
+    pub fn entry(&self, index: Index) -> Option<&Entry> {
+        self.log.get(index)
+    }
+    pub fn options(&self) -> &CoreOptions {
+        &self.opts
+    }
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+        }
+    }
+
+    pub fn status(&self) -> StreamStatus {
+        StreamStatus {
+            stream_id: self.opts.stream_id,
+            node_id: self.opts.node_id,
+            role: self.role,
+            term: self.term,
+            voted_for: self.voted_for,
+            leader_id: self.leader,
+            run_mode: self.opts.run_mode,
+            work_mode: self.work_mode,
+            commit_index: self.commit,
+            applied_index: self.applied,
+            first_index: self.log.first_index(),
+            last_index: self.log.last_index(),
+            durable_index: self.durable,
+            cluster_min_applied: self.cluster_min_applied,
+            members: self.members.clone(),
+            peers: if self.role == Role::Leader {
+                self.peers.clone()
+            } else {
+                BTreeMap::new()
+            },
+            leader_ready: self.is_leader_ready(),
+        }
+    }
+
+    /// Takes the actions produced so far (after sending any appends that
+    /// proposals made pending, so several proposals share one message).
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        self.flush();
+        std::mem::take(&mut self.actions)
+    }
+
+    // ----- parameters ----------------------------------------------------
+
+    pub fn set_election_timeout(&mut self, ms: u64) {
+        self.opts.election_timeout_ms = ms.max(1);
+        self.reset_election_timer();
+    }
+    pub fn set_heartbeat_interval(&mut self, ms: u64) {
+        self.opts.heartbeat_interval_ms = ms.max(1);
+    }
+    pub fn set_run_mode(&mut self, mode: RunMode) {
+        self.opts.run_mode = mode;
+        self.reset_election_timer();
+    }
+    pub fn set_majority_groups(&mut self, groups: Vec<u32>) {
+        self.opts.majority_groups = groups;
+    }
+
+    // ----- host events ---------------------------------------------------
+
+    /// Advances the clock: heartbeats, election timeouts, leader lease checks.
+    pub fn tick(&mut self, now: u64) {
+        self.now = now.max(self.now);
+        match self.role {
+            Role::Leader => {
+                if self.opts.run_mode == RunMode::Auto && !self.quorum_recently_heard() {
+                    self.step_down(None);
+                    return;
+                }
+                self.resend_stalled();
+                if self.now >= self.heartbeat_deadline {
+                    self.broadcast_heartbeat();
+                }
+            }
+            _ => {
+                if self.now >= self.election_deadline {
+                    let startup = std::mem::take(&mut self.startup_campaign);
+                    if self.may_campaign_on_timeout() || (startup && self.may_lead()) {
+                        self.start_pre_vote();
+                    } else {
+                        self.reset_election_timer();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles a message from another node of this stream.
+    pub fn step(&mut self, now: u64, from: NodeId, msg: Message) {
+        self.now = now.max(self.now);
+        if from == self.opts.node_id {
+            return;
+        }
+        let mterm = msg.term();
+        if mterm > self.term {
+            match &msg {
+                Message::VoteRequest { pre_vote: true, .. } => {
+                    // Pre-votes never change anyone's term.
+                }
+                Message::VoteRequest {
+                    pre_vote: false,
+                    transfer,
+                    ..
+                } if !*transfer && self.leader_is_live() => {
+                    // A live leader is known: refuse without adopting the term.
+                    self.send(
+                        from,
+                        Message::VoteResponse {
+                            term: self.term,
+                            pre_vote: false,
+                            granted: false,
+                        },
+                    );
+                    return;
+                }
+                Message::VoteResponse {
+                    pre_vote: true,
+                    granted: true,
+                    ..
+                } => {
+                    // A granted pre-vote carries the term we asked for.
+                }
+                Message::AppendResponse { .. } | Message::VoteResponse { .. } => {
+                    self.become_follower(mterm, None);
+                }
+                Message::Append { .. } | Message::TimeoutNow { .. } => {
+                    self.become_follower(mterm, Some(from));
+                }
+                Message::VoteRequest { .. } => {
+                    self.become_follower(mterm, None);
+                }
+            }
+        } else if mterm < self.term {
+            match msg {
+                Message::Append { .. } => {
+                    // Tell the stale leader about the newer term.
+                    self.send(
+                        from,
+                        Message::AppendResponse {
+                            term: self.term,
+                            success: false,
+                            index: 0,
+                            last_index: self.log.last_index(),
+                            applied_index: self.applied,
+                            seq: 0,
+                        },
+                    );
+                }
+                Message::VoteRequest { pre_vote, .. } => {
+                    self.send(
+                        from,
+                        Message::VoteResponse {
+                            term: self.term,
+                            pre_vote,
+                            granted: false,
+                        },
+                    );
+                }
+                _ => {}
+            }
+            return;
+        }
+
+        match msg {
+            Message::VoteRequest {
+                term,
+                pre_vote,
+                last_index,
+                last_term,
+                ..
+            } => self.handle_vote_request(from, term, pre_vote, last_index, last_term),
+            Message::VoteResponse {
+                term,
+                pre_vote,
+                granted,
+            } => self.handle_vote_response(from, term, pre_vote, granted),
+            Message::Append {
+                term: _,
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                first_index,
+                min_applied,
+                seq,
+            } => self.handle_append(
+                from,
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                first_index,
+                min_applied,
+                seq,
+            ),
+            Message::AppendResponse {
+                success,
+                index,
+                last_index,
+                applied_index,
+                seq,
+                ..
+            } => self.handle_append_response(from, success, index, last_index, applied_index, seq),
+            Message::TimeoutNow { .. } => {
+                if self.leader == Some(from) && self.may_lead() {
+                    self.start_election(true);
+                }
+            }
+        }
+    }
+
+    /// Appends a client entry (DCF `write` on the leader). Returns its index;
+    /// the entry is committed when [`Action::Apply`] hands it out with the
+    /// same term, and lost if another entry takes that index.
+    pub fn propose(
+        &mut self,
+        now: u64,
+        key: u64,
+        data: Vec<u8>,
+    ) -> Result<(Term, Index), ProposeError> {
+        self.now = now.max(self.now);
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if !self.leader_ready {
+            return Err(ProposeError::NotReady);
+        }
+        let index = self.log.last_index() + 1;
+        let entry = Entry {
+            term: self.term,
+            index,
+            key,
+            kind: EntryKind::Data,
+            data,
+        };
+        self.append_local(vec![entry]);
+        Ok((self.term, index))
+    }
+
+    /// Registers a linearizable read (read index): once a quorum confirms
+    /// this node is still leader, [`Action::ReadReady`] gives the index the
+    /// host must have applied before it serves the read.
+    pub fn read_index(&mut self, now: u64, ctx: u64) -> Result<(), ProposeError> {
+        self.now = now.max(self.now);
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if !self.leader_ready {
+            return Err(ProposeError::NotReady);
+        }
+        self.reads.push_back(PendingRead {
+            ctx,
+            index: self.commit,
+            seq: self.seq + 1,
+        });
+        self.read_round_wanted = true;
+        self.check_reads();
+        Ok(())
+    }
+
+    /// Storage made every entry up to `index` durable, the one at `index`
+    /// having `term` (stale reports, for entries since truncated, are ignored).
+    pub fn on_persisted(&mut self, now: u64, index: Index, term: Term) {
+        self.now = now.max(self.now);
+        if index <= self.durable || self.log.term_at(index) != Some(term) {
+            return;
+        }
+        self.durable = index.min(self.log.last_index());
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        } else if let Some(leader) = self.leader {
+            let upto = self.durable.min(self.ack_upto);
+            if upto > self.acked {
+                self.acked = upto;
+                self.send(
+                    leader,
+                    Message::AppendResponse {
+                        term: self.term,
+                        success: true,
+                        index: upto,
+                        last_index: self.log.last_index(),
+                        applied_index: self.applied,
+                        seq: self.last_seq_seen,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The host applied every entry up to `index`.
+    pub fn on_applied(&mut self, index: Index) {
+        if index > self.applied {
+            self.applied = index.min(self.apply_sent);
+        }
+        self.check_leader_ready();
+    }
+
+    // ----- elections -----------------------------------------------------
+
+    fn self_kind(&self) -> Option<MemberKind> {
+        self.members.get(self.opts.node_id).map(|m| m.kind)
+    }
+
+    fn may_lead(&self) -> bool {
+        self.self_kind().is_some_and(|k| k.may_lead())
+    }
+
+    fn may_campaign_on_timeout(&self) -> bool {
+        self.may_lead() && self.opts.run_mode == RunMode::Auto
+    }
+
+    fn leader_is_live(&self) -> bool {
+        if self.role == Role::Leader {
+            return true;
+        }
+        match (self.leader, self.last_leader_contact) {
+            (Some(_), Some(t)) => self.now < t + self.opts.election_timeout_ms,
+            _ => false,
+        }
+    }
+
+    fn initial_election_timer(&mut self) {
+        let t = self.opts.election_timeout_ms;
+        let configured_leader = self
+            .members
+            .get(self.opts.node_id)
+            .is_some_and(|m| m.initial_leader);
+        let single = self.voter_ids().len() == 1 && self.may_lead();
+        if configured_leader || single {
+            // The configured LEADER campaigns first at start-up (in every run
+            // mode but DISABLE); a single-node stream leads at once.
+            if self.opts.run_mode != RunMode::Disable {
+                self.startup_campaign = true;
+                self.election_deadline = self.now + t / 10;
+                if single {
+                    self.election_deadline = self.now;
+                }
+                return;
+            }
+        }
+        self.election_deadline = self.now + t + self.rng.gen_range(0..=t);
+    }
+
+    fn reset_election_timer(&mut self) {
+        let t = self.opts.election_timeout_ms;
+        let jitter = if self.leader.is_some() {
+            self.rng.gen_range(0..=t / 10)
+        } else {
+            self.rng.gen_range(0..=t)
+        };
+        let base = if self.leader.is_some() { t } else { t / 2 };
+        self.election_deadline = self.now + base + jitter;
+    }
+
+    fn voter_ids(&self) -> Vec<NodeId> {
+        self.members
+            .members
+            .iter()
+            .filter(|m| m.kind.votes())
+            .map(|m| m.node_id)
+            .collect()
+    }
+
+    fn weight_of(&self, id: NodeId) -> u64 {
+        self.members
+            .get(id)
+            .filter(|m| m.kind.votes())
+            .map(|m| m.weight as u64)
+            .unwrap_or(0)
+    }
+
+    fn quorum(&self) -> u64 {
+        match self.work_mode {
+            WorkMode::Normal => self.members.quorum_weight(),
+            WorkMode::Minority { vote_num } => vote_num,
+        }
+    }
+
+    fn votes_weight(&self) -> u64 {
+        self.votes
+            .iter()
+            .filter(|(_, g)| **g)
+            .map(|(id, _)| self.vote_weight(*id))
+            .sum()
+    }
+
+    fn vote_weight(&self, id: NodeId) -> u64 {
+        match self.work_mode {
+            WorkMode::Normal => self.weight_of(id),
+            WorkMode::Minority { .. } => u64::from(self.weight_of(id) > 0),
+        }
+    }
+
+    fn start_pre_vote(&mut self) {
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.votes.clear();
+        self.votes.insert(self.opts.node_id, true);
+        self.reset_election_timer();
+        self.emit_role();
+        if self.votes_weight() >= self.quorum() {
+            self.start_election(false);
+            return;
+        }
+        let req = Message::VoteRequest {
+            term: self.term + 1,
+            pre_vote: true,
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+            transfer: false,
+        };
+        for id in self.voter_ids() {
+            if id != self.opts.node_id {
+                self.send(id, req.clone());
+            }
+        }
+    }
+
+    fn start_election(&mut self, transfer: bool) {
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.set_hard_state(self.term + 1, Some(self.opts.node_id));
+        self.votes.clear();
+        self.votes.insert(self.opts.node_id, true);
+        self.transfer_campaign = transfer;
+        self.reset_election_timer();
+        self.emit_role();
+        if self.votes_weight() >= self.quorum() {
+            self.become_leader();
+            return;
+        }
+        let req = Message::VoteRequest {
+            term: self.term,
+            pre_vote: false,
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+            transfer,
+        };
+        for id in self.voter_ids() {
+            if id != self.opts.node_id {
+                self.send(id, req.clone());
+            }
+        }
+    }
+
+    fn log_up_to_date(&self, last_index: Index, last_term: Term) -> bool {
+        (last_term, last_index) >= (self.log.last_term(), self.log.last_index())
+    }
+
+    fn handle_vote_request(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        pre_vote: bool,
+        last_index: Index,
+        last_term: Term,
+    ) {
+        let candidate_votes =
+            self.weight_of(from) > 0 && self.members.get(from).is_some_and(|m| m.kind.may_lead());
+        let i_vote = self.self_kind().is_some_and(|k| k.votes());
+        let granted = if pre_vote {
+            candidate_votes
+                && i_vote
+                && term > self.term
+                && !self.leader_is_live()
+                && self.log_up_to_date(last_index, last_term)
+        } else {
+            candidate_votes
+                && i_vote
+                && term == self.term
+                && (self.voted_for.is_none() || self.voted_for == Some(from))
+                && self.log_up_to_date(last_index, last_term)
+        };
+        if granted && !pre_vote {
+            self.set_hard_state(self.term, Some(from));
+            self.reset_election_timer();
+        }
+        self.send(
+            from,
+            Message::VoteResponse {
+                term: if pre_vote && granted { term } else { self.term },
+                pre_vote,
+                granted,
+            },
+        );
+    }
+
+    fn handle_vote_response(&mut self, from: NodeId, term: Term, pre_vote: bool, granted: bool) {
+        let expected = match (self.role, pre_vote) {
+            (Role::PreCandidate, true) => term == self.term + 1 || (!granted && term == self.term),
+            (Role::Candidate, false) => term == self.term,
+            _ => false,
+        };
+        if !expected {
+            return;
+        }
+        self.votes.insert(from, granted);
+        if self.votes_weight() >= self.quorum() {
+            if pre_vote {
+                self.start_election(false);
+            } else {
+                self.become_leader();
+            }
+        }
+    }
+
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        let was_leader = self.role == Role::Leader;
+        if term > self.term {
+            self.set_hard_state(term, None);
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.votes.clear();
+        self.transfer_campaign = false;
+        if leader.is_some() {
+            self.last_leader_contact = Some(self.now);
+        }
+        self.ack_upto = 0;
+        self.acked = 0;
+        if was_leader {
+            self.leave_leadership();
+        }
+        self.reset_election_timer();
+        self.emit_role();
+    }
+
+    fn step_down(&mut self, leader: Option<NodeId>) {
+        self.become_follower(self.term, leader);
+    }
+
+    fn leave_leadership(&mut self) {
+        self.peers.clear();
+        self.dirty_peers.clear();
+        self.leader_ready = false;
+        while let Some(r) = self.reads.pop_front() {
+            self.actions.push(Action::ReadFailed { ctx: r.ctx });
+        }
+    }
+
+    fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.opts.node_id);
+        self.votes.clear();
+        self.transfer_campaign = false;
+        self.leader_ready = false;
+        let last = self.log.last_index();
+        self.peers.clear();
+        for m in &self.members.members {
+            if m.node_id != self.opts.node_id {
+                self.peers.insert(
+                    m.node_id,
+                    Progress {
+                        next_index: last + 1,
+                        match_index: 0,
+                        apply_index: 0,
+                        probing: true,
+                        last_response: self.now,
+                        last_progress: self.now,
+                        seq_acked: 0,
+                    },
+                );
+            }
+        }
+        self.emit_role();
+        // Every new leader first appends a configuration entry of its own term.
+        let data = serde_json::to_vec(&self.members).unwrap_or_default();
+        let entry = Entry {
+            term: self.term,
+            index: last + 1,
+            key: 0,
+            kind: EntryKind::Config,
+            data,
+        };
+        self.leader_start_index = last + 1;
+        self.append_local(vec![entry]);
+        self.broadcast_heartbeat();
+        self.maybe_commit();
+    }
+
+    // ----- replication: follower side -------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    fn handle_append(
+        &mut self,
+        from: NodeId,
+        prev_index: Index,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        commit: Index,
+        leader_first: Index,
+        min_applied: Index,
+        seq: u64,
+    ) {
+        if self.role == Role::Leader {
+            // Two leaders in one term cannot happen; ignore defensively.
+            return;
+        }
+        if self.role != Role::Follower || self.leader != Some(from) {
+            let was = self.role;
+            self.role = Role::Follower;
+            self.leader = Some(from);
+            self.votes.clear();
+            self.ack_upto = 0;
+            self.acked = 0;
+            let _ = was;
+            self.emit_role();
+        }
+        self.last_leader_contact = Some(self.now);
+        self.last_seq_seen = self.last_seq_seen.max(seq);
+        self.cluster_min_applied = min_applied;
+        self.reset_election_timer();
+
+        let last = self.log.last_index();
+        let reject = |core: &mut StreamCore, hint: Index| {
+            core.send(
+                from,
+                Message::AppendResponse {
+                    term: core.term,
+                    success: false,
+                    index: hint.max(1),
+                    last_index: core.log.last_index(),
+                    applied_index: core.applied,
+                    seq,
+                },
+            );
+        };
+        if leader_first > 0 && last + 1 < leader_first && prev_index > last {
+            let report_due = self
+                .last_missing_log_report
+                .is_none_or(|t| self.now >= t + 1000);
+            if report_due {
+                self.last_missing_log_report = Some(self.now);
+                self.actions.push(Action::Exception(Exception::MissingLog {
+                    leader: from,
+                    leader_first_index: leader_first,
+                    local_last_index: last,
+                }));
+            }
+        }
+        if prev_index > last {
+            reject(self, last + 1);
+            return;
+        }
+        // Entries at or below our prefix boundary are committed and match.
+        let boundary = self.log.first_index() - 1;
+        let mut entries = entries;
+        let mut prev_index = prev_index;
+        if prev_index < boundary {
+            entries.retain(|e| e.index > boundary);
+            prev_index = boundary;
+        } else if self.log.term_at(prev_index) != Some(prev_term) {
+            let floor = self.commit + 1;
+            let hint = self.log.first_of_term(prev_index, floor);
+            reject(self, hint);
+            return;
+        }
+        let verified = prev_index.max(entries.last().map(|e| e.index).unwrap_or(prev_index));
+        // Skip entries we already have; truncate at the first conflict.
+        let mut new_from = None;
+        for (i, e) in entries.iter().enumerate() {
+            match self.log.term_at(e.index) {
+                Some(t) if t == e.term => continue,
+                Some(_) => {
+                    if e.index <= self.commit {
+                        // A committed entry can never be overwritten; a
+                        // leader asking for it is broken. Refuse the message.
+                        return;
+                    }
+                    self.truncate_local(e.index);
+                    new_from = Some(i);
+                    break;
+                }
+                None => {
+                    new_from = Some(i);
+                    break;
+                }
+            }
+        }
+        if let Some(i) = new_from {
+            let fresh: Vec<Entry> = entries[i..].to_vec();
+            self.append_local(fresh);
+        }
+        self.ack_upto = self.ack_upto.max(verified);
+        let new_commit = commit.min(verified);
+        if new_commit > self.commit {
+            self.commit = new_commit;
+            self.emit_apply();
+        }
+        let upto = self.durable.min(self.ack_upto);
+        self.acked = self.acked.max(upto);
+        self.send(
+            from,
+            Message::AppendResponse {
+                term: self.term,
+                success: true,
+                index: upto,
+                last_index: self.log.last_index(),
+                applied_index: self.applied,
+                seq,
+            },
+        );
+    }
+
+    // ----- replication: leader side ---------------------------------------
+
+    fn handle_append_response(
+        &mut self,
+        from: NodeId,
+        success: bool,
+        index: Index,
+        _last_index: Index,
+        applied: Index,
+        seq: u64,
+    ) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let last = self.log.last_index();
+        let now = self.now;
+        let Some(p) = self.peers.get_mut(&from) else {
+            return;
+        };
+        p.last_response = now;
+        p.apply_index = applied;
+        p.seq_acked = p.seq_acked.max(seq);
+        if success {
+            if index > p.match_index {
+                p.match_index = index.min(last);
+                p.last_progress = now;
+            }
+            if p.match_index >= last {
+                p.last_progress = now;
+            }
+            if p.next_index <= p.match_index {
+                p.next_index = p.match_index + 1;
+            }
+            if p.probing {
+                p.probing = false;
+                p.next_index = p.next_index.max(p.match_index + 1);
+            }
+            self.dirty_peers.insert(from);
+            self.maybe_commit();
+        } else {
+            // Fast back-off: jump to the follower's hint, never below what
+            // it already matched.
+            let hint = index.max(p.match_index + 1);
+            p.next_index = hint.min(p.next_index.max(p.match_index + 1)).max(1);
+            p.probing = true;
+            // A follower behind our first index cannot be helped by
+            // retrying at once (it raised MISSING_LOG); heartbeats probe it.
+            if p.next_index >= self.log.first_index() {
+                self.send_append(from, true);
+            }
+        }
+        self.update_cluster_min_applied();
+        self.check_reads();
+    }
+
+    fn update_cluster_min_applied(&mut self) {
+        let mut min = self.applied;
+        for p in self.peers.values() {
+            min = min.min(p.apply_index);
+        }
+        self.cluster_min_applied = min;
+    }
+
+    /// Sends the next batch to a peer. In probing mode at most one message
+    /// is outstanding (`force` sends anyway, used for heartbeats and
+    /// rejections); otherwise batches are pipelined.
+    fn send_append(&mut self, to: NodeId, force: bool) {
+        let Some(p) = self.peers.get(&to).cloned() else {
+            return;
+        };
+        let last = self.log.last_index();
+        let first = self.log.first_index();
+        let mut next = p.next_index.max(first).max(1);
+        if p.probing && !force {
+            return;
+        }
+        let inflight = next.saturating_sub(p.match_index + 1);
+        let limit_reached = inflight >= self.opts.max_inflight_entries;
+        let entries = if limit_reached {
+            Vec::new()
+        } else {
+            self.log.slice(next, self.opts.max_batch_entries)
+        };
+        if entries.is_empty() && !force {
+            return;
+        }
+        if next > last + 1 {
+            next = last + 1;
+        }
+        let prev_index = next - 1;
+        let prev_term = self.log.term_at(prev_index).unwrap_or(0);
+        let sent_upto = entries.last().map(|e| e.index);
+        let msg = Message::Append {
+            term: self.term,
+            prev_index,
+            prev_term,
+            entries,
+            commit: self.commit,
+            first_index: first,
+            min_applied: self.cluster_min_applied,
+            seq: self.seq,
+        };
+        if let Some(p) = self.peers.get_mut(&to) {
+            if let (Some(upto), false) = (sent_upto, p.probing) {
+                p.next_index = upto + 1;
+            }
+        }
+        self.send(to, msg);
+    }
+
+    fn broadcast_heartbeat(&mut self) {
+        self.seq += 1;
+        self.read_round_wanted = false;
+        self.heartbeat_deadline = self.now + self.opts.heartbeat_interval_ms;
+        let ids: Vec<NodeId> = self.peers.keys().copied().collect();
+        for id in ids {
+            self.send_append(id, true);
+        }
+        self.check_reads();
+    }
+
+    /// A pipelined peer that stopped acknowledging for an election timeout
+    /// probably lost messages: go back to probing from its match index.
+    fn resend_stalled(&mut self) {
+        let t = self.opts.election_timeout_ms;
+        let now = self.now;
+        for p in self.peers.values_mut() {
+            if !p.probing && p.next_index > p.match_index + 1 && now >= p.last_progress + t {
+                p.probing = true;
+                p.next_index = p.match_index + 1;
+                p.last_progress = now;
+            }
+        }
+    }
+
+    fn quorum_recently_heard(&self) -> bool {
+        let window = 2 * self.opts.election_timeout_ms;
+        let now = self.now;
+        let heard = self
+            .voter_ids()
+            .into_iter()
+            .filter(|id| {
+                *id == self.opts.node_id
+                    || self
+                        .peers
+                        .get(id)
+                        .is_some_and(|p| now < p.last_response + window)
+            })
+            .map(|id| self.vote_weight(id));
+        has_quorum(heard, self.quorum())
+    }
+
+    fn maybe_commit(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let mut voters = Vec::new();
+        for m in &self.members.members {
+            if !m.kind.votes() {
+                continue;
+            }
+            let matched = if m.node_id == self.opts.node_id {
+                self.durable
+            } else {
+                self.peers
+                    .get(&m.node_id)
+                    .map(|p| p.match_index)
+                    .unwrap_or(0)
+            };
+            voters.push(VoterMatch {
+                node_id: m.node_id,
+                weight: self.vote_weight(m.node_id),
+                group: m.group,
+                matched,
+            });
+        }
+        let n = quorum_index(&voters, self.quorum(), &self.opts.majority_groups);
+        if n > self.commit && self.log.term_at(n) == Some(self.term) {
+            self.commit = n;
+            self.emit_apply();
+            self.check_reads();
+        }
+    }
+
+    fn check_leader_ready(&mut self) {
+        if self.role == Role::Leader
+            && !self.leader_ready
+            && self.applied >= self.leader_start_index
+            && self.commit >= self.leader_start_index
+        {
+            self.leader_ready = true;
+        }
+    }
+
+    fn check_reads(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        while let Some(r) = self.reads.front() {
+            let confirmed = {
+                let seq = r.seq;
+                let weights = self.voter_ids().into_iter().filter_map(|id| {
+                    if id == self.opts.node_id {
+                        Some(self.vote_weight(id))
+                    } else {
+                        self.peers
+                            .get(&id)
+                            .filter(|p| p.seq_acked >= seq)
+                            .map(|_| self.vote_weight(id))
+                    }
+                });
+                has_quorum(weights, self.quorum()) && seq <= self.seq
+            };
+            if !confirmed {
+                break;
+            }
+            let r = self.reads.pop_front().expect("front exists");
+            self.actions.push(Action::ReadReady {
+                ctx: r.ctx,
+                index: r.index,
+            });
+        }
+    }
+
+    // ----- local log changes ----------------------------------------------
+
+    fn append_local(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        for e in &entries {
+            if e.kind == EntryKind::Config {
+                if let Ok(m) = serde_json::from_slice::<StreamMembers>(&e.data) {
+                    self.config_history.push((e.index, m.clone()));
+                    self.members = m;
+                }
+            }
+        }
+        self.log.append(&entries);
+        if self.role == Role::Leader {
+            let ids: Vec<NodeId> = self.peers.keys().copied().collect();
+            self.dirty_peers.extend(ids);
+        }
+        self.actions.push(Action::AppendLog(entries));
+    }
+
+    fn truncate_local(&mut self, from: Index) {
+        self.log.truncate_from(from);
+        self.durable = self.durable.min(from.saturating_sub(1));
+        self.ack_upto = self.ack_upto.min(from.saturating_sub(1));
+        // A configuration entry removed by truncation rolls the
+        // configuration back to the newest one still in the log.
+        let before = self.config_history.len();
+        self.config_history.retain(|(i, _)| *i == 0 || *i < from);
+        if self.config_history.len() != before {
+            self.members = self
+                .config_history
+                .last()
+                .map(|(_, m)| m.clone())
+                .unwrap_or_default();
+        }
+        self.actions.push(Action::TruncateLog { from });
+    }
+
+    fn emit_apply(&mut self) {
+        let applies = self.self_kind().is_none_or(|k| k.applies());
+        if self.commit <= self.apply_sent {
+            return;
+        }
+        if !applies {
+            // LOGGER nodes apply nothing; their applied index follows commit.
+            self.apply_sent = self.commit;
+            self.applied = self.commit;
+            self.check_leader_ready();
+            return;
+        }
+        let mut from = self.apply_sent + 1;
+        while from <= self.commit {
+            let batch = self
+                .log
+                .slice(from, (self.commit - from + 1).min(4096) as usize);
+            if batch.is_empty() {
+                break;
+            }
+            from = batch.last().map(|e| e.index + 1).unwrap_or(from);
+            self.apply_sent = from - 1;
+            self.actions.push(Action::Apply(batch));
+        }
+    }
+
+    /// Sends pending appends to peers (called by [`take_actions`]).
+    fn flush(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        if self.read_round_wanted {
+            self.broadcast_heartbeat();
+        }
+        let dirty: Vec<NodeId> = std::mem::take(&mut self.dirty_peers).into_iter().collect();
+        for id in dirty {
+            // Keep sending batches until the peer is caught up or the
+            // in-flight limit is reached.
+            for _ in 0..64 {
+                let before = self.peers.get(&id).map(|p| p.next_index);
+                self.send_append(id, false);
+                let after = self.peers.get(&id).map(|p| p.next_index);
+                if before == after {
+                    break;
+                }
+            }
+        }
+    }
+
+    // ----- helpers ----------------------------------------------------------
+
+    fn set_hard_state(&mut self, term: Term, voted_for: Option<NodeId>) {
+        if term != self.term || voted_for != self.voted_for {
+            self.term = term;
+            self.voted_for = voted_for;
+            self.actions
+                .push(Action::SaveHardState(HardState { term, voted_for }));
+        }
+    }
+
+    fn emit_role(&mut self) {
+        self.actions.push(Action::RoleChanged {
+            role: self.role,
+            term: self.term,
+            leader: self.leader,
+        });
+    }
+
+    fn send(&mut self, to: NodeId, msg: Message) {
+        self.actions.push(Action::Send(Envelope {
+            stream: self.opts.stream_id,
+            from: self.opts.node_id,
+            to,
+            msg,
+        }));
+    }
+}
