@@ -17,3 +17,9 @@
 pub use dcf_core as core;
 pub use dcf_storage as storage;
 pub use dcf_transport as transport;
+
+pub mod engine;
+pub mod kv;
+pub mod params;
+
+pub use engine::{Dcf, DcfCallbacks, DcfError, StartOptions};

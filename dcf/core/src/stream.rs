@@ -449,6 +449,13 @@ impl StreamCore {
         self.opts.majority_groups = groups;
     }
 
+    /// DCF `truncate`: forgets entries below `first_kept`, which must be
+    /// applied (the host decides; entries not yet applied are kept).
+    pub fn compact_log(&mut self, first_kept: Index) {
+        let keep = first_kept.min(self.applied + 1).min(self.log.last_index() + 1);
+        self.log.compact_to(keep);
+    }
+
     // ----- host events ---------------------------------------------------
 
     /// Advances the clock: heartbeats, election timeouts, leader lease checks.
@@ -1139,9 +1146,15 @@ impl StreamCore {
             self.dirty_peers.insert(from);
             self.maybe_commit();
         } else {
-            // Fast back-off: jump to the follower's hint, never below what
-            // it already matched.
-            let hint = index.max(p.match_index + 1);
+            // Fast back-off: jump to the follower's hint. A hint at or
+            // below the match index means the follower lost entries it had
+            // acknowledged (a damaged disk, or a stale reply): lower the
+            // match index so they are sent again. The commit index never
+            // moves back, so this only delays later commits.
+            let hint = index.max(1);
+            if hint <= p.match_index {
+                p.match_index = hint - 1;
+            }
             p.next_index = hint.min(p.next_index.max(p.match_index + 1)).max(1);
             p.probing = true;
             // A follower behind our first index cannot be helped by

@@ -1,3 +1,43 @@
 //! # dcf-transport
 //!
-//! Node-to-node transport of DCF (to be written).
+//! DCF's node-to-node transport: every node of a cluster keeps one TCP
+//! connection to each peer and exchanges [`dcf_core::Envelope`]s over it in
+//! length-prefixed, versioned, batched binary frames. All streams of a node
+//! share one transport.
+//!
+//! Modules, one concern each:
+//! - [`header`] — the fixed frame header (magic, version, flags, length) and
+//!   the [`Compression`] flag (only `None` is implemented; LZ4 and ZSTD have
+//!   reserved codes).
+//! - [`codec`] — the payload encoding of hellos and batches of envelopes;
+//!   decoding is bounds-checked and never panics.
+//! - [`config`] — [`TransportConfig`].
+//! - [`stats`] — counters ([`TransportStats`]).
+//! - [`tcp`] — [`Transport`]: listener, per-peer queues and writers,
+//!   reconnect with back-off, membership changes, shutdown.
+//! - `conn` (private) — the protocol of one connection over any
+//!   `AsyncRead + AsyncWrite` stream, the seam where TLS will be added.
+//!
+//! Loss is acceptable, blocking is not: consensus retransmits, so a full
+//! queue drops the message (and counts it) instead of blocking the caller,
+//! and a malformed frame costs only the connection it came on.
+//!
+//! Differences from DCF's MEC layer: one connection per peer instead of
+//! MEC_CHANNEL_NUM channels; no fragmentation (a message must fit in one
+//! frame, at most 64 MiB by default); no TLS or compression yet.
+
+mod backoff;
+pub mod codec;
+pub mod config;
+mod conn;
+pub mod error;
+pub mod header;
+pub mod stats;
+pub mod tcp;
+
+pub use codec::{BatchReport, Codec, Frame, Hello};
+pub use config::TransportConfig;
+pub use error::{FrameError, TransportError};
+pub use header::{Compression, FrameHeader, DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, VERSION};
+pub use stats::TransportStats;
+pub use tcp::Transport;

@@ -1,0 +1,1182 @@
+//! A seeded, deterministic simulator for [`StreamCore`] clusters.
+//!
+//! Everything random (topology, options, each node's core seed, network
+//! behaviour, faults, client traffic) comes from one `SmallRng` seeded with
+//! the run's u64 seed, and simulated time advances through a priority queue
+//! of events, so a seed replays exactly.
+//!
+//! The model:
+//! - network: loss, duplication, random delays (hence reordering), rare
+//!   long delays, partitions into random sides plus one-way cuts, healing;
+//! - storage per node: a durable prefix plus an unsynced tail; the hard
+//!   state is durable as soon as `SaveHardState` is carried out; syncs run
+//!   after a random delay (group commit) and sometimes cover only a prefix
+//!   of the tail; a crash drops the unsynced tail;
+//! - crashes and restarts through `StreamCore::new` from the durable state,
+//!   with the host's applied index or 0 (the host then rebuilds its state
+//!   machine from scratch);
+//! - clients proposing and asking for read indexes at random nodes.
+//!
+//! Invariants are checked after every event (see [`World::fail`] call sites).
+
+use dcf_core::*;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::cmp::Ordering;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// A deliberately broken host, to show the checker notices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostBug {
+    None,
+    /// The host does not make the vote durable: a restart forgets it.
+    ForgetVote,
+    /// The host reports entries durable as soon as they are written, but a
+    /// crash still loses them.
+    EarlyPersist,
+}
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Time with faults.
+    pub chaos_ms: u64,
+    /// Time after healing before the liveness check starts.
+    pub heal_ms: u64,
+    pub host_bug: HostBug,
+    /// Mean gap between nemesis actions.
+    pub nemesis_gap_ms: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            chaos_ms: 3000,
+            heal_ms: 1500,
+            host_bug: HostBug::None,
+            nemesis_gap_ms: 250,
+        }
+    }
+}
+
+/// A violated invariant, with enough context to replay it.
+#[derive(Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub invariant: &'static str,
+    pub detail: String,
+    pub at: u64,
+    pub cluster: String,
+    pub trace: Vec<String>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "seed {}: invariant `{}` violated at t={} ms: {}",
+            self.seed, self.invariant, self.at, self.detail
+        )?;
+        writeln!(f, "  cluster: {}", self.cluster)?;
+        writeln!(
+            f,
+            "  replay: DCF_SIM_SEED={} cargo test -p dcf-core --test sim",
+            self.seed
+        )?;
+        writeln!(f, "  last events:")?;
+        for t in &self.trace {
+            writeln!(f, "    {t}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub events: u64,
+    pub elections: u64,
+    pub committed: u64,
+    pub reads_ok: u64,
+    pub crashes: u64,
+}
+
+// ----- trace -------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+enum Tr {
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        what: &'static str,
+        term: Term,
+        a: u64,
+        b: u64,
+    },
+    Crash(NodeId, Index),
+    Restart(NodeId, Term, Index, Index),
+    Partition(Vec<(NodeId, u8)>, Option<(NodeId, NodeId)>),
+    Net(u32, u32, u64),
+    Role(NodeId, Role, Term),
+    Commit(NodeId, Index),
+    Truncate(NodeId, Index),
+    Persist(NodeId, Index),
+    Propose(NodeId, Term, Index),
+    Read(NodeId, u64, Index),
+    ReadReady(NodeId, u64, Index),
+}
+
+impl fmt::Display for Tr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tr::Deliver {
+                from,
+                to,
+                what,
+                term,
+                a,
+                b,
+            } => write!(f, "{from}->{to} {what} t{term} ({a},{b})"),
+            Tr::Crash(n, d) => write!(f, "CRASH n{n} (durable last {d})"),
+            Tr::Restart(n, t, last, ap) => {
+                write!(f, "RESTART n{n} term {t} last {last} applied {ap}")
+            }
+            Tr::Partition(s, one) => write!(f, "PARTITION sides {s:?} oneway {one:?}"),
+            Tr::Net(l, d, m) => write!(f, "NET loss {l}% dup {d}% max delay {m}"),
+            Tr::Role(n, r, t) => write!(f, "n{n} -> {r} term {t}"),
+            Tr::Commit(n, c) => write!(f, "n{n} commit {c}"),
+            Tr::Truncate(n, i) => write!(f, "n{n} truncate from {i}"),
+            Tr::Persist(n, i) => write!(f, "n{n} persisted {i}"),
+            Tr::Propose(n, t, i) => write!(f, "n{n} propose -> ({t},{i})"),
+            Tr::Read(n, c, need) => write!(f, "n{n} read ctx {c} (needs >= {need})"),
+            Tr::ReadReady(n, c, i) => write!(f, "n{n} read ready ctx {c} index {i}"),
+        }
+    }
+}
+
+fn summarize(m: &Message) -> (&'static str, u64, u64) {
+    match m {
+        Message::VoteRequest {
+            pre_vote,
+            last_index,
+            last_term,
+            ..
+        } => (
+            if *pre_vote { "PreVoteReq" } else { "VoteReq" },
+            *last_index,
+            *last_term,
+        ),
+        Message::VoteResponse {
+            pre_vote, granted, ..
+        } => (
+            if *pre_vote { "PreVoteResp" } else { "VoteResp" },
+            *granted as u64,
+            0,
+        ),
+        Message::Append {
+            prev_index,
+            entries,
+            ..
+        } => ("Append", *prev_index, entries.len() as u64),
+        Message::AppendResponse { success, index, .. } => {
+            ("AppendResp", *success as u64, *index)
+        }
+        Message::TimeoutNow { .. } => ("TimeoutNow", 0, 0),
+    }
+}
+
+// ----- events --------------------------------------------------------------
+
+enum Ev {
+    Tick(NodeId, u32),
+    Deliver(Envelope),
+    Sync(NodeId, u32),
+    Restart(NodeId),
+    Client,
+    Nemesis,
+}
+
+struct Queued {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> Ordering {
+        // BinaryHeap is a max-heap: the earliest event must compare greatest.
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+// ----- nodes and the world ---------------------------------------------------
+
+struct Node {
+    core: Option<StreamCore>,
+    opts: CoreOptions,
+    incarnation: u32,
+    hard: HardState,
+    durable: Vec<Entry>,
+    tail: Vec<Entry>,
+    sync_pending: bool,
+    host_applied: Index,
+    last_commit: Index,
+}
+
+impl Node {
+    fn log_len(&self) -> Index {
+        (self.durable.len() + self.tail.len()) as Index
+    }
+    fn term_at(&self, i: Index) -> Term {
+        if i == 0 {
+            return 0;
+        }
+        let i = (i - 1) as usize;
+        if i < self.durable.len() {
+            self.durable[i].term
+        } else {
+            self.tail
+                .get(i - self.durable.len())
+                .map(|e| e.term)
+                .unwrap_or(0)
+        }
+    }
+}
+
+fn entry_hash(e: &Entry) -> u64 {
+    let mut h = DefaultHasher::new();
+    (e.kind as u8).hash(&mut h);
+    e.key.hash(&mut h);
+    e.data.hash(&mut h);
+    h.finish()
+}
+
+const LIVENESS_KEY: u64 = 1 << 62;
+
+pub struct World {
+    seed: u64,
+    cfg: SimConfig,
+    rng: SmallRng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Queued>,
+    members: StreamMembers,
+    nodes: BTreeMap<NodeId, Node>,
+    trace: VecDeque<(u64, Tr)>,
+
+    // network
+    loss: f64,
+    dup: f64,
+    max_delay: u64,
+    side: BTreeMap<NodeId, u8>,
+    oneway: Option<(NodeId, NodeId)>,
+    chaos: bool,
+    tick_ms: u64,
+
+    // history for the invariants
+    leaders: BTreeMap<Term, NodeId>,
+    /// (index, term) -> (term at index - 1, entry hash): log matching.
+    registry: HashMap<(Index, Term), (Term, u64)>,
+    /// The committed prefix seen anywhere: (term, hash), index i at [i-1].
+    committed: Vec<(Term, u64)>,
+    /// The term in which each committed entry was first seen committed.
+    commit_term: Vec<Term>,
+    /// ctx -> (node, least acceptable read index).
+    reads: HashMap<u64, (NodeId, Index)>,
+    next_ctx: u64,
+    next_key: u64,
+    live_ok: bool,
+    /// The node's commit index before the step whose actions are being
+    /// carried out (truncations happen before the step's commit moves).
+    commit_floor: Index,
+    stats: Stats,
+}
+
+type R = Result<(), Failure>;
+
+impl World {
+    pub fn new(seed: u64, cfg: SimConfig) -> World {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let n: u32 = rng.gen_range(3..=7);
+        let weighted = rng.gen_bool(0.3);
+        let logger = if rng.gen_bool(0.3) {
+            Some(rng.gen_range(2..=n))
+        } else {
+            None
+        };
+        let passive = if n >= 4 && rng.gen_bool(0.3) {
+            Some(rng.gen_range(2..=n)).filter(|p| Some(*p) != logger)
+        } else {
+            None
+        };
+        let grouped = rng.gen_bool(0.25);
+        let initial_leader = if rng.gen_bool(0.6) {
+            Some(rng.gen_range(1..=n)).filter(|l| Some(*l) != logger && Some(*l) != passive)
+        } else {
+            None
+        };
+        let mut members = StreamMembers::default();
+        for id in 1..=n {
+            let kind = if Some(id) == logger {
+                MemberKind::Logger
+            } else if Some(id) == passive {
+                MemberKind::Passive
+            } else {
+                MemberKind::Voter
+            };
+            members.members.push(Member {
+                node_id: id,
+                ip: "127.0.0.1".into(),
+                port: 1700 + id as u16,
+                kind,
+                initial_leader: Some(id) == initial_leader,
+                weight: if weighted { rng.gen_range(1..=3) } else { 1 },
+                group: if grouped { rng.gen_range(1..=3) } else { 0 },
+                priority: 0,
+            });
+        }
+        let mut majority_groups = Vec::new();
+        if grouped {
+            for g in 1..=3u32 {
+                if rng.gen_bool(0.5) {
+                    majority_groups.push(g);
+                }
+            }
+        }
+        let et: u64 = [100, 200, 300][rng.gen_range(0..3)];
+        let hb = et / rng.gen_range(3..=5);
+        let batch = [1usize, 3, 64][rng.gen_range(0..3)];
+        let inflight = [2u64, 10, 8192][rng.gen_range(0..3)];
+        let mut nodes = BTreeMap::new();
+        for id in 1..=n {
+            let mut o = CoreOptions::new(id, 1);
+            o.election_timeout_ms = et;
+            o.heartbeat_interval_ms = hb;
+            o.majority_groups = majority_groups.clone();
+            o.max_batch_entries = batch;
+            o.max_inflight_entries = inflight;
+            o.seed = rng.gen();
+            nodes.insert(
+                id,
+                Node {
+                    core: None,
+                    opts: o,
+                    incarnation: 0,
+                    hard: HardState::default(),
+                    durable: vec![],
+                    tail: vec![],
+                    sync_pending: false,
+                    host_applied: 0,
+                    last_commit: 0,
+                },
+            );
+        }
+        let side = (1..=n).map(|i| (i, 0)).collect();
+        let mut w = World {
+            seed,
+            cfg,
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            members,
+            nodes,
+            trace: VecDeque::new(),
+            loss: 0.05,
+            dup: 0.02,
+            max_delay: 20,
+            side,
+            oneway: None,
+            chaos: true,
+            tick_ms: 10,
+            leaders: BTreeMap::new(),
+            registry: HashMap::new(),
+            committed: Vec::new(),
+            commit_term: Vec::new(),
+            reads: HashMap::new(),
+            next_ctx: 1,
+            next_key: 1,
+            live_ok: false,
+            commit_floor: 0,
+            stats: Stats::default(),
+        };
+        w.tick_ms = (et / 10).max(5);
+        w
+    }
+
+    fn cluster_summary(&self) -> String {
+        let mut s = String::new();
+        for m in &self.members.members {
+            let st = match self.nodes[&m.node_id].core.as_ref() {
+                Some(c) => format!(
+                    "{} t{} commit {} last {}",
+                    c.role(),
+                    c.term(),
+                    c.commit_index(),
+                    c.last_index()
+                ),
+                None => "DOWN".to_string(),
+            };
+            s.push_str(&format!(
+                "[n{} {:?} w{} g{}: {}] ",
+                m.node_id, m.kind, m.weight, m.group, st
+            ));
+        }
+        let o = &self.nodes[&1].opts;
+        s.push_str(&format!(
+            "et {} hb {} groups {:?} batch {} inflight {}",
+            o.election_timeout_ms,
+            o.heartbeat_interval_ms,
+            o.majority_groups,
+            o.max_batch_entries,
+            o.max_inflight_entries
+        ));
+        s
+    }
+
+    fn fail(&self, invariant: &'static str, detail: String) -> Failure {
+        Failure {
+            seed: self.seed,
+            invariant,
+            detail,
+            at: self.now,
+            cluster: self.cluster_summary(),
+            trace: self
+                .trace
+                .iter()
+                .map(|(t, e)| format!("{t:>6} {e}"))
+                .collect(),
+        }
+    }
+
+    fn tr(&mut self, e: Tr) {
+        if self.trace.len() >= 40 {
+            self.trace.pop_front();
+        }
+        self.trace.push_back((self.now, e));
+    }
+
+    fn push(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Queued {
+            at,
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    fn connected(&self, a: NodeId, b: NodeId) -> bool {
+        self.side[&a] == self.side[&b] && self.oneway != Some((a, b))
+    }
+
+    // ----- lifecycle ------------------------------------------------------
+
+    fn start_node(&mut self, id: NodeId, restart: bool) -> R {
+        let use_applied = self.rng.gen_bool(0.5);
+        let seed: u64 = self.rng.gen();
+        let tick_jitter = self.rng.gen_range(0..self.tick_ms);
+        let bug = self.cfg.host_bug;
+        let members = self.members.clone();
+        let now = self.now;
+        let n = self.nodes.get_mut(&id).unwrap();
+        n.incarnation += 1;
+        n.opts.seed = seed;
+        if restart && bug == HostBug::ForgetVote {
+            n.hard.voted_for = None;
+        }
+        if !use_applied {
+            n.host_applied = 0;
+        }
+        let restored = Restored {
+            hard_state: n.hard,
+            first_index: 1,
+            prev_term: 0,
+            entries: n.durable.clone(),
+            applied_index: n.host_applied,
+        };
+        let core = StreamCore::new(n.opts.clone(), members, restored, now);
+        let (term, last, applied) = (core.term(), core.last_index(), core.applied_index());
+        n.core = Some(core);
+        n.tail.clear();
+        n.sync_pending = false;
+        // The host's state machine is at `host_applied`; the core may have
+        // clamped it (it cannot be past the durable log), so the host
+        // replays from what the core says.
+        n.last_commit = 0;
+        let inc = n.incarnation;
+        if restart {
+            self.tr(Tr::Restart(id, term, last, applied));
+        }
+        self.push(now + tick_jitter, Ev::Tick(id, inc));
+        // Everything below the restarted commit index must be committed.
+        self.observe_commit(id)?;
+        self.drain(id)
+    }
+
+    fn crash(&mut self, id: NodeId) {
+        let n = self.nodes.get_mut(&id).unwrap();
+        if n.core.is_none() {
+            return;
+        }
+        n.core = None;
+        n.tail.clear();
+        n.sync_pending = false;
+        let d = n.durable.len() as Index;
+        self.stats.crashes += 1;
+        self.tr(Tr::Crash(id, d));
+        let back = self.now + self.rng.gen_range(20..1500);
+        self.push(back, Ev::Restart(id));
+    }
+
+    // ----- action handling --------------------------------------------------
+
+    fn core(&mut self, id: NodeId) -> &mut StreamCore {
+        self.nodes.get_mut(&id).unwrap().core.as_mut().unwrap()
+    }
+
+    fn drain(&mut self, id: NodeId) -> R {
+        loop {
+            let Some(core) = self.nodes.get_mut(&id).unwrap().core.as_mut() else {
+                return Ok(());
+            };
+            let actions = core.take_actions();
+            if actions.is_empty() {
+                break;
+            }
+            self.commit_floor = self.nodes[&id].last_commit;
+            self.observe_commit(id)?;
+            for a in actions {
+                self.carry_out(id, a)?;
+            }
+        }
+        self.observe_commit(id)?;
+        self.check_node(id)
+    }
+
+    fn carry_out(&mut self, id: NodeId, a: Action) -> R {
+        match a {
+            Action::SaveHardState(hs) => {
+                self.nodes.get_mut(&id).unwrap().hard = hs;
+            }
+            Action::TruncateLog { from } => {
+                self.tr(Tr::Truncate(id, from));
+                let n = &self.nodes[&id];
+                if from <= self.commit_floor {
+                    return Err(self.fail(
+                        "committed entries never disappear",
+                        format!("n{id} truncates from {from} below its commit {}", self.commit_floor),
+                    ));
+                }
+                if from >= 1 && from <= self.committed.len() as Index && from <= n.log_len() {
+                    let t = n.term_at(from);
+                    if t == self.committed[(from - 1) as usize].0 {
+                        return Err(self.fail(
+                            "committed entries never disappear",
+                            format!("n{id} truncates the committed entry {from} (term {t})"),
+                        ));
+                    }
+                }
+                let n = self.nodes.get_mut(&id).unwrap();
+                let keep = (from - 1) as usize;
+                if keep < n.durable.len() {
+                    n.durable.truncate(keep);
+                    n.tail.clear();
+                } else {
+                    n.tail.truncate(keep - n.durable.len());
+                }
+            }
+            Action::AppendLog(es) => {
+                for e in &es {
+                    let n = &self.nodes[&id];
+                    if e.index != n.log_len() + 1 {
+                        return Err(self.fail(
+                            "host log contract",
+                            format!(
+                                "n{id} appends index {} after {}",
+                                e.index,
+                                n.log_len()
+                            ),
+                        ));
+                    }
+                    let prev = n.term_at(e.index - 1);
+                    let h = entry_hash(e);
+                    match self.registry.get(&(e.index, e.term)) {
+                        Some(&(p, hh)) if (p, hh) != (prev, h) => {
+                            return Err(self.fail(
+                                "log matching",
+                                format!(
+                                    "n{id} stores ({}, t{}) with prev term {prev}, another node has it with prev term {p} (same data: {})",
+                                    e.index, e.term, hh == h
+                                ),
+                            ));
+                        }
+                        Some(_) => {}
+                        None => {
+                            self.registry.insert((e.index, e.term), (prev, h));
+                        }
+                    }
+                    self.nodes.get_mut(&id).unwrap().tail.push(e.clone());
+                }
+                if self.cfg.host_bug == HostBug::EarlyPersist {
+                    if let Some(l) = es.last() {
+                        let (i, t, now) = (l.index, l.term, self.now);
+                        self.core(id).on_persisted(now, i, t);
+                    }
+                } else {
+                    let n = self.nodes.get_mut(&id).unwrap();
+                    if !n.sync_pending {
+                        n.sync_pending = true;
+                        let inc = n.incarnation;
+                        let at = self.now + self.rng.gen_range(0..=15);
+                        self.push(at, Ev::Sync(id, inc));
+                    }
+                }
+            }
+            Action::Send(env) => self.send(env),
+            Action::Apply(es) => {
+                for e in &es {
+                    let n = &self.nodes[&id];
+                    if e.index != n.host_applied + 1 {
+                        return Err(self.fail(
+                            "applied sequence",
+                            format!(
+                                "n{id} is handed entry {} to apply after {}",
+                                e.index, n.host_applied
+                            ),
+                        ));
+                    }
+                    let Some(&(t, h)) = self.committed.get((e.index - 1) as usize) else {
+                        return Err(self.fail(
+                            "applied sequence",
+                            format!("n{id} applies {} which nobody saw committed", e.index),
+                        ));
+                    };
+                    if (t, h) != (e.term, entry_hash(e)) {
+                        return Err(self.fail(
+                            "applied sequence",
+                            format!(
+                                "n{id} applies ({}, t{}) but ({}, t{t}) was committed",
+                                e.index, e.term, e.index
+                            ),
+                        ));
+                    }
+                    if e.key >= LIVENESS_KEY && !self.chaos {
+                        self.live_ok = true;
+                    }
+                    self.nodes.get_mut(&id).unwrap().host_applied = e.index;
+                }
+                if let Some(l) = es.last() {
+                    let i = l.index;
+                    self.core(id).on_applied(i);
+                }
+            }
+            Action::ReadReady { ctx, index } => {
+                self.tr(Tr::ReadReady(id, ctx, index));
+                let Some((node, need)) = self.reads.remove(&ctx) else {
+                    return Err(self.fail(
+                        "linearizable reads",
+                        format!("n{id} confirms unknown or finished read {ctx}"),
+                    ));
+                };
+                if node != id || index < need {
+                    return Err(self.fail(
+                        "linearizable reads",
+                        format!(
+                            "n{id} serves read {ctx} at index {index}, but {need} was committed before it started (registered on n{node})"
+                        ),
+                    ));
+                }
+                self.stats.reads_ok += 1;
+            }
+            Action::ReadFailed { ctx } => {
+                self.reads.remove(&ctx);
+            }
+            Action::RoleChanged { role, term, .. } => {
+                self.tr(Tr::Role(id, role, term));
+                if role == Role::Leader {
+                    self.stats.elections += 1;
+                    if let Some(&other) = self.leaders.get(&term) {
+                        if other != id {
+                            return Err(self.fail(
+                                "election safety",
+                                format!("n{id} and n{other} both lead term {term}"),
+                            ));
+                        }
+                    }
+                    self.leaders.insert(term, id);
+                    for i in 1..=self.committed.len() as Index {
+                        self.check_leader_has(id, term, i)?;
+                    }
+                }
+            }
+            Action::Exception(_) => {}
+        }
+        Ok(())
+    }
+
+    fn check_leader_has(&self, id: NodeId, term: Term, i: Index) -> R {
+        let k = (i - 1) as usize;
+        if self.commit_term[k] >= term {
+            return Ok(());
+        }
+        let (t, h) = self.committed[k];
+        let core = self.nodes[&id].core.as_ref().unwrap();
+        let ok = core
+            .entry(i)
+            .is_some_and(|e| e.term == t && entry_hash(e) == h);
+        if !ok {
+            return Err(self.fail(
+                "leader completeness",
+                format!(
+                    "n{id} leads term {term} without entry {i} (t{t}) committed in term {}; it has {:?}",
+                    self.commit_term[k],
+                    core.entry(i).map(|e| e.term)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Compares a node's commit index and committed entries with history.
+    fn observe_commit(&mut self, id: NodeId) -> R {
+        let n = &self.nodes[&id];
+        let Some(core) = n.core.as_ref() else {
+            return Ok(());
+        };
+        let c = core.commit_index();
+        let prev = n.last_commit;
+        if c < prev {
+            return Err(self.fail(
+                "commit index never decreases",
+                format!("n{id} commit went from {prev} to {c}"),
+            ));
+        }
+        if c == prev {
+            return Ok(());
+        }
+        if c > core.last_index() {
+            return Err(self.fail(
+                "commit within log",
+                format!("n{id} commit {c} beyond last index {}", core.last_index()),
+            ));
+        }
+        let term = core.term();
+        let known = self.committed.len() as Index;
+        let mut grown = Vec::new();
+        for i in prev + 1..=c {
+            let e = core.entry(i).expect("within log");
+            let th = (e.term, entry_hash(e));
+            if i <= known {
+                if self.committed[(i - 1) as usize] != th {
+                    let old = self.committed[(i - 1) as usize].0;
+                    return Err(self.fail(
+                        "committed entries never change",
+                        format!(
+                            "n{id} has ({i}, t{}) committed, but ({i}, t{old}) was committed before",
+                            th.0
+                        ),
+                    ));
+                }
+            } else {
+                self.committed.push(th);
+                self.commit_term.push(term);
+                grown.push(i);
+            }
+        }
+        self.nodes.get_mut(&id).unwrap().last_commit = c;
+        self.tr(Tr::Commit(id, c));
+        if !grown.is_empty() {
+            self.stats.committed = self.committed.len() as u64;
+            let leaders: Vec<(NodeId, Term)> = self
+                .nodes
+                .iter()
+                .filter_map(|(nid, n)| n.core.as_ref().map(|c| (*nid, c)))
+                .filter(|(_, c)| c.role() == Role::Leader)
+                .map(|(nid, c)| (nid, c.term()))
+                .collect();
+            for (lid, lterm) in leaders {
+                for &i in &grown {
+                    self.check_leader_has(lid, lterm, i)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_node(&self, id: NodeId) -> R {
+        let n = &self.nodes[&id];
+        let Some(core) = n.core.as_ref() else {
+            return Ok(());
+        };
+        if core.last_index() != n.log_len() {
+            return Err(self.fail(
+                "host log contract",
+                format!(
+                    "n{id} core last index {} but storage holds {}",
+                    core.last_index(),
+                    n.log_len()
+                ),
+            ));
+        }
+        if core.hard_state() != n.hard {
+            return Err(self.fail(
+                "host log contract",
+                format!(
+                    "n{id} core hard state {:?} but storage holds {:?}",
+                    core.hard_state(),
+                    n.hard
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    // ----- network -------------------------------------------------------
+
+    fn send(&mut self, env: Envelope) {
+        if self.chaos && self.rng.gen_bool(self.loss) {
+            return;
+        }
+        let copies = if self.chaos && self.rng.gen_bool(self.dup) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let mut d = self.rng.gen_range(1..=self.max_delay);
+            if self.chaos && self.rng.gen_bool(0.01) {
+                d += self.rng.gen_range(100..1000);
+            }
+            let at = self.now + d;
+            self.push(at, Ev::Deliver(env.clone()));
+        }
+    }
+
+    // ----- nemesis and clients ----------------------------------------------
+
+    fn nemesis(&mut self) -> R {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let r: u32 = self.rng.gen_range(0..100);
+        if r < 25 {
+            let id = ids[self.rng.gen_range(0..ids.len())];
+            self.crash(id);
+        } else if r < 50 {
+            let sides = self.rng.gen_range(2..=3u8);
+            for id in &ids {
+                let s = self.rng.gen_range(0..sides);
+                self.side.insert(*id, s);
+            }
+            self.oneway = if self.rng.gen_bool(0.3) {
+                let a = ids[self.rng.gen_range(0..ids.len())];
+                let b = ids[self.rng.gen_range(0..ids.len())];
+                Some((a, b))
+            } else {
+                None
+            };
+            let s = self.side.iter().map(|(a, b)| (*a, *b)).collect();
+            self.tr(Tr::Partition(s, self.oneway));
+        } else if r < 75 {
+            for id in &ids {
+                self.side.insert(*id, 0);
+            }
+            self.oneway = None;
+            self.tr(Tr::Partition(vec![], None));
+        } else if r < 90 {
+            self.loss = [0.0, 0.05, 0.2, 0.4][self.rng.gen_range(0..4)];
+            self.dup = [0.0, 0.05, 0.2][self.rng.gen_range(0..3)];
+            self.max_delay = [2, 20, 80, 200][self.rng.gen_range(0..4)];
+            self.tr(Tr::Net(
+                (self.loss * 100.0) as u32,
+                (self.dup * 100.0) as u32,
+                self.max_delay,
+            ));
+        }
+        Ok(())
+    }
+
+    fn client(&mut self) -> R {
+        let live: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.core.is_some())
+            .map(|(i, _)| *i)
+            .collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        let leaders: Vec<NodeId> = live
+            .iter()
+            .copied()
+            .filter(|i| self.nodes[i].core.as_ref().unwrap().role() == Role::Leader)
+            .collect();
+        let id = if !leaders.is_empty() && self.rng.gen_bool(0.85) {
+            leaders[self.rng.gen_range(0..leaders.len())]
+        } else {
+            live[self.rng.gen_range(0..live.len())]
+        };
+        let now = self.now;
+        if self.rng.gen_bool(0.7) {
+            let n: usize = if self.rng.gen_bool(0.2) {
+                self.rng.gen_range(2..20)
+            } else {
+                1
+            };
+            for _ in 0..n {
+                let key = self.next_key;
+                self.next_key += 1;
+                if let Ok((t, i)) = self.core(id).propose(now, key, key.to_le_bytes().to_vec()) {
+                    self.tr(Tr::Propose(id, t, i));
+                }
+            }
+        } else {
+            let ctx = self.next_ctx;
+            self.next_ctx += 1;
+            let need = self.committed.len() as Index;
+            if self.core(id).read_index(now, ctx).is_ok() {
+                self.reads.insert(ctx, (id, need));
+                self.tr(Tr::Read(id, ctx, need));
+            }
+        }
+        self.drain(id)
+    }
+
+    fn heal(&mut self) -> R {
+        self.chaos = false;
+        for id in self.nodes.keys().copied().collect::<Vec<_>>() {
+            self.side.insert(id, 0);
+        }
+        self.oneway = None;
+        self.max_delay = 5;
+        self.tr(Tr::Partition(vec![], None));
+        let down: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.core.is_none())
+            .map(|(i, _)| *i)
+            .collect();
+        for id in down {
+            self.start_node(id, true)?;
+        }
+        Ok(())
+    }
+
+    // ----- the run --------------------------------------------------------
+
+    fn handle(&mut self, ev: Ev) -> R {
+        match ev {
+            Ev::Tick(id, inc) => {
+                let n = &self.nodes[&id];
+                if n.incarnation != inc || n.core.is_none() {
+                    return Ok(());
+                }
+                let now = self.now;
+                self.core(id).tick(now);
+                let next = now + self.tick_ms;
+                self.push(next, Ev::Tick(id, inc));
+                self.drain(id)?;
+            }
+            Ev::Deliver(env) => {
+                let (from, to) = (env.from, env.to);
+                if self.nodes[&to].core.is_none() || !self.connected(from, to) {
+                    return Ok(());
+                }
+                let (what, a, b) = summarize(&env.msg);
+                self.tr(Tr::Deliver {
+                    from,
+                    to,
+                    what,
+                    term: env.msg.term(),
+                    a,
+                    b,
+                });
+                let now = self.now;
+                self.core(to).step(now, from, env.msg);
+                self.drain(to)?;
+            }
+            Ev::Sync(id, inc) => {
+                let partial = self.rng.gen_bool(0.1);
+                let cut = self.rng.gen_range(0..=self.nodes[&id].tail.len().max(1));
+                let again = self.now + self.rng.gen_range(1..=15);
+                let n = self.nodes.get_mut(&id).unwrap();
+                if n.incarnation != inc || n.core.is_none() {
+                    return Ok(());
+                }
+                n.sync_pending = false;
+                if n.tail.is_empty() {
+                    return Ok(());
+                }
+                let take = if partial {
+                    cut.clamp(1, n.tail.len())
+                } else {
+                    n.tail.len()
+                };
+                let moved: Vec<Entry> = n.tail.drain(..take).collect();
+                let last = moved.last().unwrap();
+                let (i, t) = (last.index, last.term);
+                n.durable.extend(moved);
+                if !n.tail.is_empty() {
+                    n.sync_pending = true;
+                    self.push(again, Ev::Sync(id, inc));
+                }
+                self.tr(Tr::Persist(id, i));
+                let now = self.now;
+                self.core(id).on_persisted(now, i, t);
+                self.drain(id)?;
+            }
+            Ev::Restart(id) => {
+                if self.nodes[&id].core.is_none() {
+                    self.start_node(id, true)?;
+                }
+            }
+            Ev::Client => {
+                self.client()?;
+                let gap = if self.chaos {
+                    self.rng.gen_range(5..60)
+                } else {
+                    20
+                };
+                let at = self.now + gap;
+                self.push(at, Ev::Client);
+            }
+            Ev::Nemesis => {
+                if self.chaos {
+                    self.nemesis()?;
+                    let g = self.cfg.nemesis_gap_ms;
+                    let at = self.now + self.rng.gen_range(g / 4..=g * 7 / 4);
+                    self.push(at, Ev::Nemesis);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run_until(&mut self, end: u64, stop_when_live: bool) -> R {
+        while let Some(top) = self.queue.peek() {
+            if top.at > end || (stop_when_live && self.live_ok) {
+                break;
+            }
+            let q = self.queue.pop().unwrap();
+            self.now = q.at;
+            self.stats.events += 1;
+            self.handle(q.ev)?;
+        }
+        self.now = self.now.max(end);
+        Ok(())
+    }
+
+    fn run_all(&mut self) -> R {
+        for id in self.nodes.keys().copied().collect::<Vec<_>>() {
+            self.start_node(id, false)?;
+        }
+        self.push(1, Ev::Client);
+        self.push(self.cfg.nemesis_gap_ms, Ev::Nemesis);
+        self.run_until(self.cfg.chaos_ms, false)?;
+        self.heal()?;
+        let et = self.nodes[&1].opts.election_timeout_ms;
+        let end = self.now + self.cfg.heal_ms;
+        self.run_until(end, false)?;
+        // Liveness: a leader exists and commits a fresh proposal.
+        let deadline = self.now + 40 * et;
+        let mut next_try = self.now;
+        while self.now < deadline && !self.live_ok {
+            if self.now >= next_try {
+                next_try = self.now + 2 * et;
+                let ready: Vec<NodeId> = self
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| n.core.as_ref().is_some_and(|c| c.is_leader_ready()))
+                    .map(|(i, _)| *i)
+                    .collect();
+                for id in ready {
+                    let key = LIVENESS_KEY + self.next_key;
+                    self.next_key += 1;
+                    let now = self.now;
+                    let _ = self.core(id).propose(now, key, vec![1]);
+                    self.drain(id)?;
+                }
+            }
+            let step_end = (self.now + et / 2).min(deadline);
+            self.run_until(step_end, true)?;
+        }
+        if !self.live_ok {
+            return Err(self.fail(
+                "liveness after healing",
+                format!(
+                    "no fresh proposal committed {} ms after healing (leaders by term: {:?})",
+                    self.cfg.heal_ms + 40 * et,
+                    self.leaders.iter().rev().take(3).collect::<Vec<_>>()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Runs one seed; `Err` carries the violated invariant.
+pub fn run_seed(seed: u64, cfg: &SimConfig) -> Result<Stats, Box<Failure>> {
+    let mut w = World::new(seed, cfg.clone());
+    match w.run_all() {
+        Ok(()) => Ok(w.stats.clone()),
+        Err(f) => Err(Box::new(f)),
+    }
+}
+
+/// Runs `seeds` on every available core; returns the failures, by seed.
+pub fn run_seeds(seeds: &[u64], cfg: &SimConfig) -> (Vec<Box<Failure>>, Stats) {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(seeds.len().max(1));
+    let chunks: Vec<Vec<u64>> = (0..threads)
+        .map(|t| seeds.iter().copied().skip(t).step_by(threads).collect())
+        .collect();
+    let mut failures = Vec::new();
+    let mut total = Stats::default();
+    std::thread::scope(|s| {
+        let hs: Vec<_> = chunks
+            .iter()
+            .map(|c| {
+                s.spawn(move || {
+                    let mut f = Vec::new();
+                    let mut st = Stats::default();
+                    for &seed in c {
+                        match run_seed(seed, cfg) {
+                            Ok(x) => {
+                                st.events += x.events;
+                                st.elections += x.elections;
+                                st.committed += x.committed;
+                                st.reads_ok += x.reads_ok;
+                                st.crashes += x.crashes;
+                            }
+                            Err(e) => f.push(e),
+                        }
+                    }
+                    (f, st)
+                })
+            })
+            .collect();
+        for h in hs {
+            let (f, st) = h.join().expect("sim thread");
+            failures.extend(f);
+            total.events += st.events;
+            total.elections += st.elections;
+            total.committed += st.committed;
+            total.reads_ok += st.reads_ok;
+            total.crashes += st.crashes;
+        }
+    });
+    failures.sort_by_key(|f| f.seed);
+    (failures, total)
+}

@@ -1,0 +1,467 @@
+//! The engine thread: owns every stream's core, feeds it events and
+//! carries out its actions in order.
+
+use super::writer::{self, WriterCmd};
+use super::{lock, Dcf, DcfCallbacks, DcfError, Published, StartOptions};
+use crate::core::{
+    Action, ClusterConfig, CoreOptions, Entry, Envelope, Index, NodeId, Restored, RunMode,
+    StreamCore, StreamId, Term,
+};
+use crate::params::Params;
+use crate::storage::{ControlFile, DataDir, HardState, Metadata, MetadataOrigin};
+use crate::transport::{Transport, TransportConfig};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+/// How often cores get a clock tick.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Everything the engine thread reacts to.
+pub enum EngineEvent {
+    Inbound(Envelope),
+    Propose {
+        stream: StreamId,
+        key: u64,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(Term, Index), DcfError>>,
+    },
+    ReadIndex {
+        stream: StreamId,
+        reply: oneshot::Sender<Result<Index, DcfError>>,
+    },
+    ReadEntry {
+        stream: StreamId,
+        index: Index,
+        reply: oneshot::Sender<Result<Entry, DcfError>>,
+    },
+    Truncate {
+        stream: StreamId,
+        first_kept: Index,
+        reply: oneshot::Sender<Result<(), DcfError>>,
+    },
+    Persisted {
+        stream: StreamId,
+        index: Index,
+        term: Term,
+    },
+    Applied {
+        stream: StreamId,
+        index: Index,
+    },
+    ParamsChanged,
+    /// The storage writer failed; the node cannot go on safely.
+    StorageFailed(String),
+    Stop,
+}
+
+struct StreamSlot {
+    core: StreamCore,
+    ctrl: ControlFile,
+}
+
+struct Engine {
+    node_id: NodeId,
+    start: Instant,
+    streams: BTreeMap<StreamId, StreamSlot>,
+    transport: Arc<Transport>,
+    writer: mpsc::Sender<WriterCmd>,
+    callbacks: Arc<dyn DcfCallbacks>,
+    published: Arc<Mutex<Published>>,
+    params: Arc<Mutex<Params>>,
+    next_read_ctx: u64,
+    reads: HashMap<u64, oneshot::Sender<Result<Index, DcfError>>>,
+}
+
+fn core_options(node_id: NodeId, stream: StreamId, params: &Params) -> CoreOptions {
+    let mut o = CoreOptions::new(node_id, stream);
+    apply_params(&mut o, params);
+    o.seed = rand::random();
+    o
+}
+
+fn apply_params(o: &mut CoreOptions, params: &Params) {
+    o.election_timeout_ms = params.get_u64("ELECTION_TIMEOUT").max(1);
+    o.heartbeat_interval_ms = params.get_u64("HEARTBEAT_INTERVAL").max(1);
+    o.run_mode = RunMode::from_param(params.get_u64("RUN_MODE")).unwrap_or(RunMode::Auto);
+    o.majority_groups = params.majority_groups();
+    let batch = params.get_u64("MEC_BATCH_SIZE");
+    o.max_batch_entries = if batch == 0 { 256 } else { batch as usize };
+}
+
+pub(super) fn start(
+    node_id: NodeId,
+    config_json: &str,
+    opts: StartOptions,
+) -> Result<Dcf, DcfError> {
+    // Validate what was passed even if the persisted copy will win, so a
+    // malformed string is reported rather than silently ignored.
+    ClusterConfig::parse(config_json)?;
+    let data = DataDir::create(&opts.data_dir)?;
+    let (json, origin) = Metadata::load_or_init(data.metadata_dir(), config_json)?;
+    if let MetadataOrigin::Loaded {
+        differs_from_passed: true,
+    } = origin
+    {
+        warn!("the passed config differs from the persisted metadata; using the persisted one");
+    }
+    let config = ClusterConfig::parse(&json)?;
+    let my_streams = config.streams_of(node_id);
+    if my_streams.is_empty() {
+        return Err(DcfError::NotInConfig(node_id));
+    }
+    let listen: SocketAddr = config
+        .address_of(node_id)
+        .and_then(|a| a.parse().ok())
+        .ok_or(DcfError::NotInConfig(node_id))?;
+
+    let params = opts.params.clone();
+    let start = Instant::now();
+    let mut streams = BTreeMap::new();
+    let mut logs = BTreeMap::new();
+    for sid in &my_streams {
+        let dirs = data.ensure_stream(*sid)?;
+        let segment = params.get_u64("DATA_FILE_SIZE") * 1024 * 1024;
+        let (log, report) = writer::open_log(&dirs.log, segment)?;
+        if !report.is_clean() {
+            warn!(
+                stream = sid,
+                dropped_bytes = report.truncated_bytes,
+                dropped_entries = report.dropped_entries,
+                file = ?report.truncated_file,
+                reason = ?report.reason,
+                "truncated a torn or corrupt log tail at start-up"
+            );
+        }
+        let ctrl = ControlFile::open(&dirs.ctrl)?;
+        let hs = ctrl.load();
+        let first = log.first_index();
+        let last = log.last_index();
+        let prev_term = log.term_at(first.saturating_sub(1)).unwrap_or(0);
+        let entries = if last >= first {
+            log.entries(first, last, u64::MAX)?
+        } else {
+            Vec::new()
+        };
+        info!(
+            stream = sid,
+            term = hs.term,
+            first_index = first,
+            last_index = last,
+            "loaded stream"
+        );
+        let restored = Restored {
+            hard_state: crate::core::HardState {
+                term: hs.term,
+                voted_for: hs.voted_for,
+            },
+            first_index: first,
+            prev_term,
+            entries,
+            applied_index: opts.applied.get(sid).copied().unwrap_or(0),
+        };
+        let members = config.streams[sid].clone();
+        let core = StreamCore::new(core_options(node_id, *sid, &params), members, restored, 0);
+        streams.insert(*sid, StreamSlot { core, ctrl });
+        logs.insert(*sid, log);
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("dcf-transport")
+        .enable_all()
+        .build()?;
+    let (events_tx, events_rx) = mpsc::channel::<EngineEvent>();
+    let (inbound_tx, mut inbound_rx) = tokio::sync::mpsc::channel::<Envelope>(4096);
+    let mut tcfg = TransportConfig::new(node_id, listen);
+    for (sid, members) in &config.streams {
+        let _ = sid;
+        for m in &members.members {
+            if m.node_id != node_id {
+                if let Ok(addr) = format!("{}:{}", m.ip, m.port).parse() {
+                    tcfg.peers.insert(m.node_id, addr);
+                }
+            }
+        }
+    }
+    let transport = Arc::new(runtime.block_on(Transport::start(tcfg, inbound_tx))?);
+    let fwd = events_tx.clone();
+    runtime.spawn(async move {
+        while let Some(env) = inbound_rx.recv().await {
+            if fwd.send(EngineEvent::Inbound(env)).is_err() {
+                break;
+            }
+        }
+    });
+
+    let writer_tx = writer::spawn(logs, events_tx.clone())?;
+    let published = Arc::new(Mutex::new(Published {
+        config: config.clone(),
+        ..Published::default()
+    }));
+    let params = Arc::new(Mutex::new(params));
+    let engine = Engine {
+        node_id,
+        start,
+        streams,
+        transport,
+        writer: writer_tx.0,
+        callbacks: opts.callbacks,
+        published: published.clone(),
+        params: params.clone(),
+        next_read_ctx: 1,
+        reads: HashMap::new(),
+    };
+    engine.publish();
+    let handle = std::thread::Builder::new()
+        .name(format!("dcf-engine-{node_id}"))
+        .spawn(move || engine.run(events_rx))?;
+    info!(node = node_id, %listen, streams = ?my_streams, "DCF started");
+    Ok(Dcf {
+        node_id,
+        events: events_tx,
+        published,
+        params,
+        threads: Mutex::new(vec![handle, writer_tx.1]),
+        runtime: Mutex::new(Some(runtime)),
+    })
+}
+
+impl Engine {
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    fn run(mut self, events: mpsc::Receiver<EngineEvent>) {
+        let mut next_tick = Instant::now();
+        'outer: loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let first = match events.recv_timeout(wait) {
+                Ok(ev) => Some(ev),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch: Vec<EngineEvent> = first.into_iter().collect();
+            while batch.len() < 4096 {
+                match events.try_recv() {
+                    Ok(ev) => batch.push(ev),
+                    Err(_) => break,
+                }
+            }
+            for ev in batch {
+                if !self.handle(ev) {
+                    break 'outer;
+                }
+            }
+            if Instant::now() >= next_tick {
+                let now = self.now();
+                for slot in self.streams.values_mut() {
+                    slot.core.tick(now);
+                }
+                next_tick = Instant::now() + super::runner::TICK;
+            }
+            if !self.carry_out_actions() {
+                break;
+            }
+            self.publish();
+        }
+        let _ = self.writer.send(WriterCmd::Stop);
+        let transport = self.transport.clone();
+        // The transport lives on its own runtime; shut it down from there.
+        std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(transport.shutdown());
+            }
+        });
+        info!(node = self.node_id, "DCF engine stopped");
+    }
+
+    /// Handles one event; false means stop.
+    fn handle(&mut self, ev: EngineEvent) -> bool {
+        let now = self.now();
+        match ev {
+            EngineEvent::Inbound(env) => {
+                if env.to != self.node_id {
+                    return true;
+                }
+                if let Some(slot) = self.streams.get_mut(&env.stream) {
+                    slot.core.step(now, env.from, env.msg);
+                }
+            }
+            EngineEvent::Propose {
+                stream,
+                key,
+                data,
+                reply,
+            } => {
+                let r = match self.streams.get_mut(&stream) {
+                    Some(slot) => slot.core.propose(now, key, data).map_err(DcfError::from),
+                    None => Err(DcfError::NoStream(stream)),
+                };
+                let _ = reply.send(r);
+            }
+            EngineEvent::ReadIndex { stream, reply } => match self.streams.get_mut(&stream) {
+                Some(slot) => {
+                    let ctx = self.next_read_ctx;
+                    self.next_read_ctx += 1;
+                    match slot.core.read_index(now, ctx) {
+                        Ok(()) => {
+                            self.reads.insert(ctx, reply);
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e.into()));
+                        }
+                    }
+                }
+                None => {
+                    let _ = reply.send(Err(DcfError::NoStream(stream)));
+                }
+            },
+            EngineEvent::ReadEntry {
+                stream,
+                index,
+                reply,
+            } => {
+                let r = match self.streams.get(&stream) {
+                    Some(slot) => slot
+                        .core
+                        .entry(index)
+                        .cloned()
+                        .ok_or(DcfError::NoEntry(index)),
+                    None => Err(DcfError::NoStream(stream)),
+                };
+                let _ = reply.send(r);
+            }
+            EngineEvent::Truncate {
+                stream,
+                first_kept,
+                reply,
+            } => {
+                let r = match self.streams.get_mut(&stream) {
+                    Some(slot) => {
+                        let keep = first_kept.min(slot.core.applied_index() + 1);
+                        slot.core.compact_log(keep);
+                        let _ = self.writer.send(WriterCmd::TruncatePrefix {
+                            stream,
+                            first_kept: keep,
+                        });
+                        Ok(())
+                    }
+                    None => Err(DcfError::NoStream(stream)),
+                };
+                let _ = reply.send(r);
+            }
+            EngineEvent::Persisted {
+                stream,
+                index,
+                term,
+            } => {
+                if let Some(slot) = self.streams.get_mut(&stream) {
+                    slot.core.on_persisted(now, index, term);
+                }
+            }
+            EngineEvent::Applied { stream, index } => {
+                if let Some(slot) = self.streams.get_mut(&stream) {
+                    slot.core.on_applied(index);
+                }
+            }
+            EngineEvent::ParamsChanged => {
+                let params = lock(&self.params).clone();
+                for slot in self.streams.values_mut() {
+                    let mut o = slot.core.options().clone();
+                    apply_params(&mut o, &params);
+                    slot.core.set_election_timeout(o.election_timeout_ms);
+                    slot.core.set_heartbeat_interval(o.heartbeat_interval_ms);
+                    slot.core.set_run_mode(o.run_mode);
+                    slot.core.set_majority_groups(o.majority_groups);
+                }
+            }
+            EngineEvent::StorageFailed(msg) => {
+                error!(error = %msg, "storage failed; stopping the DCF engine");
+                self.callbacks.on_fatal(msg);
+                return false;
+            }
+            EngineEvent::Stop => return false,
+        }
+        true
+    }
+
+    /// Carries out every pending action of every stream, in order.
+    fn carry_out_actions(&mut self) -> bool {
+        let ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        for sid in ids {
+            // Actions can produce more actions (none do today), so loop.
+            loop {
+                let slot = self.streams.get_mut(&sid).expect("stream exists");
+                let actions = slot.core.take_actions();
+                if actions.is_empty() {
+                    break;
+                }
+                let is_leader = slot.core.role() == crate::core::Role::Leader;
+                for a in actions {
+                    match a {
+                        Action::SaveHardState(hs) => {
+                            let slot = self.streams.get_mut(&sid).expect("stream exists");
+                            let r = slot.ctrl.save(&HardState {
+                                term: hs.term,
+                                voted_for: hs.voted_for,
+                            });
+                            if let Err(e) = r {
+                                let msg = format!("saving term/vote of stream {sid}: {e}");
+                                error!("{msg}");
+                                self.callbacks.on_fatal(msg);
+                                return false;
+                            }
+                        }
+                        Action::TruncateLog { from } => {
+                            let _ = self
+                                .writer
+                                .send(WriterCmd::TruncateSuffix { stream: sid, from });
+                        }
+                        Action::AppendLog(entries) => {
+                            let _ = self.writer.send(WriterCmd::Append {
+                                stream: sid,
+                                entries,
+                            });
+                        }
+                        Action::Send(env) => self.transport.send(env),
+                        Action::Apply(entries) => self.callbacks.on_commit(sid, entries, is_leader),
+                        Action::ReadReady { ctx, index } => {
+                            if let Some(r) = self.reads.remove(&ctx) {
+                                let _ = r.send(Ok(index));
+                            }
+                        }
+                        Action::ReadFailed { ctx } => {
+                            if let Some(r) = self.reads.remove(&ctx) {
+                                let _ = r.send(Err(DcfError::LeadershipLost));
+                            }
+                        }
+                        Action::RoleChanged { role, term, leader } => {
+                            info!(stream = sid, %role, term, leader = ?leader, "role changed");
+                            self.callbacks.on_status(sid, role, term, leader);
+                        }
+                        Action::Exception(e) => {
+                            warn!(stream = sid, exception = ?e, "DCF exception");
+                            self.callbacks.on_exception(sid, e);
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn publish(&self) {
+        let mut p = lock(&self.published);
+        for (sid, slot) in &self.streams {
+            p.streams.insert(*sid, slot.core.status());
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The client wire protocol of `dcf-node`: every message is a 4-byte
+//! big-endian length followed by that many bytes of JSON. A length over
+//! [`MAX_FRAME`] closes the connection (the stream can no longer be
+//! trusted); a frame that is not a valid request gets an error reply.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::machine::MicroOp;
+
+/// Largest accepted frame (16 MiB).
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// A client request; `id` is echoed in the response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    #[serde(flatten)]
+    pub body: RequestBody,
+}
+
+/// What a client asks for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum RequestBody {
+    /// Linearizable read of one key.
+    Get {
+        key: String,
+    },
+    Put {
+        key: String,
+        value: Value,
+    },
+    Cas {
+        key: String,
+        from: Value,
+        to: Value,
+    },
+    Append {
+        key: String,
+        value: Value,
+    },
+    /// A transaction of micro-operations applied atomically.
+    Txn {
+        ops: Vec<MicroOp>,
+    },
+    /// The contacted node's stream info (stream 1).
+    Status,
+    /// The contacted node's cluster info.
+    ClusterInfo,
+    SetParam {
+        name: String,
+        value: String,
+    },
+    GetParam {
+        name: String,
+    },
+}
+
+impl RequestBody {
+    /// True if the request changes state (so a lost reply is indeterminate).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            RequestBody::Put { .. }
+                | RequestBody::Cas { .. }
+                | RequestBody::Append { .. }
+                | RequestBody::Txn { .. }
+                | RequestBody::SetParam { .. }
+        )
+    }
+}
+
+/// The three outcomes of DESIGN.md §3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Done; `value` holds the result.
+    Ok,
+    /// Definitely did not and will not take effect.
+    Fail,
+    /// May or may not take effect.
+    Info,
+}
+
+/// A reply to a [`Request`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub id: u64,
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub value: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the node is not the leader: the leader's node id, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_id: Option<u32>,
+    /// When the node is not the leader: the leader's DCF address (ip:port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_addr: Option<String>,
+    /// The node that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<u32>,
+}
+
+impl Response {
+    pub fn ok(id: u64, value: Value) -> Response {
+        Response {
+            id,
+            outcome: Outcome::Ok,
+            value,
+            error: None,
+            leader_id: None,
+            leader_addr: None,
+            node: None,
+        }
+    }
+    pub fn fail(id: u64, error: impl Into<String>) -> Response {
+        Response {
+            outcome: Outcome::Fail,
+            error: Some(error.into()),
+            ..Response::ok(id, Value::Null)
+        }
+    }
+    pub fn info(id: u64, error: impl Into<String>) -> Response {
+        Response {
+            outcome: Outcome::Info,
+            error: Some(error.into()),
+            ..Response::ok(id, Value::Null)
+        }
+    }
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
+    TooLarge(usize),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of stream.
+pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, FrameError> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let n = u32::from_be_bytes(len) as usize;
+    if n > MAX_FRAME {
+        return Err(FrameError::TooLarge(n));
+    }
+    let mut buf = vec![0u8; n];
+    r.read_exact(&mut buf).await?;
+    Ok(Some(buf))
+}
+
+/// Writes one frame.
+pub async fn write_frame<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    if payload.len() > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("frame of {} bytes is too large", payload.len()),
+        ));
+    }
+    let mut buf = Vec::with_capacity(4 + payload.len());
+    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    buf.extend_from_slice(payload);
+    w.write_all(&buf).await?;
+    w.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn requests_have_a_stable_json_shape() {
+        let r = Request {
+            id: 7,
+            body: RequestBody::Cas {
+                key: "k".into(),
+                from: json!(1),
+                to: json!(2),
+            },
+        };
+        let s = serde_json::to_value(&r).unwrap();
+        assert_eq!(s, json!({"id":7,"type":"cas","key":"k","from":1,"to":2}));
+        let back: Request = serde_json::from_value(s).unwrap();
+        assert_eq!(back, r);
+        let resp = Response::fail(7, "cas mismatch");
+        let v = serde_json::to_value(&resp).unwrap();
+        assert_eq!(v["outcome"], "fail");
+    }
+
+    #[tokio::test]
+    async fn oversize_frames_are_refused() {
+        let mut data: &[u8] = &[0xff, 0xff, 0xff, 0xff, 1, 2, 3];
+        assert!(matches!(
+            read_frame(&mut data).await,
+            Err(FrameError::TooLarge(_))
+        ));
+        let mut ok: Vec<u8> = vec![];
+        write_frame(&mut ok, b"{}").await.unwrap();
+        let mut rd: &[u8] = &ok;
+        assert_eq!(read_frame(&mut rd).await.unwrap().unwrap(), b"{}");
+        assert!(read_frame(&mut rd).await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,382 @@
+//! The `dcf-node` server: a key-value state machine on stream 1 of a DCF
+//! node, served to clients over [`super::protocol`].
+//!
+//! Reply rules (DESIGN.md §3):
+//! - `ok` once the command's own entry (same index *and* term) was applied;
+//! - `fail` only when the command can never take effect: this node is not
+//!   the leader before proposing, a cas found another value, another entry
+//!   took the proposed index, or the request was malformed;
+//! - `info` when the outcome is unknown (the entry was proposed but not
+//!   seen applied within the request timeout).
+//!
+//! Reads are linearizable: the leader confirms its leadership with a
+//! quorum round (read index) and waits until it applied that index, so a
+//! deposed leader cannot serve a stale value.
+
+use super::machine::{ApplyResult, Command, KvMachine};
+use super::protocol::{read_frame, write_frame, Request, RequestBody, Response};
+use crate::core::{Entry, EntryKind, Index, NodeId, Role, StreamId, Term};
+use crate::engine::{lock, Dcf, DcfCallbacks, DcfError, StartOptions};
+use crate::params::Params;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+/// The stream the key-value service runs on.
+pub const KV_STREAM: StreamId = 1;
+/// How many applied results are remembered for proposals whose entry
+/// was applied before the proposer registered interest in it.
+const RECENT_RESULTS: usize = 65_536;
+
+/// Everything `dcf-node` is started with.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub node_id: NodeId,
+    pub config_json: String,
+    pub data_dir: PathBuf,
+    pub client_addr: SocketAddr,
+    pub params: Params,
+    /// How long a write waits to be applied before answering `info`.
+    pub request_timeout: Duration,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Dcf(#[from] DcfError),
+    #[error("cannot listen for clients on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+type Outcome = Result<Value, String>;
+
+#[derive(Default)]
+struct Pending {
+    waiting: HashMap<Index, (Term, oneshot::Sender<Outcome>)>,
+    recent: BTreeMap<Index, (Term, Outcome)>,
+}
+
+struct Shared {
+    machine: Mutex<KvMachine>,
+    pending: Mutex<Pending>,
+    applied: watch::Sender<Index>,
+}
+
+enum Event {
+    Commit(Vec<Entry>),
+}
+
+struct Callbacks {
+    tx: mpsc::UnboundedSender<Event>,
+}
+
+impl DcfCallbacks for Callbacks {
+    fn on_commit(&self, stream: StreamId, entries: Vec<Entry>, _is_leader: bool) {
+        if stream == KV_STREAM {
+            let _ = self.tx.send(Event::Commit(entries));
+        }
+    }
+    fn on_status(&self, stream: StreamId, role: Role, term: Term, leader: Option<NodeId>) {
+        debug!(stream, %role, term, ?leader, "status callback");
+    }
+    fn on_fatal(&self, error: String) {
+        tracing::error!(%error, "fatal DCF error; exiting");
+        std::process::exit(3);
+    }
+}
+
+/// A running server.
+pub struct Server {
+    dcf: Arc<Dcf>,
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    timeout: Duration,
+}
+
+impl Server {
+    /// Starts DCF and the client listener.
+    pub async fn start(opts: ServerOptions) -> Result<Arc<Server>, ServerError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut start = StartOptions::new(&opts.data_dir);
+        start.params = opts.params.clone();
+        start.callbacks = Arc::new(Callbacks { tx });
+        let node_id = opts.node_id;
+        let config = opts.config_json.clone();
+        let dcf = tokio::task::spawn_blocking(move || Dcf::start(node_id, &config, start))
+            .await
+            .map_err(|e| DcfError::Io(std::io::Error::other(e.to_string())))??;
+        let dcf = Arc::new(dcf);
+        let (applied, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            machine: Mutex::new(KvMachine::default()),
+            pending: Mutex::new(Pending::default()),
+            applied,
+        });
+        tokio::spawn(apply_loop(rx, shared.clone(), dcf.clone()));
+        let listener = TcpListener::bind(opts.client_addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: opts.client_addr,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: opts.client_addr,
+            source,
+        })?;
+        let server = Arc::new(Server {
+            dcf,
+            shared,
+            local_addr,
+            timeout: opts.request_timeout,
+        });
+        info!(node = node_id, client_addr = %local_addr, "serving clients");
+        tokio::spawn(accept_loop(listener, server.clone()));
+        Ok(server)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn dcf(&self) -> &Dcf {
+        &self.dcf
+    }
+
+    /// Stops DCF (the listener dies with the runtime).
+    pub fn stop(&self) {
+        self.dcf.stop();
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, req: Request) -> Response {
+        let id = req.id;
+        let mut resp = match req.body {
+            RequestBody::Get { key } => self.get(id, key).await,
+            RequestBody::Put { key, value } => self.write(id, Command::Write { key, value }).await,
+            RequestBody::Cas { key, from, to } => {
+                self.write(id, Command::Cas { key, from, to }).await
+            }
+            RequestBody::Append { key, value } => {
+                self.write(id, Command::Append { key, value }).await
+            }
+            RequestBody::Txn { ops } => self.write(id, Command::Txn { ops }).await,
+            RequestBody::Status => match self.dcf.query_stream_info(KV_STREAM) {
+                Ok(s) => Response::ok(id, serde_json::from_str(&s).unwrap_or(Value::Null)),
+                Err(e) => Response::fail(id, e.to_string()),
+            },
+            RequestBody::ClusterInfo => match self.dcf.query_cluster_info() {
+                Ok(s) => Response::ok(id, serde_json::from_str(&s).unwrap_or(Value::Null)),
+                Err(e) => Response::fail(id, e.to_string()),
+            },
+            RequestBody::SetParam { name, value } => match self.dcf.set_param(&name, &value) {
+                Ok(()) => Response::ok(id, Value::Null),
+                Err(e) => Response::fail(id, e.to_string()),
+            },
+            RequestBody::GetParam { name } => match self.dcf.get_param(&name) {
+                Ok(v) => Response::ok(id, Value::String(v)),
+                Err(e) => Response::fail(id, e.to_string()),
+            },
+        };
+        resp.node = Some(self.dcf.node_id());
+        resp
+    }
+
+    fn not_leader(&self, id: u64, leader: Option<NodeId>) -> Response {
+        let mut r = Response::fail(
+            id,
+            format!(
+                "not leader (leader: {})",
+                leader
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "unknown".into())
+            ),
+        );
+        r.leader_id = leader;
+        if let (Some(l), Ok(s)) = (leader, self.dcf.stream_status(KV_STREAM)) {
+            r.leader_addr = s.members.get(l).map(|m| format!("{}:{}", m.ip, m.port));
+        }
+        r
+    }
+
+    async fn write(&self, id: u64, cmd: Command) -> Response {
+        let data = match serde_json::to_vec(&cmd) {
+            Ok(d) => d,
+            Err(e) => return Response::fail(id, format!("cannot encode command: {e}")),
+        };
+        let (term, index) = match self.dcf.write(KV_STREAM, 0, data).await {
+            Ok(ti) => ti,
+            Err(DcfError::NotLeader { leader }) => return self.not_leader(id, leader),
+            Err(e @ (DcfError::NotReady | DcfError::Transferring)) => {
+                return Response::fail(id, format!("not leader: {e}"))
+            }
+            Err(e) => return Response::fail(id, e.to_string()),
+        };
+        let rx = {
+            let mut p = lock(&self.shared.pending);
+            if let Some((t, outcome)) = p.recent.get(&index).cloned() {
+                return finish(id, t == term, outcome);
+            }
+            let (tx, rx) = oneshot::channel();
+            p.waiting.insert(index, (term, tx));
+            rx
+        };
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(outcome)) => match outcome {
+                Ok(v) => Response::ok(id, v),
+                Err(e) => Response::fail(id, e),
+            },
+            Ok(Err(_)) => Response::info(id, "node stopping; outcome unknown"),
+            Err(_) => {
+                lock(&self.shared.pending).waiting.remove(&index);
+                Response::info(
+                    id,
+                    format!("not applied within {:?}; outcome unknown", self.timeout),
+                )
+            }
+        }
+    }
+
+    async fn get(&self, id: u64, key: String) -> Response {
+        let index = match self.dcf.read_index(KV_STREAM).await {
+            Ok(i) => i,
+            Err(DcfError::NotLeader { leader }) => return self.not_leader(id, leader),
+            Err(e) => return Response::fail(id, format!("read not confirmed: {e}")),
+        };
+        let mut applied = self.shared.applied.subscribe();
+        let wait = applied.wait_for(|a| *a >= index);
+        match tokio::time::timeout(self.timeout, wait).await {
+            Ok(Ok(_)) => {}
+            _ => return Response::fail(id, "read index not applied in time"),
+        }
+        let v = lock(&self.shared.machine)
+            .get(&key)
+            .cloned()
+            .unwrap_or(Value::Null);
+        Response::ok(id, v)
+    }
+}
+
+fn finish(id: u64, same_term: bool, outcome: Outcome) -> Response {
+    if !same_term {
+        return Response::fail(id, "entry was replaced by another leader's entry");
+    }
+    match outcome {
+        Ok(v) => Response::ok(id, v),
+        Err(e) => Response::fail(id, e),
+    }
+}
+
+async fn apply_loop(mut rx: mpsc::UnboundedReceiver<Event>, shared: Arc<Shared>, dcf: Arc<Dcf>) {
+    while let Some(Event::Commit(entries)) = rx.recv().await {
+        let mut last = 0;
+        for e in entries {
+            last = e.index;
+            let outcome: Outcome = match e.kind {
+                EntryKind::Config => Ok(Value::Null),
+                EntryKind::Data => match serde_json::from_slice::<Command>(&e.data) {
+                    Ok(cmd) => match lock(&shared.machine).apply(&cmd) {
+                        ApplyResult::Ok(v) => Ok(v),
+                        ApplyResult::Failed(msg) => Err(msg),
+                    },
+                    Err(err) => {
+                        warn!(index = e.index, %err, "undecodable entry; skipped");
+                        Err(format!("undecodable entry: {err}"))
+                    }
+                },
+            };
+            let mut p = lock(&shared.pending);
+            if let Some((term, tx)) = p.waiting.remove(&e.index) {
+                let r = if term == e.term {
+                    outcome.clone()
+                } else {
+                    Err("entry was replaced by another leader's entry".into())
+                };
+                let _ = tx.send(r);
+            }
+            p.recent.insert(e.index, (e.term, outcome));
+            while p.recent.len() > RECENT_RESULTS {
+                p.recent.pop_first();
+            }
+        }
+        if last > 0 {
+            dcf.set_applied_index(KV_STREAM, last);
+            shared.applied.send_replace(last);
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
+    loop {
+        match listener.accept().await {
+            Ok((sock, peer)) => {
+                let _ = sock.set_nodelay(true);
+                tokio::spawn(serve_connection(sock, peer, server.clone()));
+            }
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(sock: TcpStream, peer: SocketAddr, server: Arc<Server>) {
+    let (mut rd, mut wr) = sock.into_split();
+    let (tx, mut rx) = mpsc::channel::<Response>(1024);
+    let writer = tokio::spawn(async move {
+        while let Some(resp) = rx.recv().await {
+            let bytes = match serde_json::to_vec(&resp) {
+                Ok(b) => b,
+                Err(_) => continue,
+            };
+            if write_frame(&mut wr, &bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let frame = match read_frame(&mut rd).await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                warn!(%peer, error = %e, "closing client connection after a bad frame");
+                break;
+            }
+        };
+        let req: Request = match serde_json::from_slice(&frame) {
+            Ok(r) => r,
+            Err(e) => {
+                let id = serde_json::from_slice::<Value>(&frame)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(|i| i.as_u64()))
+                    .unwrap_or(0);
+                if tx
+                    .send(Response::fail(id, format!("bad request: {e}")))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                continue;
+            }
+        };
+        let server = server.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let resp = server.handle(req).await;
+            let _ = tx.send(resp).await;
+        });
+    }
+    drop(tx);
+    let _ = writer.await;
+}
