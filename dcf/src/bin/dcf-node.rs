@@ -44,6 +44,10 @@ struct Args {
     /// indeterminate reply, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     request_timeout_ms: u64,
+    /// UNSAFE, for testing a harness only: serve reads from local state
+    /// without confirming leadership (stale reads under partitions).
+    #[arg(long)]
+    unsafe_local_reads: bool,
 }
 
 fn init_logging(data_dir: &std::path::Path) -> Result<()> {
@@ -93,6 +97,7 @@ async fn run(args: Args) -> Result<()> {
         client_addr: args.client_addr,
         params,
         request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
+        unsafe_local_reads: args.unsafe_local_reads,
     };
     let server = Server::start(opts).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -44,6 +44,10 @@ pub struct ServerOptions {
     pub params: Params,
     /// How long a write waits to be applied before answering `info`.
     pub request_timeout: Duration,
+    /// UNSAFE, for testing the harness only: serve reads from this node's
+    /// local state without confirming leadership, so followers and deposed
+    /// leaders can return stale values. A harness must catch this.
+    pub unsafe_local_reads: bool,
 }
 
 /// Why the server could not start.
@@ -101,6 +105,7 @@ pub struct Server {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     timeout: Duration,
+    unsafe_local_reads: bool,
 }
 
 impl Server {
@@ -138,7 +143,11 @@ impl Server {
             shared,
             local_addr,
             timeout: opts.request_timeout,
+            unsafe_local_reads: opts.unsafe_local_reads,
         });
+        if opts.unsafe_local_reads {
+            warn!("UNSAFE: --unsafe-local-reads serves stale reads; use only to test a harness");
+        }
         info!(node = node_id, client_addr = %local_addr, "serving clients");
         tokio::spawn(accept_loop(listener, server.clone()));
         Ok(server)
@@ -247,6 +256,13 @@ impl Server {
     }
 
     async fn get(&self, id: u64, key: String) -> Response {
+        if self.unsafe_local_reads {
+            let v = lock(&self.shared.machine)
+                .get(&key)
+                .cloned()
+                .unwrap_or(Value::Null);
+            return Response::ok(id, v);
+        }
         let index = match self.dcf.read_index(KV_STREAM).await {
             Ok(i) => i,
             Err(DcfError::NotLeader { leader }) => return self.not_leader(id, leader),

@@ -1,0 +1,203 @@
+//! The client that carries out invocations against a `dcf-node` cluster
+//! and reports Jepsen completions. It keeps DESIGN.md §3's promise: a
+//! completion is `fail` only when the operation cannot have taken effect.
+
+use super::Invocation;
+use checker::OpType;
+use dcf::kv::client::KvClient;
+use dcf::kv::machine::MicroOp;
+use dcf::kv::protocol::{Outcome, RequestBody, Response};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// How an invocation ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    pub kind: OpType,
+    pub value: Value,
+    pub error: Option<String>,
+    /// The node that answered, if any.
+    pub node: Option<String>,
+}
+
+/// A client bound to one worker process.
+pub struct WorkloadClient {
+    kv: KvClient,
+}
+
+fn register_key(k: &Value) -> String {
+    format!("r{}", k)
+}
+
+fn list_key(k: &Value) -> String {
+    format!("l{}", k)
+}
+
+fn unlist_key(k: &Value) -> Value {
+    k.as_str()
+        .and_then(|s| s.strip_prefix('l'))
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|n| json!(n))
+        .unwrap_or_else(|| k.clone())
+}
+
+/// The request for an invocation, or why it cannot be sent.
+pub fn request_for(inv: &Invocation) -> Result<RequestBody, String> {
+    let key = inv.key.clone().unwrap_or(Value::Null);
+    match inv.f.as_str() {
+        "read" => Ok(RequestBody::Get {
+            key: register_key(&key),
+        }),
+        "write" => Ok(RequestBody::Put {
+            key: register_key(&key),
+            value: inv.value.clone(),
+        }),
+        "cas" => {
+            let pair = inv
+                .value
+                .as_array()
+                .filter(|a| a.len() == 2)
+                .ok_or("cas needs [from, to]")?;
+            Ok(RequestBody::Cas {
+                key: register_key(&key),
+                from: pair[0].clone(),
+                to: pair[1].clone(),
+            })
+        }
+        "txn" => {
+            let mops = inv
+                .value
+                .as_array()
+                .ok_or("txn needs a list of micro-ops")?;
+            let mut ops = Vec::with_capacity(mops.len());
+            for m in mops {
+                let m = m
+                    .as_array()
+                    .filter(|m| m.len() == 3)
+                    .ok_or("micro-op needs [f, key, value]")?;
+                let k = list_key(&m[1]);
+                ops.push(match m[0].as_str() {
+                    Some("r") => MicroOp::R { key: k },
+                    Some("append") => MicroOp::Append {
+                        key: k,
+                        value: m[2].clone(),
+                    },
+                    Some("w") => MicroOp::W {
+                        key: k,
+                        value: m[2].clone(),
+                    },
+                    _ => return Err(format!("unknown micro-op {}", m[0])),
+                });
+            }
+            Ok(RequestBody::Txn { ops })
+        }
+        other => Err(format!("unknown function {other:?}")),
+    }
+}
+
+/// The completion for a reply to `inv`.
+pub fn completion_for(inv: &Invocation, resp: &Response) -> Completion {
+    let node = resp.node.map(|n| n.to_string());
+    match resp.outcome {
+        Outcome::Ok => {
+            let value = match inv.f.as_str() {
+                "read" => resp.value.clone(),
+                "txn" => match &resp.value {
+                    Value::Array(mops) => Value::Array(
+                        mops.iter()
+                            .map(|m| match m.as_array() {
+                                Some(m) if m.len() == 3 => json!([m[0], unlist_key(&m[1]), m[2]]),
+                                _ => m.clone(),
+                            })
+                            .collect(),
+                    ),
+                    other => other.clone(),
+                },
+                _ => inv.value.clone(),
+            };
+            Completion {
+                kind: OpType::Ok,
+                value,
+                error: None,
+                node,
+            }
+        }
+        Outcome::Fail => Completion {
+            kind: OpType::Fail,
+            value: inv.value.clone(),
+            error: resp.error.clone(),
+            node,
+        },
+        Outcome::Info => Completion {
+            kind: OpType::Info,
+            value: inv.value.clone(),
+            error: resp.error.clone(),
+            node,
+        },
+    }
+}
+
+impl WorkloadClient {
+    /// A client over the cluster's client endpoints; `timeout` bounds each call.
+    pub fn new(endpoints: Vec<String>, timeout: Duration, first: usize) -> WorkloadClient {
+        let mut eps = endpoints;
+        if !eps.is_empty() {
+            let n = first % eps.len();
+            eps.rotate_left(n);
+        }
+        WorkloadClient {
+            kv: KvClient::new(eps, timeout),
+        }
+    }
+
+    /// Carries out one invocation.
+    pub async fn invoke(&mut self, inv: &Invocation) -> Completion {
+        let body = match request_for(inv) {
+            Ok(b) => b,
+            Err(e) => {
+                return Completion {
+                    kind: OpType::Fail,
+                    value: inv.value.clone(),
+                    error: Some(e),
+                    node: None,
+                }
+            }
+        };
+        let resp = self.kv.call(body, true).await;
+        completion_for(inv, &resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txn_keys_round_trip() {
+        let inv = Invocation {
+            f: "txn".into(),
+            key: None,
+            value: json!([["append", 3, 1], ["r", 3, null]]),
+        };
+        let req = request_for(&inv).unwrap();
+        assert!(matches!(req, RequestBody::Txn { ref ops } if ops.len() == 2));
+        let resp = Response::ok(1, json!([["append", "l3", 1], ["r", "l3", [1]]]));
+        let c = completion_for(&inv, &resp);
+        assert_eq!(c.kind, OpType::Ok);
+        assert_eq!(c.value, json!([["append", 3, 1], ["r", 3, [1]]]));
+    }
+
+    #[test]
+    fn failed_cas_keeps_its_arguments() {
+        let inv = Invocation {
+            f: "cas".into(),
+            key: Some(json!(1)),
+            value: json!([1, 2]),
+        };
+        let c = completion_for(&inv, &Response::fail(1, "cas mismatch"));
+        assert_eq!(c.kind, OpType::Fail);
+        assert_eq!(c.value, json!([1, 2]));
+        let c = completion_for(&inv, &Response::info(1, "timeout"));
+        assert_eq!(c.kind, OpType::Info);
+    }
+}
