@@ -4,3 +4,8 @@
 //! processes in network namespaces, later SSH hosts), drives a workload with
 //! a nemesis alongside, records every operation to `history.jsonl`, checks it
 //! and writes the run's folder in the store.
+
+pub mod analysis;
+pub mod interpreter;
+pub mod recorder;
+pub mod store;
