@@ -306,7 +306,12 @@ impl StreamCore {
         // Entries below the first index were applied before they were
         // truncated, so they are committed.
         let floor = first.saturating_sub(1);
-        let applied = restored.applied_index.min(last).max(floor);
+        // The host may have applied entries that were committed but not yet
+        // durable here when it crashed, so its applied index can exceed the
+        // restored log: keep it (never hand those entries out again) and
+        // start the commit index at what the log holds.
+        let applied = restored.applied_index.max(floor);
+        let commit = applied.min(last.max(floor));
         let rng = SmallRng::seed_from_u64(opts.seed);
         let mut core = StreamCore {
             opts,
@@ -322,7 +327,7 @@ impl StreamCore {
             config_history,
             log,
             durable: last,
-            commit: applied,
+            commit,
             applied,
             apply_sent: applied,
             votes: BTreeMap::new(),
@@ -452,7 +457,9 @@ impl StreamCore {
     /// DCF `truncate`: forgets entries below `first_kept`, which must be
     /// applied (the host decides; entries not yet applied are kept).
     pub fn compact_log(&mut self, first_kept: Index) {
-        let keep = first_kept.min(self.applied + 1).min(self.log.last_index() + 1);
+        let keep = first_kept
+            .min(self.applied + 1)
+            .min(self.log.last_index() + 1);
         self.log.compact_to(keep);
     }
 
@@ -922,6 +929,9 @@ impl StreamCore {
         }
         self.ack_upto = 0;
         self.acked = 0;
+        // Heartbeat rounds are counted per leader: never echo one leader's
+        // round to another (it would confirm reads that were never seen).
+        self.last_seq_seen = 0;
         if was_leader {
             self.leave_leadership();
         }
@@ -1007,6 +1017,7 @@ impl StreamCore {
             self.votes.clear();
             self.ack_upto = 0;
             self.acked = 0;
+            self.last_seq_seen = 0;
             let _ = was;
             self.emit_role();
         }

@@ -2,7 +2,7 @@
 //! requires to be durable before any reply that depends on them, plus the
 //! work mode (NORMAL / MINORITY) so a restarted node keeps it.
 //!
-//! Stored with [`crate::dualfile`] (two alternating copies, sequence number
+//! Stored with `dualfile` (crate-private) (two alternating copies, sequence number
 //! and CRC32C, like DCF's control file), so a crash during `save` leaves
 //! the previous state readable, and `save` returns only after fsync.
 //!

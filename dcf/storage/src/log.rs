@@ -11,7 +11,7 @@
 //! Entry format: see [`crate::segment`] (40-byte header: term u64, index
 //! u64, key u64, type u8, reserved 3 bytes, size u32, data CRC32C u32,
 //! header CRC32C u32; then the data). The log control record (stored
-//! crash-safely in two alternating copies, see [`crate::dualfile`]) is:
+//! crash-safely in two alternating copies, see `dualfile` (crate-private)) is:
 //! payload version u16 (1), first index u64, term of `first - 1` u64.
 //!
 //! # Crash-safety reasoning

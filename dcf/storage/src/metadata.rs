@@ -326,14 +326,25 @@ mod tests {
     /// one of the stored configurations or a clear error; never panics.
     #[test]
     fn random_corruption_never_panics() {
+        let base = tempfile::tempdir().unwrap();
+        Metadata::store(base.path(), CFG).unwrap();
+        let originals: Vec<Vec<u8>> = [MAIN_FILE, BACKUP_FILE]
+            .iter()
+            .map(|f| std::fs::read(base.path().join(f)).unwrap())
+            .collect();
         for seed in 0..200u64 {
             let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
             let d = tempfile::tempdir().unwrap();
-            Metadata::store(d.path(), CFG).unwrap();
+            for (f, b) in [MAIN_FILE, BACKUP_FILE].iter().zip(&originals) {
+                std::fs::write(d.path().join(f), b).unwrap();
+            }
             for _ in 0..rng.gen_range(1..4) {
                 let f = if rng.gen() { MAIN_FILE } else { BACKUP_FILE };
                 let p = d.path().join(f);
                 let mut b = std::fs::read(&p).unwrap();
+                if b.is_empty() {
+                    continue;
+                }
                 if rng.gen_ratio(1, 4) {
                     b.truncate(rng.gen_range(0..b.len()));
                 } else {
@@ -342,7 +353,9 @@ mod tests {
                 }
                 std::fs::write(&p, &b).unwrap();
             }
-            match Metadata::load(d.path()) {
+            let r = std::panic::catch_unwind(|| Metadata::load(d.path()))
+                .unwrap_or_else(|_| panic!("seed {seed}: load panicked"));
+            match r {
                 Ok(Some(j)) => assert_eq!(j, CFG, "seed {seed}"),
                 Ok(None) => panic!("seed {seed}: stored metadata vanished"),
                 Err(e) => assert!(

@@ -578,3 +578,62 @@ fn random_corruption_fuzz() {
     // Both outcomes must actually be exercised.
     assert!(oks > 50 && errs > 50, "ok {oks}, err {errs}");
 }
+
+/// Collects the messages of WARN events (a minimal subscriber, so the
+/// test needs no extra crate).
+struct WarnCollector(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl tracing::Subscriber for WarnCollector {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct V(String);
+        impl tracing::field::Visit for V {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                if f.name() == "message" {
+                    self.0 = format!("{v:?}");
+                }
+            }
+        }
+        if *event.metadata().level() == tracing::Level::WARN {
+            let mut v = V(String::new());
+            event.record(&mut v);
+            self.0.lock().unwrap().push(v.0);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn recovery_logs_one_warning_with_the_amount() {
+    let d = tempfile::tempdir().unwrap();
+    build(d.path(), 1 << 20, 5, 10);
+    let p = d.path().join("log_inprogress_1");
+    let mut b = fs::read(&p).unwrap();
+    b.truncate(b.len() - 3);
+    fs::write(&p, &b).unwrap();
+    let warns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (log, rep) = tracing::subscriber::with_default(WarnCollector(warns.clone()), || {
+        StreamLog::open(d.path(), opts(1 << 20)).unwrap()
+    });
+    assert_eq!(log.last_index(), 4);
+    assert_eq!((rep.truncated_bytes, rep.dropped_entries), (47, 1));
+    let w = warns.lock().unwrap();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("dropped 47 bytes (1 entries)"), "{}", w[0]);
+    // A clean open logs nothing.
+    drop(w);
+    drop(log);
+    let warns2 = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    tracing::subscriber::with_default(WarnCollector(warns2.clone()), || {
+        StreamLog::open(d.path(), opts(1 << 20)).unwrap()
+    });
+    assert!(warns2.lock().unwrap().is_empty());
+}
