@@ -495,7 +495,7 @@ impl StreamCore {
     /// Handles a message from another node of this stream.
     pub fn step(&mut self, now: u64, from: NodeId, msg: Message) {
         self.now = now.max(self.now);
-        if from == self.opts.node_id {
+        if from == self.opts.node_id || msg.is_host_message() {
             return;
         }
         let mterm = msg.term();
@@ -535,6 +535,9 @@ impl StreamCore {
                 }
                 Message::VoteRequest { .. } => {
                     self.become_follower(mterm, None);
+                }
+                Message::Forward { .. } | Message::ForwardReply { .. } | Message::User { .. } => {
+                    return;
                 }
             }
         } else if mterm < self.term {
@@ -613,6 +616,8 @@ impl StreamCore {
                     self.start_election(true);
                 }
             }
+            // Host messages are handled by the engine (filtered above).
+            Message::Forward { .. } | Message::ForwardReply { .. } | Message::User { .. } => {}
         }
     }
 
@@ -1307,10 +1312,13 @@ impl StreamCore {
         }
     }
 
+    /// A new leader takes writes once everything up to its own first entry
+    /// is committed and handed to the host for applying (the host applies
+    /// in order, so later writes are applied after it).
     fn check_leader_ready(&mut self) {
         if self.role == Role::Leader
             && !self.leader_ready
-            && self.applied >= self.leader_start_index
+            && self.apply_sent >= self.leader_start_index
             && self.commit >= self.leader_start_index
         {
             self.leader_ready = true;
@@ -1411,6 +1419,7 @@ impl StreamCore {
             self.apply_sent = from - 1;
             self.actions.push(Action::Apply(batch));
         }
+        self.check_leader_ready();
     }
 
     /// Sends pending appends to peers (called by [`take_actions`]).

@@ -87,6 +87,21 @@ pub enum Message {
     },
     /// Sent by a leader handing over: the receiver campaigns at once.
     TimeoutNow { term: Term },
+    /// A write accepted on a follower (`universal_write`), forwarded to the
+    /// leader. Handled by the engine, never by the core.
+    Forward { req: u64, key: u64, data: Vec<u8> },
+    /// The leader's answer to a [`Message::Forward`]: the entry's term and
+    /// index if it was appended, else who leads (0 = unknown).
+    ForwardReply {
+        req: u64,
+        accepted: bool,
+        term: Term,
+        index: Index,
+        leader: NodeId,
+    },
+    /// A host message (`send_msg` / `broadcast_msg`), delivered to the
+    /// receiver's user-message callback. Handled by the engine.
+    User { data: Vec<u8> },
 }
 
 impl Message {
@@ -98,7 +113,16 @@ impl Message {
             | Message::Append { term, .. }
             | Message::AppendResponse { term, .. }
             | Message::TimeoutNow { term } => *term,
+            Message::Forward { .. } | Message::ForwardReply { .. } | Message::User { .. } => 0,
         }
+    }
+
+    /// True for messages the engine handles itself (not consensus traffic).
+    pub fn is_host_message(&self) -> bool {
+        matches!(
+            self,
+            Message::Forward { .. } | Message::ForwardReply { .. } | Message::User { .. }
+        )
     }
 }
 

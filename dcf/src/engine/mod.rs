@@ -25,6 +25,9 @@ use tokio::sync::oneshot;
 
 pub use runner::EngineEvent;
 
+/// DCF's limit on user messages (512 KB).
+pub const MAX_USER_MESSAGE: usize = 512 * 1024;
+
 /// Errors of the DCF API (DCF's return codes and error numbers).
 #[derive(Debug, thiserror::Error)]
 pub enum DcfError {
@@ -53,6 +56,16 @@ pub enum DcfError {
     LeadershipLost,
     #[error("no entry at index {0}")]
     NoEntry(Index),
+    /// DCF's TIMEDOUT: no answer in time; a forwarded write may still
+    /// succeed later.
+    #[error("timed out; the operation may still take effect")]
+    Timeout,
+    /// Too many forwarded writes in flight (DCF allows 256).
+    #[error("too many forwarded writes in flight")]
+    Busy,
+    /// A user message over DCF's 512 KB limit.
+    #[error("message of {0} bytes exceeds the 512 KB limit")]
+    MessageTooLarge(usize),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("the DCF engine has stopped")]
@@ -82,6 +95,9 @@ pub trait DcfCallbacks: Send + Sync + 'static {
     fn on_exception(&self, _stream: StreamId, _exception: Exception) {}
     /// A storage failure the engine cannot recover from; the engine stops.
     fn on_fatal(&self, _error: String) {}
+    /// A message another node sent with `send_msg` / `broadcast_msg`
+    /// (DCF's user-message callback).
+    fn on_user_message(&self, _stream: StreamId, _from: NodeId, _data: Vec<u8>) {}
 }
 
 /// Callbacks that ignore everything.
@@ -173,16 +189,53 @@ impl Dcf {
         rx.await.map_err(|_| DcfError::Stopped)?
     }
 
-    /// `dcf_universal_write`: a write accepted on any node. This
-    /// implementation accepts it only on the leader and otherwise says who
-    /// leads (definite failure), so the caller can retry there.
+    /// `dcf_universal_write`: a write accepted on any node. A follower
+    /// forwards it to the leader it knows and returns the entry's term and
+    /// index as the leader appended it. At most 256 forwarded writes are in
+    /// flight; after 3 s without an answer the result is
+    /// [`DcfError::Timeout`], and the write may still take effect.
     pub async fn universal_write(
         &self,
         stream: StreamId,
         key: u64,
         data: Vec<u8>,
     ) -> Result<(Term, Index), DcfError> {
-        self.write(stream, key, data).await
+        let rx = self.call(|reply| EngineEvent::UniversalWrite {
+            stream,
+            key,
+            data,
+            reply,
+        });
+        rx.await.map_err(|_| DcfError::Stopped)?
+    }
+
+    /// `dcf_send_msg`: sends `data` (at most 512 KB) to node `to`'s
+    /// user-message callback. Delivery is best effort, like DCF's.
+    pub fn send_msg(&self, stream: StreamId, to: NodeId, data: Vec<u8>) -> Result<(), DcfError> {
+        if data.len() > MAX_USER_MESSAGE {
+            return Err(DcfError::MessageTooLarge(data.len()));
+        }
+        self.events
+            .send(EngineEvent::SendMsg {
+                stream,
+                to: Some(to),
+                data,
+            })
+            .map_err(|_| DcfError::Stopped)
+    }
+
+    /// `dcf_broadcast_msg`: sends `data` to every other member of the stream.
+    pub fn broadcast_msg(&self, stream: StreamId, data: Vec<u8>) -> Result<(), DcfError> {
+        if data.len() > MAX_USER_MESSAGE {
+            return Err(DcfError::MessageTooLarge(data.len()));
+        }
+        self.events
+            .send(EngineEvent::SendMsg {
+                stream,
+                to: None,
+                data,
+            })
+            .map_err(|_| DcfError::Stopped)
     }
 
     /// Linearizable read barrier (read index): resolves to an index the

@@ -4,7 +4,7 @@
 use super::writer::{self, WriterCmd};
 use super::{lock, Dcf, DcfCallbacks, DcfError, Published, StartOptions};
 use crate::core::{
-    Action, ClusterConfig, CoreOptions, Entry, Envelope, Index, NodeId, Restored, RunMode,
+    Action, ClusterConfig, CoreOptions, Entry, Envelope, Index, Message, NodeId, Restored, RunMode,
     StreamCore, StreamId, Term,
 };
 use crate::params::Params;
@@ -53,6 +53,17 @@ pub enum EngineEvent {
         stream: StreamId,
         index: Index,
     },
+    UniversalWrite {
+        stream: StreamId,
+        key: u64,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(Term, Index), DcfError>>,
+    },
+    SendMsg {
+        stream: StreamId,
+        to: Option<NodeId>,
+        data: Vec<u8>,
+    },
     ParamsChanged,
     /// The storage writer failed; the node cannot go on safely.
     StorageFailed(String),
@@ -75,7 +86,17 @@ struct Engine {
     params: Arc<Mutex<Params>>,
     next_read_ctx: u64,
     reads: HashMap<u64, oneshot::Sender<Result<Index, DcfError>>>,
+    next_forward: u64,
+    /// Forwarded writes waiting for the leader's answer, with their deadline (ms).
+    forwards: HashMap<u64, (u64, WriteReply)>,
 }
+
+/// Where the result of a write goes.
+type WriteReply = oneshot::Sender<Result<(Term, Index), DcfError>>;
+
+/// DCF's limits on forwarded writes.
+const MAX_FORWARDS: usize = 256;
+const FORWARD_TIMEOUT_MS: u64 = 3000;
 
 fn core_options(node_id: NodeId, stream: StreamId, params: &Params) -> CoreOptions {
     let mut o = CoreOptions::new(node_id, stream);
@@ -215,6 +236,8 @@ pub(super) fn start(
         params: params.clone(),
         next_read_ctx: 1,
         reads: HashMap::new(),
+        next_forward: 1,
+        forwards: HashMap::new(),
     };
     engine.publish();
     let handle = std::thread::Builder::new()
@@ -262,6 +285,7 @@ impl Engine {
                 for slot in self.streams.values_mut() {
                     slot.core.tick(now);
                 }
+                self.expire_forwards(now);
                 next_tick = Instant::now() + super::runner::TICK;
             }
             if !self.carry_out_actions() {
@@ -291,8 +315,39 @@ impl Engine {
                 if env.to != self.node_id {
                     return true;
                 }
-                if let Some(slot) = self.streams.get_mut(&env.stream) {
+                if env.msg.is_host_message() {
+                    self.handle_host_message(env);
+                } else if let Some(slot) = self.streams.get_mut(&env.stream) {
                     slot.core.step(now, env.from, env.msg);
+                }
+            }
+            EngineEvent::UniversalWrite {
+                stream,
+                key,
+                data,
+                reply,
+            } => {
+                self.universal_write(now, stream, key, data, reply);
+            }
+            EngineEvent::SendMsg { stream, to, data } => {
+                if let Some(slot) = self.streams.get(&stream) {
+                    let targets: Vec<NodeId> = match to {
+                        Some(t) => vec![t],
+                        None => slot
+                            .core
+                            .members()
+                            .ids()
+                            .filter(|id| *id != self.node_id)
+                            .collect(),
+                    };
+                    for t in targets {
+                        self.transport.send(Envelope {
+                            stream,
+                            from: self.node_id,
+                            to: t,
+                            msg: Message::User { data: data.clone() },
+                        });
+                    }
                 }
             }
             EngineEvent::Propose {
@@ -456,6 +511,105 @@ impl Engine {
             }
         }
         true
+    }
+
+    /// `universal_write`: propose here if leading, else forward to the leader.
+    fn universal_write(
+        &mut self,
+        now: u64,
+        stream: StreamId,
+        key: u64,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(Term, Index), DcfError>>,
+    ) {
+        let Some(slot) = self.streams.get_mut(&stream) else {
+            let _ = reply.send(Err(DcfError::NoStream(stream)));
+            return;
+        };
+        if slot.core.role() == crate::core::Role::Leader {
+            let _ = reply.send(slot.core.propose(now, key, data).map_err(DcfError::from));
+            return;
+        }
+        let Some(leader) = slot.core.leader() else {
+            let _ = reply.send(Err(DcfError::NotLeader { leader: None }));
+            return;
+        };
+        if self.forwards.len() >= MAX_FORWARDS {
+            let _ = reply.send(Err(DcfError::Busy));
+            return;
+        }
+        let req = self.next_forward;
+        self.next_forward += 1;
+        self.forwards.insert(req, (now + FORWARD_TIMEOUT_MS, reply));
+        self.transport.send(Envelope {
+            stream,
+            from: self.node_id,
+            to: leader,
+            msg: Message::Forward { req, key, data },
+        });
+    }
+
+    fn handle_host_message(&mut self, env: Envelope) {
+        let now = self.now();
+        match env.msg {
+            Message::Forward { req, key, data } => {
+                let Some(slot) = self.streams.get_mut(&env.stream) else {
+                    return;
+                };
+                let (accepted, term, index, leader) = match slot.core.propose(now, key, data) {
+                    Ok((t, i)) => (true, t, i, self.node_id),
+                    Err(_) => (false, 0, 0, slot.core.leader().unwrap_or(0)),
+                };
+                self.transport.send(Envelope {
+                    stream: env.stream,
+                    from: self.node_id,
+                    to: env.from,
+                    msg: Message::ForwardReply {
+                        req,
+                        accepted,
+                        term,
+                        index,
+                        leader,
+                    },
+                });
+            }
+            Message::ForwardReply {
+                req,
+                accepted,
+                term,
+                index,
+                leader,
+            } => {
+                if let Some((_, reply)) = self.forwards.remove(&req) {
+                    let r = if accepted {
+                        Ok((term, index))
+                    } else {
+                        Err(DcfError::NotLeader {
+                            leader: (leader != 0).then_some(leader),
+                        })
+                    };
+                    let _ = reply.send(r);
+                }
+            }
+            Message::User { data } if self.streams.contains_key(&env.stream) => {
+                self.callbacks.on_user_message(env.stream, env.from, data);
+            }
+            _ => {}
+        }
+    }
+
+    fn expire_forwards(&mut self, now: u64) {
+        let expired: Vec<u64> = self
+            .forwards
+            .iter()
+            .filter(|(_, (deadline, _))| *deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in expired {
+            if let Some((_, reply)) = self.forwards.remove(&k) {
+                let _ = reply.send(Err(DcfError::Timeout));
+            }
+        }
     }
 
     fn publish(&self) {

@@ -21,6 +21,9 @@
 //! tag 4    AppendResponse: term:u64 success:bool index:u64 last_index:u64
 //!                          applied_index:u64 seq:u64
 //! tag 5    TimeoutNow:     term:u64
+//! tag 6    Forward:        req:u64 key:u64 len:u32 data[len]
+//! tag 7    ForwardReply:   req:u64 accepted:bool term:u64 index:u64 leader:u32
+//! tag 8    User:           len:u32 data[len]
 //! entry    = term:u64 index:u64 key:u64 kind:u8 len:u32 data[len]
 //! bool     = u8, exactly 0 or 1
 //! ```
@@ -48,11 +51,14 @@ const TAG_VOTE_RESPONSE: u8 = 2;
 const TAG_APPEND: u8 = 3;
 const TAG_APPEND_RESPONSE: u8 = 4;
 const TAG_TIMEOUT_NOW: u8 = 5;
+const TAG_FORWARD: u8 = 6;
+const TAG_FORWARD_REPLY: u8 = 7;
+const TAG_USER: u8 = 8;
 
 /// stream + from + to + tag.
 const ENVELOPE_FIXED: usize = 4 + 4 + 4 + 1;
-/// The smallest possible envelope (a TimeoutNow); bounds envelope counts.
-const MIN_ENVELOPE: usize = ENVELOPE_FIXED + 8;
+/// The smallest possible envelope (an empty User message); bounds envelope counts.
+const MIN_ENVELOPE: usize = ENVELOPE_FIXED + 4;
 /// term + index + key + kind + len: the smallest entry; bounds entry counts.
 const ENTRY_FIXED: usize = 8 + 8 + 8 + 1 + 4;
 /// kind + count.
@@ -131,6 +137,9 @@ impl Codec {
                 }
                 Message::AppendResponse { .. } => 8 + 1 + 4 * 8,
                 Message::TimeoutNow { .. } => 8,
+                Message::Forward { data, .. } => 8 + 8 + 4 + data.len(),
+                Message::ForwardReply { .. } => 8 + 1 + 8 + 8 + 4,
+                Message::User { data } => 4 + data.len(),
             }
     }
 
@@ -370,6 +379,32 @@ fn put_envelope(env: &Envelope, out: &mut BytesMut) {
             out.put_u8(TAG_TIMEOUT_NOW);
             out.put_u64_le(*term);
         }
+        Message::Forward { req, key, data } => {
+            out.put_u8(TAG_FORWARD);
+            out.put_u64_le(*req);
+            out.put_u64_le(*key);
+            out.put_u32_le(data.len() as u32);
+            out.put_slice(data);
+        }
+        Message::ForwardReply {
+            req,
+            accepted,
+            term,
+            index,
+            leader,
+        } => {
+            out.put_u8(TAG_FORWARD_REPLY);
+            out.put_u64_le(*req);
+            put_bool(out, *accepted);
+            out.put_u64_le(*term);
+            out.put_u64_le(*index);
+            out.put_u32_le(*leader);
+        }
+        Message::User { data } => {
+            out.put_u8(TAG_USER);
+            out.put_u32_le(data.len() as u32);
+            out.put_slice(data);
+        }
     }
 }
 
@@ -438,6 +473,25 @@ fn get_envelope(r: &mut Reader<'_>) -> Result<Envelope, FrameError> {
         TAG_TIMEOUT_NOW => Message::TimeoutNow {
             term: r.u64("term")?,
         },
+        TAG_FORWARD => {
+            let req = r.u64("req")?;
+            let key = r.u64("key")?;
+            let len = r.u32("forward length")? as usize;
+            let data = r.bytes("forward data", len)?.to_vec();
+            Message::Forward { req, key, data }
+        }
+        TAG_FORWARD_REPLY => Message::ForwardReply {
+            req: r.u64("req")?,
+            accepted: r.bool()?,
+            term: r.u64("term")?,
+            index: r.u64("index")?,
+            leader: r.u32("leader")?,
+        },
+        TAG_USER => {
+            let len = r.u32("user message length")? as usize;
+            let data = r.bytes("user message data", len)?.to_vec();
+            Message::User { data }
+        }
         t => return Err(FrameError::UnknownMessageTag(t)),
     };
     Ok(Envelope {

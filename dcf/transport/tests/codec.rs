@@ -95,6 +95,22 @@ fn all_variants() -> Vec<Envelope> {
             seq: 0,
         }),
         env(Message::TimeoutNow { term: 12 }),
+        env(Message::Forward {
+            req: 9,
+            key: 3,
+            data: b"forwarded".to_vec(),
+        }),
+        env(Message::ForwardReply {
+            req: 9,
+            accepted: true,
+            term: 4,
+            index: 77,
+            leader: 2,
+        }),
+        env(Message::User { data: vec![] }),
+        env(Message::User {
+            data: vec![1, 2, 3],
+        }),
         Envelope {
             stream: u32::MAX,
             from: u32::MAX,
@@ -204,8 +220,8 @@ fn rejects_each_kind_of_malformed_frame() {
     assert_eq!(codec.decode(&b), Err(FrameError::UnknownFrameKind(3)));
 
     let mut b = good.clone();
-    b[25] = 6;
-    assert_eq!(codec.decode(&b), Err(FrameError::UnknownMessageTag(6)));
+    b[25] = 99;
+    assert_eq!(codec.decode(&b), Err(FrameError::UnknownMessageTag(99)));
 
     // Entry kind byte of the first entry of an append.
     let append = env(Message::Append {

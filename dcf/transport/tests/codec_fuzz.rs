@@ -32,7 +32,7 @@ fn num(rng: &mut StdRng) -> u64 {
 }
 
 fn random_envelope(rng: &mut StdRng) -> Envelope {
-    let msg = match rng.gen_range(0..5) {
+    let msg = match rng.gen_range(0..8) {
         0 => Message::VoteRequest {
             term: num(rng),
             pre_vote: rng.gen(),
@@ -74,6 +74,21 @@ fn random_envelope(rng: &mut StdRng) -> Envelope {
             last_index: num(rng),
             applied_index: num(rng),
             seq: num(rng),
+        },
+        4 => Message::Forward {
+            req: num(rng),
+            key: num(rng),
+            data: (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect(),
+        },
+        5 => Message::ForwardReply {
+            req: num(rng),
+            accepted: rng.gen(),
+            term: num(rng),
+            index: num(rng),
+            leader: rng.gen(),
+        },
+        6 => Message::User {
+            data: (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect(),
         },
         _ => Message::TimeoutNow { term: num(rng) },
     };

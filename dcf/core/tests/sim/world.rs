@@ -181,6 +181,9 @@ fn summarize(m: &Message) -> (&'static str, u64, u64) {
         } => ("Append", *prev_index, entries.len() as u64),
         Message::AppendResponse { success, index, .. } => ("AppendResp", *success as u64, *index),
         Message::TimeoutNow { .. } => ("TimeoutNow", 0, 0),
+        Message::Forward { .. } | Message::ForwardReply { .. } | Message::User { .. } => {
+            ("HostMessage", 0, 0)
+        }
     }
 }
 
