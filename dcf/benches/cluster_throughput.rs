@@ -121,7 +121,7 @@ fn main() {
             .join(",")
     );
     let mut nodes = Nodes(Vec::new());
-    for i in 0..3 {
+    for (i, client_addr) in clients.iter().enumerate() {
         nodes.0.push(
             Command::new(NODE_BIN)
                 .args([
@@ -130,7 +130,7 @@ fn main() {
                     "--config",
                     &config,
                     "--client-addr",
-                    &clients[i],
+                    client_addr,
                 ])
                 .arg("--data-dir")
                 .arg(dir.path().join(format!("n{}", i + 1)))
