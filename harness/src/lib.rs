@@ -6,6 +6,9 @@
 //! and writes the run's folder in the store.
 
 pub mod analysis;
+pub mod check_cmd;
 pub mod interpreter;
+pub mod logscan;
+pub mod progress;
 pub mod recorder;
 pub mod store;

@@ -1,0 +1,133 @@
+//! Every history of the shared corpus must get the verdict its authors
+//! published (`expected.tsv`), and the key-value histories checked without
+//! splitting by key must end in `unknown` under a short limit, not a crash.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use checker::{check_history, formats, CheckOptions, Checker, ModelKind, Validity};
+
+fn corpus() -> PathBuf {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"));
+    assert!(
+        dir.join("README.md").is_file(),
+        "the shared corpus is missing at {} — it is required by this test",
+        dir.display()
+    );
+    dir.to_path_buf()
+}
+
+fn expected(dir: &Path) -> Vec<(PathBuf, Validity)> {
+    let tsv = std::fs::read_to_string(dir.join("expected.tsv"))
+        .unwrap_or_else(|e| panic!("cannot read {}/expected.tsv: {e}", dir.display()));
+    tsv.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (file, verdict) = l.split_once('\t').expect("tab-separated line");
+            let v = match verdict.trim() {
+                "linearizable" => Validity::Valid,
+                "not-linearizable" => Validity::Invalid,
+                other => panic!("unknown verdict {other}"),
+            };
+            (dir.join(file), v)
+        })
+        .collect()
+}
+
+fn check_all(sub: &str, options: &CheckOptions, count: usize) {
+    let dir = corpus().join(sub);
+    let cases = expected(&dir);
+    assert_eq!(
+        cases.len(),
+        count,
+        "expected.tsv of {sub} lists {} files",
+        cases.len()
+    );
+    let mut wrong = Vec::new();
+    for (path, want) in &cases {
+        let history =
+            formats::read_file(path, None).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let got =
+            check_history(&history, options).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if got.valid != *want {
+            wrong.push(format!(
+                "{}: expected {want:?}, got {:?}",
+                path.display(),
+                got.valid
+            ));
+        }
+        if got.valid == Validity::Invalid {
+            let e = got
+                .explanation
+                .as_ref()
+                .expect("an invalid history is explained");
+            assert!(e
+                .window
+                .iter()
+                .any(|o| o.invoke_index == e.failing_op.invoke_index));
+            let html = e.to_html();
+            assert!(
+                html.contains("<svg") && html.contains("#c00"),
+                "the failing op is drawn"
+            );
+            assert!(e.to_text().contains("cannot be linearized"));
+        }
+        // Exported to Jepsen EDN and read back, the verdict is the same.
+        let again = formats::parse(&formats::to_edn(&history), Some(formats::Format::JepsenEdn))
+            .unwrap_or_else(|e| panic!("{}: re-import: {e}", path.display()));
+        let again = check_history(&again, options).unwrap();
+        assert_eq!(
+            again.valid,
+            got.valid,
+            "{} after EDN round trip",
+            path.display()
+        );
+    }
+    assert!(wrong.is_empty(), "disagreements:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn jepsen_etcd_logs_agree_with_expected() {
+    let options = CheckOptions {
+        checker: Some(Checker::Linearizable(ModelKind::CasRegister)),
+        ..CheckOptions::default()
+    };
+    check_all("jepsen-etcd", &options, 102);
+}
+
+#[test]
+fn etcd_logs_are_detected_as_cas_register() {
+    check_all("jepsen-etcd", &CheckOptions::default(), 102);
+}
+
+#[test]
+fn porcupine_kv_histories_agree_with_expected() {
+    check_all("porcupine-kv", &CheckOptions::default(), 6);
+}
+
+#[test]
+fn unsplit_kv_histories_end_in_unknown_not_a_crash() {
+    let dir = corpus().join("porcupine-kv");
+    for name in ["c50-ok.txt", "c50-bad.txt"] {
+        let history = formats::read_file(&dir.join(name), None).unwrap();
+        let options = CheckOptions {
+            split_by_key: false,
+            timeout: Some(Duration::from_millis(1500)),
+            memory_budget: 512 << 20,
+            ..CheckOptions::default()
+        };
+        let started = std::time::Instant::now();
+        let r = check_history(&history, &options).unwrap();
+        // c50-bad may be refuted quickly even unsplit; c50-ok cannot be confirmed.
+        if name == "c50-ok.txt" {
+            assert_eq!(r.valid, Validity::Unknown, "{name}");
+            assert!(r.unknown_reason.is_some());
+        } else {
+            assert_ne!(r.valid, Validity::Valid, "{name}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{name} ignored its time limit"
+        );
+    }
+}

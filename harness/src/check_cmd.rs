@@ -1,0 +1,189 @@
+//! `dcf-harness check`: check history files of any supported format with
+//! the `checker` crate and report one verdict per file.
+//!
+//! Output: one line per file, `<path> <valid|invalid|unknown> <milliseconds>`
+//! (checking time, parsing excluded), or with `--json` one object whose
+//! top-level `valid` is `true`, `false` or `"unknown"`. Exit codes: 0 all
+//! valid, 1 some invalid, 2 some unknown (none invalid), 64 bad usage or an
+//! unreadable or malformed file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use checker::{formats, CheckOptions, CheckResult, Checker, Format, Validity};
+use clap::Args;
+use serde_json::{json, Value};
+
+/// Exit code: every file valid.
+pub const EXIT_VALID: i32 = 0;
+/// Exit code: some file invalid.
+pub const EXIT_INVALID: i32 = 1;
+/// Exit code: some file unknown, none invalid.
+pub const EXIT_UNKNOWN: i32 = 2;
+/// Exit code: bad usage, or a file that cannot be read or parsed.
+pub const EXIT_USAGE: i32 = 64;
+
+/// Arguments of `dcf-harness check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// History files (history.jsonl, Jepsen history.edn, Jepsen log lines, porcupine kv).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Input format: jsonl, edn, jepsen-log, porcupine-kv (default: detected).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Model: register, cas-register, kv, multi-register, list-append, set (default: detected).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Initial register value, as JSON (e.g. 0 or "\"a\""); bare words are strings.
+    #[arg(long, value_name = "VALUE")]
+    pub initial: Option<String>,
+    /// Time limit per file in seconds; reaching it gives `unknown`.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Memory budget of the linearizability search per file, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub memory_mb: usize,
+    /// Do not split histories by key (P-compositionality off).
+    #[arg(long)]
+    pub no_split: bool,
+    /// List-append: check serializability only (no real-time edges).
+    #[arg(long)]
+    pub serializable: bool,
+    /// Print a JSON result object instead of lines.
+    #[arg(long)]
+    pub json: bool,
+    /// After an invalid file's line, print the explanation as text.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+/// A usage error, reported as one line with exit code 64.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+fn options(args: &CheckArgs) -> Result<(Option<Format>, CheckOptions), UsageError> {
+    let format = match &args.format {
+        Some(f) => Some(f.parse::<Format>().map_err(|e| UsageError(e.to_string()))?),
+        None => None,
+    };
+    let checker = match &args.model {
+        Some(m) => Some(
+            m.parse::<Checker>()
+                .map_err(|e| UsageError(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let initial = args
+        .initial
+        .as_ref()
+        .map(|v| serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.clone())));
+    let timeout = match args.timeout {
+        Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+        Some(t) => {
+            return Err(UsageError(format!(
+                "--timeout must be a positive number of seconds, got {t}"
+            )))
+        }
+        None => None,
+    };
+    Ok((
+        format,
+        CheckOptions {
+            checker,
+            initial,
+            split_by_key: !args.no_split,
+            timeout,
+            memory_budget: args.memory_mb.saturating_mul(1 << 20),
+            explain: true,
+            strict: !args.serializable,
+        },
+    ))
+}
+
+/// The outcome of one file.
+enum FileOutcome {
+    Checked(Box<CheckResult>),
+    Error(String),
+}
+
+/// Run the command; returns the process exit code. Output goes to stdout,
+/// errors to stderr.
+pub fn run(args: &CheckArgs) -> i32 {
+    let (format, opts) = match options(args) {
+        Ok(o) => o,
+        Err(UsageError(e)) => {
+            eprintln!("dcf-harness check: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let mut outcomes = Vec::new();
+    for path in &args.files {
+        let outcome = match formats::read_file(path, format)
+            .and_then(|h| checker::check_history(&h, &opts))
+        {
+            Ok(r) => FileOutcome::Checked(Box::new(r)),
+            Err(e) => FileOutcome::Error(e.to_string()),
+        };
+        if !args.json {
+            match &outcome {
+                FileOutcome::Checked(r) => {
+                    println!(
+                        "{} {} {:.1}",
+                        path.display(),
+                        r.valid.as_str(),
+                        r.elapsed_ms
+                    );
+                    if args.explain {
+                        if let Some(e) = &r.explanation {
+                            print!("{}", e.to_text());
+                        }
+                        if let Some(la) = &r.list_append {
+                            for a in &la.anomalies {
+                                println!("{}", a.to_text());
+                            }
+                        }
+                    }
+                }
+                FileOutcome::Error(e) => eprintln!("dcf-harness check: {}: {e}", path.display()),
+            }
+        }
+        outcomes.push((path, outcome));
+    }
+    let mut overall = Validity::Valid;
+    let mut errors = false;
+    for (_, o) in &outcomes {
+        match o {
+            FileOutcome::Checked(r) => overall = overall.and(r.valid),
+            FileOutcome::Error(_) => errors = true,
+        }
+    }
+    if args.json {
+        let files: Vec<Value> = outcomes
+            .iter()
+            .map(|(path, o)| match o {
+                FileOutcome::Checked(r) => json!({
+                    "path": path.display().to_string(),
+                    "valid": r.valid,
+                    "elapsed_ms": r.elapsed_ms,
+                    "result": r,
+                }),
+                FileOutcome::Error(e) => json!({
+                    "path": path.display().to_string(),
+                    "valid": "unknown",
+                    "error": e,
+                }),
+            })
+            .collect();
+        let top = json!({ "valid": if errors { serde_json::to_value(overall.and(Validity::Unknown)).unwrap_or(Value::Null) } else { serde_json::to_value(overall).unwrap_or(Value::Null) }, "files": files });
+        println!("{top}");
+    }
+    if errors {
+        return EXIT_USAGE;
+    }
+    match overall {
+        Validity::Valid => EXIT_VALID,
+        Validity::Invalid => EXIT_INVALID,
+        Validity::Unknown => EXIT_UNKNOWN,
+    }
+}
