@@ -230,6 +230,20 @@ pub struct RegisterModel {
     pub initial: Val,
 }
 
+/// The error tag a client puts first in a failed operation's `error`
+/// (`["unexecuted", "why"]`) when the operation definitely never ran, as
+/// opposed to running and failing (a cas whose compare did not match).
+pub const UNEXECUTED: &str = "unexecuted";
+
+/// True if a failed completion says the operation never ran.
+pub fn never_executed(complete: &Op) -> bool {
+    match &complete.error {
+        Some(Value::Array(items)) => items.first().and_then(Value::as_str) == Some(UNEXECUTED),
+        Some(Value::String(s)) => s == UNEXECUTED,
+        _ => false,
+    }
+}
+
 fn cas_args(op: &Op, v: &Value, values: &mut Values) -> Result<(Val, Val), CheckError> {
     match v {
         Value::Array(a) if a.len() == 2 => Ok((values.intern(&a[0]), values.intern(&a[1]))),
@@ -281,6 +295,10 @@ impl Model for RegisterModel {
                 let (from, to) = cas_args(invoke, &invoke.value, values)?;
                 match outcome {
                     OpType::Ok => Determinate(RegOp::Cas(from, to)),
+                    // A cas that never ran (no leader, rejected before
+                    // proposing) observed nothing; any other failed cas
+                    // found a value other than `from` (Jepsen's meaning).
+                    OpType::Fail if complete.is_some_and(never_executed) => Skip,
                     OpType::Fail => Determinate(RegOp::CasFailed(from)),
                     _ => Indeterminate(RegOp::Cas(from, to)),
                 }
@@ -625,6 +643,34 @@ mod tests {
         assert_eq!(m.step(&3, &RegOp::Cas(1, 2)), None);
         assert_eq!(m.step(&3, &RegOp::CasFailed(1)), Some(3));
         assert_eq!(m.step(&1, &RegOp::CasFailed(1)), None);
+        // A failed cas tagged as never executed imposes nothing.
+        let mut values = Values::default();
+        let inv = Op::new(
+            crate::history::Process::Client(0),
+            OpType::Invoke,
+            "cas",
+            serde_json::json!([1, 2]),
+        );
+        let mut done = Op::new(
+            crate::history::Process::Client(0),
+            OpType::Fail,
+            "cas",
+            serde_json::json!([1, 2]),
+        );
+        done.error = Some(serde_json::json!(["unexecuted", "no leader reachable"]));
+        let model = RegisterModel {
+            cas: true,
+            initial: NIL,
+        };
+        assert!(matches!(
+            model.compile(&inv, OpType::Fail, Some(&done), &mut values),
+            Ok(Compiled::Skip)
+        ));
+        done.error = Some(serde_json::json!(["cas-mismatch", "r0 holds 3"]));
+        assert!(matches!(
+            model.compile(&inv, OpType::Fail, Some(&done), &mut values),
+            Ok(Compiled::Determinate(RegOp::CasFailed(_)))
+        ));
         assert_eq!(m.step(&1, &RegOp::Read(1)), Some(1));
         assert_eq!(m.step(&NIL, &RegOp::Read(1)), None);
     }

@@ -85,7 +85,7 @@ pub async fn perform(
     let mut done = Op::new(Process::Client(process), c.kind, inv.f.clone(), c.value);
     done.key = inv.key.clone();
     done.node = c.node;
-    done.error = c.error.map(serde_json::Value::String);
+    done.error = c.error;
     recorder.record(done);
     counters.count(c.kind);
     c.kind

@@ -6,9 +6,12 @@
 //! and writes the run's folder in the store.
 
 pub mod analysis;
+pub mod analyze_cmd;
 pub mod check_cmd;
+pub mod deploy;
 pub mod interpreter;
 pub mod logscan;
 pub mod progress;
 pub mod recorder;
 pub mod store;
+pub mod test_cmd;

@@ -1,6 +1,27 @@
 //! # nemesis
 //!
 //! The faults the harness injects into a deployed cluster: kernel-level
-//! partitions, SIGKILL and restart, SIGSTOP/SIGCONT pauses, clock skew, disk
-//! corruption and membership changes. Every fault has a start and a stop that
-//! undoes it, and schedules say when each runs.
+//! partitions, SIGKILL and restart, SIGSTOP/SIGCONT pauses (later clock
+//! skew, disk corruption and membership changes). Every fault has a start
+//! and a stop that undoes it, and schedules say when each runs. Faults act
+//! through [`control::ClusterControl`], which each deployment implements.
+//!
+//! - [`topology`]: partition shapes as grudges;
+//! - [`target`]: which nodes a kill or pause hits;
+//! - [`schedule`]: the default randomised schedule and the explicit grammar;
+//! - [`runner`]: [`Nemesis`], which executes a schedule and undoes it all.
+
+pub mod control;
+pub mod runner;
+pub mod schedule;
+pub mod target;
+pub mod topology;
+
+pub use control::{ClusterControl, FaultError, Grudge, NodeId};
+pub use runner::{ActiveFaults, Nemesis, NemesisEvent, Phase};
+pub use schedule::{
+    parse_schedule, Action, DefaultSchedule, DefaultTiming, Fault, FaultKind, Schedule,
+    ScheduleError, Step,
+};
+pub use target::Target;
+pub use topology::Topology;

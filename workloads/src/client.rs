@@ -15,7 +15,10 @@ use std::time::Duration;
 pub struct Completion {
     pub kind: OpType,
     pub value: Value,
-    pub error: Option<String>,
+    /// Why it failed or is unknown: `["unexecuted", why]` when the
+    /// operation definitely never ran, `["cas-mismatch", why]` when a cas
+    /// ran and found another value, `["indeterminate", why]` for `info`.
+    pub error: Option<Value>,
     /// The node that answered, if any.
     pub node: Option<String>,
 }
@@ -122,16 +125,30 @@ pub fn completion_for(inv: &Invocation, resp: &Response) -> Completion {
                 node,
             }
         }
-        Outcome::Fail => Completion {
-            kind: OpType::Fail,
-            value: inv.value.clone(),
-            error: resp.error.clone(),
-            node,
-        },
+        Outcome::Fail => {
+            let why = resp.error.clone().unwrap_or_default();
+            // dcf-node fails a cas whose compare did not match with
+            // "cas mismatch"; every other definite failure means the
+            // operation was never carried out.
+            let tag = if why.starts_with("cas mismatch") {
+                "cas-mismatch"
+            } else {
+                checker::models::UNEXECUTED
+            };
+            Completion {
+                kind: OpType::Fail,
+                value: inv.value.clone(),
+                error: Some(json!([tag, why])),
+                node,
+            }
+        }
         Outcome::Info => Completion {
             kind: OpType::Info,
             value: inv.value.clone(),
-            error: resp.error.clone(),
+            error: Some(json!([
+                "indeterminate",
+                resp.error.clone().unwrap_or_default()
+            ])),
             node,
         },
     }
@@ -158,7 +175,7 @@ impl WorkloadClient {
                 return Completion {
                     kind: OpType::Fail,
                     value: inv.value.clone(),
-                    error: Some(e),
+                    error: Some(json!([checker::models::UNEXECUTED, e])),
                     node: None,
                 }
             }
@@ -194,9 +211,12 @@ mod tests {
             key: Some(json!(1)),
             value: json!([1, 2]),
         };
-        let c = completion_for(&inv, &Response::fail(1, "cas mismatch"));
+        let c = completion_for(&inv, &Response::fail(1, "cas mismatch: r1 holds 3"));
         assert_eq!(c.kind, OpType::Fail);
         assert_eq!(c.value, json!([1, 2]));
+        assert_eq!(c.error.unwrap()[0], "cas-mismatch");
+        let c = completion_for(&inv, &Response::fail(1, "not leader (leader: 2)"));
+        assert_eq!(c.error.unwrap()[0], "unexecuted");
         let c = completion_for(&inv, &Response::info(1, "timeout"));
         assert_eq!(c.kind, OpType::Info);
     }

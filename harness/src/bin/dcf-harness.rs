@@ -5,7 +5,10 @@
 //! [`Command`] with their own module in the library.
 
 use clap::{Parser, Subcommand};
+use harness::analyze_cmd::{self, AnalyzeArgs};
 use harness::check_cmd::{self, CheckArgs};
+use harness::test_cmd::{self, TestArgs, TestOutcome};
+use std::path::PathBuf;
 
 /// Jepsen-style fault-injection harness for DCF.
 #[derive(Debug, Parser)]
@@ -17,8 +20,56 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a fault-injection test against a local dcf-node cluster and
+    /// store its checked history (exit 0 valid, 1 invalid, 2 unknown,
+    /// 255 harness failure).
+    Test(TestArgs),
+    /// Re-check a stored run's history from scratch and rewrite its results.json.
+    Analyze(AnalyzeArgs),
     /// Check history files (ours or another tool's) and print one verdict per file.
     Check(CheckArgs),
+    /// Remove processes, namespaces, links and rules a killed harness left
+    /// behind for a run.
+    Cleanup {
+        /// The run folder (store/<test>/<timestamp>).
+        run_dir: PathBuf,
+    },
+}
+
+fn test(args: TestArgs) -> i32 {
+    let outcome = test_cmd::run(args, std::env::args().collect());
+    match &outcome {
+        TestOutcome::Verdict { valid, run } => {
+            println!("{} {}", valid.as_str(), run.join("results.json").display());
+        }
+        TestOutcome::HarnessFailure { cause, run } => {
+            eprintln!("dcf-harness: harness failure: {cause}");
+            if let Some(run) = run {
+                println!("harness-failure {}", run.display());
+            }
+        }
+    }
+    outcome.exit_code()
+}
+
+fn cleanup(run_dir: &std::path::Path) -> i32 {
+    let target = if run_dir.join("nodes").is_dir() {
+        run_dir.join("nodes")
+    } else {
+        run_dir.to_path_buf()
+    };
+    match harness::deploy::cleanup_leftovers(&target) {
+        Ok(report) => {
+            for r in &report.removed {
+                println!("removed {r}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("dcf-harness cleanup: {e}");
+            1
+        }
+    }
 }
 
 fn main() {
@@ -35,8 +86,11 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let code = match &cli.command {
-        Command::Check(args) => check_cmd::run(args),
+    let code = match cli.command {
+        Command::Test(args) => test(args),
+        Command::Analyze(args) => analyze_cmd::run(&args),
+        Command::Check(args) => check_cmd::run(&args),
+        Command::Cleanup { run_dir } => cleanup(&run_dir),
     };
     std::process::exit(code);
 }

@@ -1,0 +1,65 @@
+//! `dcf-harness analyze RUN_DIR`: re-checks a stored history from scratch
+//! (the node logs are scanned again too) and rewrites `results.json`.
+
+use crate::analysis;
+use crate::logscan;
+use crate::store::RunDir;
+use checker::Validity;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Options of `dcf-harness analyze`.
+#[derive(clap::Args, Debug)]
+pub struct AnalyzeArgs {
+    /// A run folder (store/<test>/<timestamp>) holding history.jsonl.
+    pub run_dir: PathBuf,
+    /// Time limit of the checker, in seconds (then the verdict is unknown).
+    #[arg(long, default_value_t = 120)]
+    pub check_timeout: u64,
+}
+
+/// Exit code of a verdict: 0 valid, 1 invalid, 2 unknown.
+pub fn exit_code(v: Validity) -> i32 {
+    match v {
+        Validity::Valid => 0,
+        Validity::Invalid => 1,
+        Validity::Unknown => 2,
+    }
+}
+
+/// Runs `analyze`; returns the exit code (255 when the run cannot be analysed).
+pub fn run(args: &AnalyzeArgs) -> i32 {
+    let run = match RunDir::open(&args.run_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dcf-harness analyze: {e}");
+            return 255;
+        }
+    };
+    let findings = logscan::scan(&run.nodes(), 50);
+    let panics = findings.iter().filter(|f| f.kind == "panic").count();
+    let mut extra = json!({ "node_panics": panics, "log_findings": findings });
+    // Keep what only the live run could observe.
+    if let Some(old) = run.read_json("results.json") {
+        for k in ["recovered", "final_reads", "client_ops", "interrupted"] {
+            if let Some(v) = old.get(k) {
+                extra[k] = v.clone();
+            }
+        }
+    }
+    match analysis::analyze(&run, Duration::from_secs(args.check_timeout.max(1)), extra) {
+        Ok(a) => {
+            println!(
+                "{} {}",
+                a.valid.as_str(),
+                run.path.join("results.json").display()
+            );
+            exit_code(a.valid)
+        }
+        Err(e) => {
+            eprintln!("dcf-harness analyze: {e}");
+            255
+        }
+    }
+}

@@ -1,0 +1,588 @@
+//! Local deployment: every node is its own OS process on this machine.
+//!
+//! In namespace mode (root, `ip` and `iptables` present) each node runs in
+//! its own network namespace with its own address (see [`super::netns`]),
+//! so partitions are real kernel packet drops. Otherwise — or when
+//! [`LocalMode::Loopback`] is forced — nodes run as plain processes on
+//! 127.0.0.1 with distinct ports, and partitions are reported unsupported
+//! with the fix, so partition faults are skipped rather than faked.
+//!
+//! Every resource is recorded in a [`Registry`] (mirrored to
+//! `<base_dir>/deploy-resources.json`); [`LocalDeployment::teardown`] and
+//! `Drop` remove exactly what it lists.
+
+use super::netns::{self, Network};
+use super::process::{Launch, NodeProcess};
+use super::registry::{Registry, REGISTRY_FILE};
+use super::{cmd, status, ClusterSpec, DeployError, Deployment, NodeSpec};
+use nemesis::{ClusterControl, FaultError, Grudge, NodeId};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The peer (DCF) port of every node in namespace mode.
+const NS_PEER_PORT: u16 = 7000;
+/// The client port of every node in namespace mode.
+const NS_CLIENT_PORT: u16 = 8000;
+
+/// How nodes are isolated from each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LocalMode {
+    /// Namespaces when possible, else loopback (and the reason is kept for
+    /// [`ClusterControl::partitions_supported`]).
+    #[default]
+    Auto,
+    /// Namespaces or fail.
+    Namespaces,
+    /// Plain processes on 127.0.0.1; no partitions.
+    Loopback,
+}
+
+/// Options of a local deployment.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub mode: LocalMode,
+    /// How long `stop_all` waits after SIGTERM before SIGKILL.
+    pub stop_grace: Duration,
+    /// Bound on each node status query (used by `leader`).
+    pub status_timeout: Duration,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions {
+            mode: LocalMode::Auto,
+            stop_grace: Duration::from_secs(2),
+            status_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The message partition faults get in loopback mode.
+pub fn loopback_partition_message(detail: &str) -> String {
+    format!(
+        "partitions need root and iptables: run as root and `apt-get install iptables iproute2` \
+         (running on loopback: {detail})"
+    )
+}
+
+/// Why namespaces cannot be used here, if they cannot.
+pub fn namespace_prerequisites() -> Result<(), String> {
+    if !cmd::is_root() {
+        return Err("not running as root".into());
+    }
+    for tool in ["ip", "iptables", "iptables-restore"] {
+        if !cmd::on_path(tool) {
+            return Err(format!("`{tool}` is not installed"));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Inner {
+    registry: Registry,
+    network: Option<Network>,
+    /// Set in loopback mode: why partitions are impossible.
+    loopback_reason: Option<String>,
+    nodes: Vec<NodeSpec>,
+    config: String,
+    procs: BTreeMap<NodeId, NodeProcess>,
+}
+
+/// A cluster of local `dcf-node` processes.
+pub struct LocalDeployment {
+    spec: ClusterSpec,
+    opts: LocalOptions,
+    tag: String,
+    inner: Mutex<Inner>,
+}
+
+/// Picks `count` free TCP ports on 127.0.0.1 (all bound at once so they
+/// differ, then released for the nodes).
+fn free_loopback_ports(count: usize) -> Result<Vec<u16>, DeployError> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| DeployError::io("cannot find free loopback ports", e))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| DeployError::io("cannot find free loopback ports", e))
+}
+
+fn config_json(nodes: &[NodeSpec]) -> String {
+    let entries: Vec<serde_json::Value> = nodes
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "stream_id": 1,
+                "node_id": n.id,
+                "ip": n.peer_addr.ip().to_string(),
+                "port": n.peer_addr.port(),
+                "role": if n.id == 1 { "LEADER" } else { "FOLLOWER" },
+            })
+        })
+        .collect();
+    serde_json::Value::Array(entries).to_string()
+}
+
+/// Copies `src` into `dest` recursively (regular files and folders only).
+fn copy_tree(src: &Path, dest: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dest)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let ty = entry.file_type()?;
+        let to = dest.join(entry.file_name());
+        if ty.is_dir() {
+            copy_tree(&entry.path(), &to)?;
+        } else if ty.is_file() {
+            std::fs::copy(entry.path(), &to)?;
+        }
+    }
+    Ok(())
+}
+
+fn tail(path: &Path, max: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let start = text.len().saturating_sub(max);
+    let start = (start..=text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    text[start..].trim().to_string()
+}
+
+impl LocalDeployment {
+    /// A deployment of `spec`; nothing is created until [`Deployment::setup`].
+    pub fn new(spec: ClusterSpec, opts: LocalOptions) -> LocalDeployment {
+        LocalDeployment {
+            spec,
+            opts,
+            tag: netns::unique_tag(),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The run's unique tag (in every namespace and link name).
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// True once set up in namespace mode.
+    pub fn uses_namespaces(&self) -> bool {
+        self.lock().network.is_some()
+    }
+
+    /// The bridge's name in namespace mode.
+    pub fn bridge(&self) -> Option<String> {
+        self.lock().network.as_ref().map(|n| n.bridge.clone())
+    }
+
+    /// The node's network namespace in namespace mode.
+    pub fn netns_of(&self, node: NodeId) -> Option<String> {
+        self.lock()
+            .network
+            .as_ref()?
+            .netns_of(node)
+            .map(str::to_string)
+    }
+
+    /// The pid of the node's process if it runs.
+    pub fn pid_of(&self, node: NodeId) -> Option<i32> {
+        self.lock().procs.get_mut(&node)?.pid()
+    }
+
+    /// The path of the resource registry file.
+    pub fn registry_path(&self) -> PathBuf {
+        self.spec.base_dir.join(REGISTRY_FILE)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Teardown must work even after a panic elsewhere.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn launch(&self, inner: &Inner, node: &NodeSpec) -> Launch {
+        let mut args = vec![
+            "--node-id".to_string(),
+            node.id.to_string(),
+            "--config".into(),
+            inner.config.clone(),
+            "--data-dir".into(),
+            node.data_dir().display().to_string(),
+            "--client-addr".into(),
+            node.client_addr.to_string(),
+        ];
+        for p in &self.spec.params {
+            args.push("--param".into());
+            args.push(p.clone());
+        }
+        args.extend(self.spec.extra_args.iter().cloned());
+        Launch {
+            node: node.id,
+            netns: inner
+                .network
+                .as_ref()
+                .and_then(|n| n.netns_of(node.id))
+                .map(str::to_string),
+            program: self.spec.node_binary.clone(),
+            args,
+            log_dir: node.dir.clone(),
+        }
+    }
+
+    fn start_locked(&self, inner: &mut Inner, node: NodeId) -> Result<i32, DeployError> {
+        let spec = inner
+            .nodes
+            .iter()
+            .find(|n| n.id == node)
+            .cloned()
+            .ok_or(DeployError::UnknownNode(node))?;
+        let launch = self.launch(inner, &spec);
+        let proc = inner.procs.entry(node).or_default();
+        if let Some(pid) = proc.pid() {
+            return Ok(pid);
+        }
+        let pid = proc.spawn(&launch)?;
+        inner.registry.add_pid(pid);
+        Ok(pid)
+    }
+
+    fn kill_locked(inner: &mut Inner, node: NodeId) {
+        if let Some(pid) = inner.procs.get_mut(&node).and_then(NodeProcess::kill) {
+            inner.registry.remove_pid(pid);
+        }
+    }
+
+    /// Sets up the network (per the mode) and fills in the node specs.
+    fn prepare(&self, inner: &mut Inner) -> Result<(), DeployError> {
+        let use_ns = match self.opts.mode {
+            LocalMode::Loopback => {
+                inner.loopback_reason = Some("loopback mode was requested".into());
+                false
+            }
+            LocalMode::Namespaces => {
+                namespace_prerequisites().map_err(DeployError::Unsupported)?;
+                true
+            }
+            LocalMode::Auto => match namespace_prerequisites() {
+                Ok(()) => true,
+                Err(why) => {
+                    tracing::warn!(%why, "network namespaces unavailable; nodes run on loopback");
+                    inner.loopback_reason = Some(why);
+                    false
+                }
+            },
+        };
+        if use_ns {
+            match netns::create(&self.tag, self.spec.nodes, &mut inner.registry) {
+                Ok(net) => inner.network = Some(net),
+                Err(e) if self.opts.mode == LocalMode::Auto => {
+                    tracing::warn!(error = %e, "cannot create namespaces; nodes run on loopback");
+                    let report = inner.registry.remove_all();
+                    if !report.failed.is_empty() {
+                        return Err(DeployError::Leftovers(report.failed));
+                    }
+                    inner.loopback_reason = Some(format!("namespace setup failed: {e}"));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let ports = match inner.network {
+            Some(_) => Vec::new(),
+            None => free_loopback_ports(2 * self.spec.nodes as usize)?,
+        };
+        inner.nodes = (1..=self.spec.nodes)
+            .map(|id| {
+                let (peer_addr, client_addr) = match &inner.network {
+                    Some(net) => {
+                        let ip = IpAddr::V4(net.ip_of(id).expect("every node has an address"));
+                        (
+                            SocketAddr::new(ip, NS_PEER_PORT),
+                            SocketAddr::new(ip, NS_CLIENT_PORT),
+                        )
+                    }
+                    None => {
+                        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+                        let i = 2 * (id as usize - 1);
+                        (
+                            SocketAddr::new(ip, ports[i]),
+                            SocketAddr::new(ip, ports[i + 1]),
+                        )
+                    }
+                };
+                NodeSpec {
+                    id,
+                    peer_addr,
+                    client_addr,
+                    dir: self.spec.base_dir.join(format!("n{id}")),
+                }
+            })
+            .collect();
+        inner.config = config_json(&inner.nodes);
+        Ok(())
+    }
+
+    fn endpoints(&self) -> Vec<(NodeId, String)> {
+        self.lock()
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.client_addr.to_string()))
+            .collect()
+    }
+}
+
+impl Deployment for LocalDeployment {
+    fn setup(&self) -> Result<(), DeployError> {
+        std::fs::create_dir_all(&self.spec.base_dir).map_err(|e| {
+            DeployError::io(format!("cannot create {}", self.spec.base_dir.display()), e)
+        })?;
+        if !self.spec.node_binary.is_file() {
+            return Err(DeployError::Other(format!(
+                "node binary {} not found (build it with `cargo build -p dcf --bin dcf-node`)",
+                self.spec.node_binary.display()
+            )));
+        }
+        let mut inner = self.lock();
+        if !inner.nodes.is_empty() {
+            return Err(DeployError::Other("setup called twice".into()));
+        }
+        let marker = self.spec.base_dir.display().to_string();
+        inner.registry = Registry::new(&self.tag, &marker, Some(self.registry_path()));
+        self.prepare(&mut inner)?;
+        for id in 1..=self.spec.nodes {
+            self.start_locked(&mut inner, id)?;
+        }
+        drop(inner);
+        // A node that dies at once (bad flags, port in use) should fail
+        // setup with its own words rather than as a missing leader later.
+        std::thread::sleep(Duration::from_millis(300));
+        let mut inner = self.lock();
+        let nodes = inner.nodes.clone();
+        for n in nodes {
+            if inner
+                .procs
+                .get_mut(&n.id)
+                .and_then(NodeProcess::pid)
+                .is_none()
+            {
+                return Err(DeployError::Node {
+                    node: n.id,
+                    reason: format!("exited at start: {}", tail(&n.dir.join("stderr.log"), 2000)),
+                });
+            }
+        }
+        tracing::info!(
+            tag = %self.tag,
+            namespaces = inner.network.is_some(),
+            nodes = self.spec.nodes,
+            "local cluster started"
+        );
+        Ok(())
+    }
+
+    fn nodes(&self) -> Vec<NodeSpec> {
+        self.lock().nodes.clone()
+    }
+
+    fn config_json(&self) -> String {
+        self.lock().config.clone()
+    }
+
+    fn start_all(&self) -> Result<(), DeployError> {
+        let mut inner = self.lock();
+        for id in 1..=self.spec.nodes {
+            self.start_locked(&mut inner, id)?;
+        }
+        Ok(())
+    }
+
+    fn stop_all(&self) {
+        let mut inner = self.lock();
+        let Inner {
+            procs, registry, ..
+        } = &mut *inner;
+        for proc in procs.values_mut() {
+            if let Some(pid) = proc.stop(self.opts.stop_grace) {
+                registry.remove_pid(pid);
+            }
+        }
+    }
+
+    fn collect(&self, node: NodeId, dest: &Path) -> Result<(), DeployError> {
+        let dir = self
+            .lock()
+            .nodes
+            .iter()
+            .find(|n| n.id == node)
+            .map(|n| n.dir.clone())
+            .ok_or(DeployError::UnknownNode(node))?;
+        copy_tree(&dir, dest).map_err(|e| {
+            DeployError::io(
+                format!("cannot copy {} to {}", dir.display(), dest.display()),
+                e,
+            )
+        })
+    }
+
+    fn run_command(&self, node: NodeId, argv: &[String]) -> Result<Output, DeployError> {
+        let (program, rest) = argv
+            .split_first()
+            .ok_or_else(|| DeployError::Other("empty command".into()))?;
+        if !(1..=self.spec.nodes).contains(&node) {
+            return Err(DeployError::UnknownNode(node));
+        }
+        let mut c = match self.netns_of(node) {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns, program]);
+                c
+            }
+            None => Command::new(program),
+        };
+        c.args(rest)
+            .output()
+            .map_err(|e| DeployError::io(format!("cannot run {argv:?} on node {node}"), e))
+    }
+
+    fn teardown(&self) -> Result<(), DeployError> {
+        let mut inner = self.lock();
+        let ids: Vec<NodeId> = inner.procs.keys().copied().collect();
+        for id in ids {
+            Self::kill_locked(&mut inner, id);
+        }
+        let report = inner.registry.remove_all();
+        inner.network = None;
+        if !report.removed.is_empty() {
+            tracing::info!(tag = %self.tag, removed = ?report.removed, "local deployment torn down");
+        }
+        if report.failed.is_empty() {
+            Ok(())
+        } else {
+            tracing::error!(tag = %self.tag, failed = ?report.failed, "teardown left resources");
+            Err(DeployError::Leftovers(report.failed))
+        }
+    }
+
+    fn describe(&self) -> String {
+        let inner = self.lock();
+        match (&inner.network, &inner.loopback_reason) {
+            (Some(net), _) => format!(
+                "local: {} nodes in network namespaces on {}/24 (bridge {})",
+                self.spec.nodes,
+                netns::addr(net.prefix, 0),
+                net.bridge
+            ),
+            (None, Some(why)) => format!("local: {} nodes on loopback ({why})", self.spec.nodes),
+            (None, None) => format!("local: {} nodes (not set up)", self.spec.nodes),
+        }
+    }
+
+    fn control(self: Arc<Self>) -> Arc<dyn ClusterControl> {
+        self
+    }
+}
+
+impl ClusterControl for LocalDeployment {
+    fn node_ids(&self) -> Vec<NodeId> {
+        (1..=self.spec.nodes).collect()
+    }
+
+    fn kill(&self, node: NodeId) -> Result<(), FaultError> {
+        if !(1..=self.spec.nodes).contains(&node) {
+            return Err(FaultError::Failed(format!("unknown node {node}")));
+        }
+        Self::kill_locked(&mut self.lock(), node);
+        Ok(())
+    }
+
+    fn start(&self, node: NodeId) -> Result<(), FaultError> {
+        self.start_locked(&mut self.lock(), node)
+            .map(|_| ())
+            .map_err(|e| FaultError::Failed(e.to_string()))
+    }
+
+    fn pause(&self, node: NodeId) -> Result<(), FaultError> {
+        let mut inner = self.lock();
+        let proc = inner
+            .procs
+            .get_mut(&node)
+            .ok_or_else(|| FaultError::Failed(format!("node {node} was never started")))?;
+        proc.pause()
+            .map_err(|e| FaultError::Failed(format!("node {node}: {e}")))
+    }
+
+    fn resume(&self, node: NodeId) -> Result<(), FaultError> {
+        let mut inner = self.lock();
+        match inner.procs.get_mut(&node) {
+            Some(proc) => proc
+                .resume()
+                .map_err(|e| FaultError::Failed(format!("node {node}: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn partition(&self, grudge: &Grudge) -> Result<(), FaultError> {
+        self.partitions_supported()
+            .map_err(FaultError::Unsupported)?;
+        let inner = self.lock();
+        let net = inner
+            .network
+            .as_ref()
+            .expect("namespace mode has a network");
+        let mut errors = Vec::new();
+        for (id, ns, _) in &net.nodes {
+            let drops: Vec<Ipv4Addr> = grudge
+                .get(id)
+                .into_iter()
+                .flatten()
+                .filter_map(|peer| net.ip_of(*peer))
+                .collect();
+            if let Err(e) = netns::set_drops(ns, &drops) {
+                errors.push(format!("node {id}: {e}"));
+            }
+        }
+        if errors.is_empty() {
+            tracing::info!(?grudge, "partition in effect");
+            Ok(())
+        } else {
+            Err(FaultError::Failed(errors.join("; ")))
+        }
+    }
+
+    fn heal(&self) -> Result<(), FaultError> {
+        if self.partitions_supported().is_err() {
+            return Ok(()); // nothing can have been partitioned
+        }
+        self.partition(&Grudge::new())
+    }
+
+    fn partitions_supported(&self) -> Result<(), String> {
+        let inner = self.lock();
+        if inner.network.is_some() {
+            return Ok(());
+        }
+        Err(loopback_partition_message(
+            inner
+                .loopback_reason
+                .as_deref()
+                .unwrap_or("the deployment is not set up"),
+        ))
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        status::leader(&self.endpoints(), self.opts.status_timeout)
+    }
+}
+
+impl Drop for LocalDeployment {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            tracing::error!(error = %e, "teardown on drop failed");
+        }
+    }
+}

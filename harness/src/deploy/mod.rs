@@ -1,0 +1,184 @@
+//! Deployments: the hosts a test's nodes run on. A [`Deployment`] installs,
+//! starts, stops, kills, pauses and resumes `dcf-node` on its hosts, runs
+//! commands there and removes everything it created. It is also the
+//! [`ClusterControl`] the nemesis acts through.
+//!
+//! The trait says nothing about how hosts are made, so an SSH deployment can
+//! sit beside [`local::LocalDeployment`] (one process per node, each in its
+//! own network namespace when the machine allows it).
+
+pub mod cmd;
+pub mod local;
+pub mod netns;
+pub mod process;
+pub mod registry;
+pub mod status;
+
+use nemesis::{ClusterControl, NodeId};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use local::{LocalDeployment, LocalMode, LocalOptions};
+pub use registry::{cleanup_leftovers, CleanupReport, Registry};
+
+/// What to deploy: independent of where it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSpec {
+    /// Number of nodes; ids are `1..=nodes`.
+    pub nodes: u32,
+    /// The `dcf-node` binary to run (copied or uploaded by remote deployments).
+    pub node_binary: PathBuf,
+    /// DCF parameters, each `NAME=VALUE` (passed as `--param`), e.g.
+    /// `ELECTION_TIMEOUT=1000`.
+    pub params: Vec<String>,
+    /// Further `dcf-node` arguments, e.g. `--request-timeout-ms 2000`.
+    pub extra_args: Vec<String>,
+    /// Where node folders (data, logs) and the resource registry live; it
+    /// should be unique to the run.
+    pub base_dir: PathBuf,
+}
+
+impl ClusterSpec {
+    /// A spec with no params or extra arguments.
+    pub fn new(nodes: u32, node_binary: impl Into<PathBuf>, base_dir: impl Into<PathBuf>) -> Self {
+        ClusterSpec {
+            nodes,
+            node_binary: node_binary.into(),
+            params: Vec::new(),
+            extra_args: Vec::new(),
+            base_dir: base_dir.into(),
+        }
+    }
+
+    /// Adds a `NAME=VALUE` parameter.
+    pub fn param(mut self, name: &str, value: impl std::fmt::Display) -> Self {
+        self.params.push(format!("{name}={value}"));
+        self
+    }
+}
+
+/// One deployed node: its addresses and its folder on its host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    pub id: NodeId,
+    /// The DCF (peer) address in the cluster config.
+    pub peer_addr: SocketAddr,
+    /// The client address the harness and workloads connect to.
+    pub client_addr: SocketAddr,
+    /// The node's folder on its host: `data/` plus stdout/stderr logs.
+    pub dir: PathBuf,
+}
+
+impl NodeSpec {
+    /// The node's `--data-dir`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+}
+
+/// Why a deployment step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// An external command (ip, iptables, ...) failed.
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The deployment cannot work here; the message says what is missing.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    #[error("node {node}: {reason}")]
+    Node { node: NodeId, reason: String },
+    #[error("unknown node {0}")]
+    UnknownNode(NodeId),
+    /// Teardown could not remove everything; the list says what is left.
+    #[error("teardown left resources behind: {0:?}")]
+    Leftovers(Vec<String>),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl DeployError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        DeployError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A set of hosts on which the harness installs and runs a cluster. Every
+/// method takes `&self` so the deployment can be shared (as an `Arc`) with
+/// the nemesis thread; implementations use interior mutability.
+pub trait Deployment: ClusterControl {
+    /// Creates the hosts, installs the node binary and starts every node.
+    /// On error, whatever was created is still removed by
+    /// [`Deployment::teardown`].
+    fn setup(&self) -> Result<(), DeployError>;
+    /// The deployed nodes, by id.
+    fn nodes(&self) -> Vec<NodeSpec>;
+    /// Client endpoints (`host:port`) in node-id order, for `KvClient`.
+    fn client_endpoints(&self) -> Vec<String> {
+        self.nodes()
+            .iter()
+            .map(|n| n.client_addr.to_string())
+            .collect()
+    }
+    /// The cluster config JSON every node was started with.
+    fn config_json(&self) -> String;
+    /// Starts every node that is not running.
+    fn start_all(&self) -> Result<(), DeployError>;
+    /// Stops every node (SIGTERM, then SIGKILL after a grace period).
+    fn stop_all(&self);
+    /// Copies the node's logs and data into `dest` (the run's store folder
+    /// for that node), creating it.
+    fn collect(&self, node: NodeId, dest: &Path) -> Result<(), DeployError>;
+    /// Runs `argv` on the node's host (in its network namespace locally).
+    fn run_command(&self, node: NodeId, argv: &[String]) -> Result<Output, DeployError>;
+    /// Removes every process, host and network resource the deployment
+    /// created. Idempotent; also run on drop.
+    fn teardown(&self) -> Result<(), DeployError>;
+    /// A one-line description for logs and `test.json`.
+    fn describe(&self) -> String;
+    /// This deployment as the nemesis's view of it.
+    fn control(self: Arc<Self>) -> Arc<dyn ClusterControl>;
+}
+
+/// Polls [`ClusterControl::leader`] until some node reports itself leader
+/// or `timeout` passes.
+pub fn wait_for_leader(control: &dyn ClusterControl, timeout: Duration) -> Option<NodeId> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(l) = control.leader() {
+            return Some(l);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Finds a built `dcf-node` next to the running executable: the harness
+/// binary lives in `target/<profile>/`, test executables in
+/// `target/<profile>/deps/`, and cargo puts `dcf-node` in
+/// `target/<profile>/`. Returns `None` if it has not been built.
+pub fn find_node_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join("dcf-node"))
+        .find(|p| p.is_file())
+}

@@ -1,0 +1,216 @@
+//! The record of every resource a deployment created: kept in memory and
+//! mirrored to a JSON file in the run folder after every change, so that
+//! [`cleanup_leftovers`] can remove what a killed harness left behind.
+//! Removal is driven by this record alone, which is what makes teardown
+//! idempotent and safe after a partial setup.
+
+use super::cmd;
+use super::DeployError;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The file name of the registry inside the deployment's base folder.
+pub const REGISTRY_FILE: &str = "deploy-resources.json";
+
+/// Resources to remove, in the order [`Registry::remove_all`] removes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registry {
+    /// The run's unique tag (part of every name below).
+    pub tag: String,
+    /// A string every node process's command line contains (the run's
+    /// base folder), so a recorded pid is only killed if it is still ours.
+    pub cmdline_marker: String,
+    /// Node process ids that may be running.
+    pub pids: Vec<i32>,
+    /// Network namespaces (`ip netns`).
+    pub netns: Vec<String>,
+    /// Links in the root namespace (bridge, host ends of veth pairs).
+    pub links: Vec<String>,
+    /// Root-namespace iptables rules, each as the arguments after `-A`/`-D`
+    /// (chain first).
+    pub host_rules: Vec<Vec<String>>,
+    #[serde(skip)]
+    path: Option<PathBuf>,
+}
+
+/// What a cleanup removed and what it could not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanupReport {
+    pub removed: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+impl Registry {
+    /// An empty registry mirrored to `path` (written at once).
+    pub fn new(tag: &str, cmdline_marker: &str, path: Option<PathBuf>) -> Self {
+        let r = Registry {
+            tag: tag.to_string(),
+            cmdline_marker: cmdline_marker.to_string(),
+            path,
+            ..Registry::default()
+        };
+        r.save();
+        r
+    }
+
+    /// Reads a registry file.
+    pub fn load(path: &Path) -> Result<Registry, DeployError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DeployError::io(format!("cannot read {}", path.display()), e))?;
+        let mut r: Registry = serde_json::from_str(&text)
+            .map_err(|e| DeployError::Other(format!("{}: bad registry: {e}", path.display())))?;
+        r.path = Some(path.to_path_buf());
+        Ok(r)
+    }
+
+    /// True if nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.pids.is_empty()
+            && self.netns.is_empty()
+            && self.links.is_empty()
+            && self.host_rules.is_empty()
+    }
+
+    /// Writes the file (best effort: a failed write must not abort a run,
+    /// the in-memory copy still drives teardown).
+    pub fn save(&self) {
+        let Some(path) = &self.path else { return };
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        let tmp = path.with_extension("json.tmp");
+        let result = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the resource registry");
+        }
+    }
+
+    pub fn add_pid(&mut self, pid: i32) {
+        self.pids.push(pid);
+        self.save();
+    }
+    pub fn remove_pid(&mut self, pid: i32) {
+        self.pids.retain(|&p| p != pid);
+        self.save();
+    }
+    pub fn add_netns(&mut self, name: &str) {
+        self.netns.push(name.to_string());
+        self.save();
+    }
+    pub fn add_link(&mut self, name: &str) {
+        self.links.push(name.to_string());
+        self.save();
+    }
+    pub fn add_host_rule(&mut self, rule: Vec<String>) {
+        self.host_rules.push(rule);
+        self.save();
+    }
+
+    /// Removes everything recorded: processes, namespaces (with anything
+    /// still running inside), links, then host rules. Entries are dropped
+    /// from the record as they are removed (or found already gone); the
+    /// ones that could not be removed stay recorded and are reported.
+    pub fn remove_all(&mut self) -> CleanupReport {
+        let mut report = CleanupReport::default();
+        for pid in std::mem::take(&mut self.pids) {
+            if process_matches(pid, &self.cmdline_marker) {
+                // SAFETY: plain syscall; the pid was checked to be our node.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                report.removed.push(format!("process {pid}"));
+            }
+        }
+        self.save();
+        for ns in std::mem::take(&mut self.netns) {
+            if !netns_exists(&ns) {
+                continue;
+            }
+            // Anything still running in the namespace would keep it alive.
+            if let Ok(out) = cmd::run("ip", &["netns", "pids", &ns]) {
+                for pid in out.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+                    // SAFETY: plain syscall on a process inside our namespace.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            match cmd::run("ip", &["netns", "del", &ns]) {
+                Ok(_) => report.removed.push(format!("netns {ns}")),
+                Err(e) => {
+                    report.failed.push(format!("netns {ns}: {e}"));
+                    self.netns.push(ns);
+                }
+            }
+        }
+        self.save();
+        for link in std::mem::take(&mut self.links) {
+            if !link_exists(&link) {
+                continue;
+            }
+            match cmd::run("ip", &["link", "del", &link]) {
+                Ok(_) => report.removed.push(format!("link {link}")),
+                Err(e) if !link_exists(&link) => {
+                    // Removed with its peer meanwhile.
+                    tracing::debug!(%link, error = %e, "link already gone");
+                }
+                Err(e) => {
+                    report.failed.push(format!("link {link}: {e}"));
+                    self.links.push(link);
+                }
+            }
+        }
+        self.save();
+        for rule in std::mem::take(&mut self.host_rules) {
+            let mut args = vec!["-w", "-D"];
+            args.extend(rule.iter().map(String::as_str));
+            // Delete every copy (a rule added twice needs two deletes).
+            let mut deleted = false;
+            while cmd::run("iptables", &args).is_ok() {
+                deleted = true;
+            }
+            let mut check = vec!["-w", "-C"];
+            check.extend(rule.iter().map(String::as_str));
+            if cmd::run("iptables", &check).is_ok() {
+                report
+                    .failed
+                    .push(format!("iptables rule {}", rule.join(" ")));
+                self.host_rules.push(rule);
+            } else if deleted {
+                report
+                    .removed
+                    .push(format!("iptables rule {}", rule.join(" ")));
+            }
+        }
+        self.save();
+        report
+    }
+}
+
+/// True if `pid` runs and its command line contains `marker`.
+fn process_matches(pid: i32, marker: &str) -> bool {
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(raw) => !marker.is_empty() && String::from_utf8_lossy(&raw).contains(marker),
+        Err(_) => false,
+    }
+}
+
+pub(crate) fn netns_exists(name: &str) -> bool {
+    Path::new("/run/netns").join(name).exists()
+}
+
+pub(crate) fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Removes what a harness recorded in the registry file at `path` (or in
+/// `path/deploy-resources.json` when `path` is a folder) but did not remove,
+/// for example because it was killed. Safe to run any number of times.
+pub fn cleanup_leftovers(path: &Path) -> Result<CleanupReport, DeployError> {
+    let file = if path.is_dir() {
+        path.join(REGISTRY_FILE)
+    } else {
+        path.to_path_buf()
+    };
+    let mut reg = Registry::load(&file)?;
+    let report = reg.remove_all();
+    if reg.is_empty() {
+        Ok(report)
+    } else {
+        Err(DeployError::Leftovers(report.failed))
+    }
+}

@@ -1,0 +1,112 @@
+//! Scans collected node logs for panics and errors, so a run in which a
+//! node panicked is never reported silently valid.
+
+use serde::Serialize;
+use std::path::Path;
+
+/// A log line worth a reader's attention.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Finding {
+    pub node: String,
+    pub file: String,
+    pub line: usize,
+    pub kind: &'static str,
+    pub text: String,
+}
+
+/// Classifies one log line: `panic`, `error`, or nothing.
+pub fn classify(line: &str) -> Option<&'static str> {
+    if line.contains("panicked at") || line.contains("RUST_BACKTRACE") {
+        Some("panic")
+    } else if line.contains(" ERROR ")
+        || line.starts_with("ERROR")
+        || line.contains("\u{1b}[31mERROR")
+    {
+        Some("error")
+    } else {
+        None
+    }
+}
+
+/// Every finding in the `*.log` / `*.stderr` files under `nodes_dir/<node>/`
+/// (at most `limit` per file).
+pub fn scan(nodes_dir: &Path, limit: usize) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Ok(nodes) = std::fs::read_dir(nodes_dir) else {
+        return out;
+    };
+    let mut nodes: Vec<_> = nodes
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    nodes.sort();
+    for node_dir in nodes {
+        let node = node_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_string();
+        let Ok(files) = std::fs::read_dir(&node_dir) else {
+            continue;
+        };
+        let mut files: Vec<_> = files
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| e == "log" || e == "stderr")
+            })
+            .collect();
+        files.sort();
+        for f in files {
+            let Ok(text) = std::fs::read_to_string(&f) else {
+                continue;
+            };
+            let mut n = 0;
+            for (i, l) in text.lines().enumerate() {
+                if let Some(kind) = classify(l) {
+                    out.push(Finding {
+                        node: node.clone(),
+                        file: f
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .unwrap_or("?")
+                            .to_string(),
+                        line: i + 1,
+                        kind,
+                        text: l.chars().take(500).collect(),
+                    });
+                    n += 1;
+                    if n >= limit {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_panics_and_errors_with_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let n1 = dir.path().join("n1");
+        std::fs::create_dir_all(&n1).unwrap();
+        std::fs::write(
+            n1.join("node.stderr"),
+            "ok line\nthread 'main' panicked at src/x.rs:1:1:\n2026 ERROR dcf: disk full\n",
+        )
+        .unwrap();
+        let f = scan(dir.path(), 10);
+        assert_eq!(f.len(), 2);
+        assert_eq!((f[0].kind, f[0].line), ("panic", 2));
+        assert_eq!((f[1].kind, f[1].line), ("error", 3));
+        assert_eq!(f[0].node, "n1");
+    }
+}

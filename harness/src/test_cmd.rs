@@ -1,0 +1,511 @@
+//! `dcf-harness test`: deploy → wait for a leader → run the workload with
+//! the nemesis alongside → heal → wait for recovery → final reads →
+//! collect logs and data → tear down → check. Teardown also runs on
+//! Ctrl-C, SIGTERM, errors and panics (the deployment tears itself down
+//! when dropped).
+
+use crate::analysis;
+use crate::deploy::local::{LocalDeployment, LocalMode, LocalOptions};
+use crate::deploy::{ClusterSpec, Deployment};
+use crate::interpreter::{self, Counters, InterpreterOptions, SharedWorkload};
+use crate::logscan;
+use crate::progress::{self, CurrentFault};
+use crate::recorder::Recorder;
+use crate::store::RunDir;
+use checker::{Op, OpType, Process, Validity};
+use nemesis::{ClusterControl, FaultKind, Nemesis, NemesisEvent, Phase, Schedule};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Options of `dcf-harness test`.
+#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+pub struct TestArgs {
+    /// Number of dcf-node processes.
+    #[arg(long, default_value_t = 5)]
+    pub nodes: u32,
+    /// What clients do: register (linearizable cas registers) or
+    /// list-append (transactions checked for serializability anomalies).
+    #[arg(long, default_value = "register")]
+    pub workload: String,
+    /// Comma-separated fault kinds: partition, kill, pause; or none.
+    #[arg(long, default_value = "partition,kill,pause")]
+    pub nemesis: String,
+    /// An explicit fault schedule instead of the randomised default, e.g.
+    /// "5:partition:halves,15:heal,20:kill:leader,28:restart".
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Seconds of workload.
+    #[arg(long, default_value_t = 60)]
+    pub time_limit: u64,
+    /// Target operations per second over all clients.
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// Client processes at once.
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: usize,
+    /// Seed of every random choice (printed; pass it to reproduce a run).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where runs are stored.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// The dcf-node binary (default: next to dcf-harness, then $PATH).
+    #[arg(long)]
+    pub node_binary: Option<PathBuf>,
+    /// Name of the test in the store (default: <workload>-<nemesis>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Timeout of each client call, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    pub op_timeout_ms: u64,
+    /// How nodes are deployed: auto (namespaces when root, else loopback),
+    /// namespaces, or loopback (no partitions).
+    #[arg(long, default_value = "auto")]
+    pub deploy: String,
+    /// A DCF parameter for every node, NAME=VALUE (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE", default_values_t = vec!["ELECTION_TIMEOUT=1000".to_string(), "HEARTBEAT_INTERVAL=200".to_string()])]
+    pub params: Vec<String>,
+    /// UNSAFE node option, to show the harness catches bugs: nodes serve
+    /// reads from local state without confirming leadership.
+    #[arg(long)]
+    pub unsafe_local_reads: bool,
+    /// Time limit of the checker, in seconds (then the verdict is unknown).
+    #[arg(long, default_value_t = 120)]
+    pub check_timeout: u64,
+}
+
+/// How a test ended: a verdict, or a harness failure with its cause.
+pub enum TestOutcome {
+    Verdict { valid: Validity, run: PathBuf },
+    HarnessFailure { cause: String, run: Option<PathBuf> },
+}
+
+impl TestOutcome {
+    /// The process exit code: 0 valid, 1 invalid, 2 unknown, 255 harness failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            TestOutcome::Verdict {
+                valid: Validity::Valid,
+                ..
+            } => 0,
+            TestOutcome::Verdict {
+                valid: Validity::Invalid,
+                ..
+            } => 1,
+            TestOutcome::Verdict {
+                valid: Validity::Unknown,
+                ..
+            } => 2,
+            TestOutcome::HarnessFailure { .. } => 255,
+        }
+    }
+}
+
+fn git_revision() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Finds the dcf-node binary: the option, next to this executable, or $PATH.
+pub fn find_node_binary(opt: &Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(p) = opt {
+        return if p.is_file() {
+            Ok(p.clone())
+        } else {
+            Err(format!("--node-binary {} does not exist", p.display()))
+        };
+    }
+    if let Some(p) = crate::deploy::find_node_binary() {
+        return Ok(p);
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for d in std::env::split_paths(&paths) {
+            let c = d.join("dcf-node");
+            if c.is_file() {
+                return Ok(c);
+            }
+        }
+    }
+    Err(
+        "cannot find dcf-node: build it with `cargo build --release -p dcf` or pass --node-binary"
+            .into(),
+    )
+}
+
+fn nemesis_op(ev: &NemesisEvent) -> Op {
+    let kind = match ev.phase {
+        Phase::Invoke => OpType::Invoke,
+        Phase::Info => OpType::Info,
+    };
+    let mut op = Op::new(Process::Nemesis, kind, ev.f.clone(), ev.value.clone());
+    op.error = ev.error.clone().map(Value::String);
+    op
+}
+
+fn describe(ev: &NemesisEvent) -> String {
+    if ev.f.starts_with("stop") {
+        return String::new();
+    }
+    let what = ev.f.trim_start_matches("start-");
+    let detail = ev
+        .value
+        .get("topology")
+        .or_else(|| ev.value.get("targets"))
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    format!("{what} {detail}").trim().to_string()
+}
+
+/// Runs one test. Never panics on bad input; all problems end up in the outcome.
+pub fn run(args: TestArgs, command_line: Vec<String>) -> TestOutcome {
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let nemesis_name = args.nemesis.replace(',', "+");
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", args.workload, nemesis_name));
+    let run_dir = match RunDir::create(&args.store, &name) {
+        Ok(r) => r,
+        Err(e) => {
+            return TestOutcome::HarnessFailure {
+                cause: format!(
+                    "cannot create the run folder under {}: {e}",
+                    args.store.display()
+                ),
+                run: None,
+            }
+        }
+    };
+    eprintln!("dcf-harness: run {} (seed {seed})", run_dir.path.display());
+    let test_json = json!({
+        "name": name,
+        "options": args,
+        "workload": args.workload,
+        "seed": seed,
+        "command_line": command_line,
+        "git_revision": git_revision(),
+        "start_time": crate::store::timestamp(),
+    });
+    if let Err(e) = run_dir.write_json("test.json", &test_json) {
+        return TestOutcome::HarnessFailure {
+            cause: format!("cannot write test.json: {e}"),
+            run: Some(run_dir.path),
+        };
+    }
+    match run_inner(&args, seed, &run_dir) {
+        Ok(extra) => {
+            let check_timeout = Duration::from_secs(args.check_timeout.max(1));
+            match analysis::analyze(&run_dir, check_timeout, extra) {
+                Ok(a) => TestOutcome::Verdict {
+                    valid: a.valid,
+                    run: run_dir.path,
+                },
+                Err(e) => TestOutcome::HarnessFailure {
+                    cause: e.to_string(),
+                    run: Some(run_dir.path),
+                },
+            }
+        }
+        Err(cause) => {
+            let _ = run_dir.write_json(
+                "results.json",
+                &json!({"valid": null, "harness_failure": cause}),
+            );
+            TestOutcome::HarnessFailure {
+                cause,
+                run: Some(run_dir.path),
+            }
+        }
+    }
+}
+
+fn parse_mode(s: &str) -> Result<LocalMode, String> {
+    match s {
+        "auto" => Ok(LocalMode::Auto),
+        "namespaces" => Ok(LocalMode::Namespaces),
+        "loopback" => Ok(LocalMode::Loopback),
+        other => Err(format!(
+            "--deploy {other:?}: expected auto, namespaces or loopback"
+        )),
+    }
+}
+
+/// The part of a run that needs a cluster; returns extra fields for
+/// `results.json`. The deployment is torn down before this returns, on
+/// every path (explicitly, or by its `Drop` on error and panic).
+fn run_inner(args: &TestArgs, seed: u64, run_dir: &RunDir) -> Result<Value, String> {
+    let mut workload = workloads::by_name(&args.workload).map_err(|e| e.to_string())?;
+    let kinds = parse_kinds(&args.nemesis)?;
+    let schedule = match &args.schedule {
+        Some(s) => Schedule::Explicit(nemesis::parse_schedule(s).map_err(|e| e.to_string())?),
+        None if kinds.is_empty() => Schedule::Explicit(Vec::new()),
+        None => Schedule::default(),
+    };
+    let node_binary = find_node_binary(&args.node_binary)?;
+    if args.nodes == 0 || args.nodes > 32 {
+        return Err(format!("--nodes {} must be in 1..=32", args.nodes));
+    }
+    for p in &args.params {
+        let Some((name, value)) = p.split_once('=') else {
+            return Err(format!("--param {p:?} is not NAME=VALUE"));
+        };
+        dcf::params::Params::default()
+            .set(name, value)
+            .map_err(|e| format!("--param {p}: {e}"))?;
+    }
+    // The server answers `info` before the client gives up on a write.
+    let server_timeout = (args.op_timeout_ms * 2 / 3).max(1);
+    let mut extra_args = vec![
+        "--request-timeout-ms".to_string(),
+        server_timeout.to_string(),
+    ];
+    if args.unsafe_local_reads {
+        extra_args.push("--unsafe-local-reads".into());
+    }
+    let spec = ClusterSpec {
+        nodes: args.nodes,
+        node_binary,
+        base_dir: run_dir.nodes(),
+        params: args.params.clone(),
+        extra_args,
+    };
+    let opts = LocalOptions {
+        mode: parse_mode(&args.deploy)?,
+        ..LocalOptions::default()
+    };
+    let deployment = Arc::new(LocalDeployment::new(spec, opts));
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let result = deployment
+        .setup()
+        .map_err(|e| format!("deploy: {e}"))
+        .and_then(|_| {
+            drive(
+                args,
+                seed,
+                run_dir,
+                deployment.clone(),
+                kinds,
+                schedule,
+                &mut workload,
+                interrupted.clone(),
+            )
+        });
+    // Collect and tear down whatever happened above.
+    for id in deployment.node_ids() {
+        let dest = run_dir.nodes().join(format!("n{id}"));
+        if let Err(e) = deployment.collect(id, &dest) {
+            eprintln!("dcf-harness: collecting node {id}: {e}");
+        }
+    }
+    let description = deployment.describe();
+    if let Err(e) = deployment.teardown() {
+        eprintln!("dcf-harness: teardown: {e}");
+    }
+    let mut extra = result?;
+    extra["deployment"] = json!({ "description": description, "tag": deployment.tag() });
+    let findings = logscan::scan(&run_dir.nodes(), 50);
+    let panics = findings.iter().filter(|f| f.kind == "panic").count();
+    extra["node_panics"] = json!(panics);
+    extra["log_findings"] = serde_json::to_value(&findings).unwrap_or(Value::Null);
+    if interrupted.load(Ordering::Relaxed) {
+        extra["interrupted"] = json!(true);
+    }
+    Ok(extra)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn drive(
+    args: &TestArgs,
+    seed: u64,
+    run_dir: &RunDir,
+    deployment: Arc<LocalDeployment>,
+    kinds: Vec<FaultKind>,
+    schedule: Schedule,
+    workload: &mut Box<dyn workloads::Workload>,
+    interrupted: Arc<AtomicBool>,
+) -> Result<Value, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    deployment
+        .start_all()
+        .map_err(|e| format!("starting nodes: {e}"))?;
+    let endpoints = deployment.client_endpoints();
+    eprintln!(
+        "dcf-harness: {} nodes up ({}), waiting for a leader",
+        args.nodes,
+        deployment.describe()
+    );
+    let leader_deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        if let Some(l) = deployment.leader() {
+            break l;
+        }
+        if Instant::now() > leader_deadline {
+            return Err("no leader elected within 30 s of start".into());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!(
+        "dcf-harness: node {leader} leads; running {} for {} s",
+        args.workload, args.time_limit
+    );
+
+    let recorder =
+        Arc::new(Recorder::create(&run_dir.history()).map_err(|e| format!("history.jsonl: {e}"))?);
+    let counters = Arc::new(Counters::default());
+    let fault = Arc::new(CurrentFault::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let limit = Duration::from_secs(args.time_limit);
+
+    // Ctrl-C and SIGTERM end the run early; teardown still happens.
+    {
+        let stop = stop.clone();
+        let interrupted = interrupted.clone();
+        rt.spawn(async move {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => return,
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("\ndcf-harness: interrupted; healing and tearing down");
+            interrupted.store(true, Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+
+    let control: Arc<dyn ClusterControl> = deployment.clone().control();
+    let nemesis = Arc::new(Nemesis::new(control, kinds, schedule, seed));
+    let nemesis_thread = {
+        let nemesis = nemesis.clone();
+        let recorder = recorder.clone();
+        let fault = fault.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut on_event = |ev: NemesisEvent| {
+                if ev.phase == Phase::Info {
+                    fault.set(describe(&ev));
+                }
+                recorder.record(nemesis_op(&ev));
+            };
+            nemesis.run(Instant::now() + limit, &stop, &mut on_event);
+        })
+    };
+
+    let workload_shared: SharedWorkload = Arc::new(Mutex::new((
+        std::mem::replace(
+            workload,
+            workloads::by_name(&args.workload).map_err(|e| e.to_string())?,
+        ),
+        StdRng::seed_from_u64(seed),
+    )));
+    let iopts = InterpreterOptions {
+        concurrency: args.concurrency,
+        rate: args.rate,
+        time_limit: limit,
+        op_timeout: Duration::from_millis(args.op_timeout_ms.max(1)),
+        endpoints: endpoints.clone(),
+        seed,
+    };
+    let progress_task = rt.spawn(progress::show(
+        counters.clone(),
+        fault.clone(),
+        limit,
+        done.clone(),
+    ));
+    let next_process = rt.block_on(interpreter::run_workers(
+        &iopts,
+        workload_shared.clone(),
+        recorder.clone(),
+        counters.clone(),
+        stop.clone(),
+    ));
+    stop.store(true, Ordering::Relaxed);
+    let _ = nemesis_thread.join();
+
+    // Heal everything and give the cluster time to recover.
+    fault.set("healing");
+    {
+        let mut on_event = |ev: NemesisEvent| {
+            recorder.record(nemesis_op(&ev));
+        };
+        nemesis.heal_all(&mut on_event);
+    }
+    fault.set("recovering");
+    let recovery_deadline = Instant::now() + Duration::from_secs(30);
+    let mut recovered = false;
+    while Instant::now() < recovery_deadline {
+        if deployment.leader().is_some() {
+            recovered = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut final_reads = (0, 0);
+    if !interrupted.load(Ordering::Relaxed) {
+        fault.set("final reads");
+        let reads = workload_shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .final_reads();
+        final_reads = rt.block_on(interpreter::final_reads(
+            reads,
+            endpoints,
+            iopts.op_timeout,
+            &recorder,
+            &counters,
+            next_process + 1000,
+            Duration::from_secs(30),
+        ));
+    }
+    done.store(true, Ordering::Relaxed);
+    let _ = rt.block_on(progress_task);
+    rt.shutdown_timeout(Duration::from_secs(2));
+    if let Some(e) = recorder.take_error() {
+        return Err(format!("writing history.jsonl failed: {e}"));
+    }
+    let (ok, fail, info) = counters.snapshot();
+    eprintln!(
+        "dcf-harness: {} ops (ok {ok}, fail {fail}, info {info}); final reads {}/{}; checking",
+        ok + fail + info,
+        final_reads.0,
+        final_reads.1
+    );
+    Ok(json!({
+        "recovered": recovered,
+        "final_reads": {"ok": final_reads.0, "total": final_reads.1},
+        "client_ops": {"ok": ok, "fail": fail, "info": info},
+    }))
+}
+
+/// Parses `--nemesis`: comma-separated fault kinds, or `none`.
+fn parse_kinds(s: &str) -> Result<Vec<FaultKind>, String> {
+    if s.trim() == "none" || s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|k| {
+            k.trim()
+                .parse::<FaultKind>()
+                .map_err(|e| format!("--nemesis: {e}"))
+        })
+        .collect()
+}

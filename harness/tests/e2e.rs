@@ -1,0 +1,397 @@
+//! End-to-end runs of `dcf-harness test` against real `dcf-node` clusters:
+//! one short register test per fault kind (each must be valid and leave
+//! nothing behind), a broken node option that must be caught, and a
+//! harness killed mid-run whose history can still be analysed.
+//!
+//! These need root, `ip` and `iptables` for namespaces; without them the
+//! partition test reports itself skipped and the others run on loopback.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const HARNESS: &str = env!("CARGO_BIN_EXE_dcf-harness");
+
+fn node_binary() -> PathBuf {
+    let harness = PathBuf::from(HARNESS);
+    let dir = harness.parent().unwrap();
+    let node = dir.join("dcf-node");
+    if !node.is_file() {
+        // `cargo test -p harness` alone does not build dcf's binaries.
+        let profile = if dir.ends_with("release") {
+            vec!["--release"]
+        } else {
+            vec![]
+        };
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "-p", "dcf", "--bin", "dcf-node"])
+            .args(profile)
+            .status()
+            .unwrap();
+        assert!(st.success(), "building dcf-node failed");
+    }
+    node
+}
+
+fn namespaces_available() -> bool {
+    let root = unsafe { libc::geteuid() } == 0;
+    let ip = Command::new("ip").arg("-V").output().is_ok();
+    let ipt = Command::new("iptables").arg("--version").output().is_ok();
+    root && ip && ipt
+}
+
+struct Run {
+    code: i32,
+    stderr: String,
+    dir: PathBuf,
+}
+
+fn harness_test(store: &Path, args: &[&str]) -> Run {
+    let out = Command::new(HARNESS)
+        .arg("test")
+        .arg("--store")
+        .arg(store)
+        .arg("--node-binary")
+        .arg(node_binary())
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let latest = std::fs::canonicalize(store.join("latest")).unwrap_or_default();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr,
+        dir: latest,
+    }
+}
+
+fn results(run: &Run) -> Value {
+    serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap()
+}
+
+fn history_lines(run: &Run) -> Vec<Value> {
+    std::fs::read_to_string(run.dir.join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Nothing of the run is left: no node process using its folder, no
+/// namespace, link or host filter rule named after its deployment tag.
+fn assert_nothing_left(run: &Run) {
+    let dir = run.dir.to_string_lossy().to_string();
+    let ps = Command::new("pgrep").args(["-f", &dir]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&ps.stdout).trim().is_empty(),
+        "node processes of {dir} are still running"
+    );
+    let tag = std::fs::read(run.dir.join("results.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|r| r["deployment"]["tag"].as_str().map(str::to_string))
+        .or_else(|| {
+            // A killed harness wrote no results; its resource registry names the tag.
+            std::fs::read(run.dir.join("nodes").join("deploy-resources.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|r| r["tag"].as_str().map(str::to_string))
+        });
+    let Some(tag) = tag else {
+        return;
+    };
+    let text = |cmd: &[&str]| {
+        Command::new(cmd[0])
+            .args(&cmd[1..])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        !text(&["ip", "netns", "list"]).contains(&tag),
+        "a namespace of run {tag} is left"
+    );
+    assert!(
+        !text(&["ip", "-o", "link"]).contains(&tag),
+        "a link of run {tag} is left"
+    );
+    assert!(
+        !text(&["iptables", "-S"]).contains(&tag),
+        "a filter rule of run {tag} is left"
+    );
+}
+
+fn short_run(nemesis: &str, schedule: &str) -> (tempfile::TempDir, Run) {
+    let store = tempfile::tempdir().unwrap();
+    let run = harness_test(
+        store.path(),
+        &[
+            "--nodes",
+            "3",
+            "--workload",
+            "register",
+            "--nemesis",
+            nemesis,
+            "--schedule",
+            schedule,
+            "--time-limit",
+            "12",
+            "--rate",
+            "100",
+            "--concurrency",
+            "5",
+            "--seed",
+            "7",
+        ],
+    );
+    (store, run)
+}
+
+fn check_valid_run(nemesis: &str, schedule: &str, expect_f: &str) {
+    let (_store, run) = short_run(nemesis, schedule);
+    assert_eq!(
+        run.code, 0,
+        "{nemesis} run must be valid; stderr:\n{}",
+        run.stderr
+    );
+    let r = results(&run);
+    assert_eq!(r["valid"], Value::Bool(true), "{r}");
+    let h = history_lines(&run);
+    let client_ok = h
+        .iter()
+        .filter(|o| o["type"] == "ok" && o["process"] != "nemesis")
+        .count();
+    assert!(client_ok > 100, "only {client_ok} ok operations");
+    assert!(
+        h.iter()
+            .any(|o| o["process"] == "nemesis" && o["f"] == expect_f),
+        "no {expect_f} nemesis op in the history"
+    );
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn register_with_partitions_is_valid() {
+    if !namespaces_available() {
+        eprintln!(
+            "skipped: partitions need root, ip and iptables (apt-get install iproute2 iptables)"
+        );
+        return;
+    }
+    check_valid_run(
+        "partition",
+        "2:partition:leader,6:heal,7:partition:halves,10:heal",
+        "start-partition",
+    );
+}
+
+#[test]
+fn register_with_kills_is_valid() {
+    check_valid_run(
+        "kill",
+        "2:kill:leader,5:restart,7:kill:minority,10:restart",
+        "start-kill",
+    );
+}
+
+#[test]
+fn register_with_pauses_is_valid() {
+    check_valid_run(
+        "pause",
+        "2:pause:leader,5:resume,7:pause:one,10:resume",
+        "start-pause",
+    );
+}
+
+#[test]
+fn list_append_with_pauses_is_valid() {
+    let store = tempfile::tempdir().unwrap();
+    let run = harness_test(
+        store.path(),
+        &[
+            "--nodes",
+            "3",
+            "--workload",
+            "list-append",
+            "--nemesis",
+            "pause",
+            "--schedule",
+            "2:pause:leader,5:resume",
+            "--time-limit",
+            "8",
+            "--rate",
+            "100",
+            "--concurrency",
+            "4",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(run.code, 0, "stderr:\n{}", run.stderr);
+    assert_nothing_left(&run);
+}
+
+/// A node that serves reads from local state without confirming
+/// leadership must be caught under partitions.
+#[test]
+fn unsafe_local_reads_are_caught() {
+    if !namespaces_available() {
+        eprintln!(
+            "skipped: partitions need root, ip and iptables (apt-get install iproute2 iptables)"
+        );
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let run = harness_test(
+        store.path(),
+        &[
+            "--nodes",
+            "3",
+            "--workload",
+            "register",
+            "--nemesis",
+            "partition",
+            "--unsafe-local-reads",
+            "--schedule",
+            "2:partition:leader,9:heal,11:partition:leader,18:heal",
+            "--time-limit",
+            "20",
+            "--rate",
+            "200",
+            "--concurrency",
+            "10",
+            "--seed",
+            "11",
+        ],
+    );
+    assert_eq!(
+        run.code, 1,
+        "the broken node must be caught (exit 1); stderr:\n{}",
+        run.stderr
+    );
+    assert_eq!(results(&run)["valid"], Value::Bool(false));
+    assert_nothing_left(&run);
+}
+
+/// SIGKILL of the harness mid-run leaves a history that `analyze` can check;
+/// `cleanup` removes what the killed harness left behind.
+#[test]
+fn killed_harness_leaves_an_analysable_history() {
+    let store = tempfile::tempdir().unwrap();
+    let mut child = Command::new(HARNESS)
+        .arg("test")
+        .arg("--store")
+        .arg(store.path())
+        .arg("--node-binary")
+        .arg(node_binary())
+        .args([
+            "--nodes",
+            "3",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "60",
+            "--rate",
+            "100",
+            "--seed",
+            "5",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let latest = store.path().join("latest");
+    let end = Instant::now() + Duration::from_secs(40);
+    let mut ops = 0;
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(500));
+        if let Ok(text) = std::fs::read_to_string(latest.join("history.jsonl")) {
+            ops = text.lines().count();
+            if ops > 200 {
+                break;
+            }
+        }
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    assert!(ops > 200, "the run recorded operations before the kill");
+    let run_dir = std::fs::canonicalize(&latest).unwrap();
+    let cleanup = Command::new(HARNESS)
+        .arg("cleanup")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(
+        cleanup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cleanup.stderr)
+    );
+    let out = Command::new(HARNESS)
+        .arg("analyze")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "analyze: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(run_dir.join("results.json").is_file());
+    assert_nothing_left(&Run {
+        code: 0,
+        stderr: String::new(),
+        dir: run_dir,
+    });
+}
+
+/// `analyze` of a history altered by hand (one read value changed)
+/// reports it invalid.
+#[test]
+fn altered_history_is_invalid() {
+    let store = tempfile::tempdir().unwrap();
+    let run = harness_test(
+        store.path(),
+        &[
+            "--nodes",
+            "3",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "5",
+            "--rate",
+            "100",
+            "--seed",
+            "9",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(run.dir.join("history.jsonl")).unwrap();
+    let mut lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Change an ok read of a written value to a value nobody wrote.
+    let pos = lines
+        .iter()
+        .position(|o| o["type"] == "ok" && o["f"] == "read" && o["value"].is_u64())
+        .expect("an ok read of a value");
+    lines[pos]["value"] = Value::from(4242);
+    let altered: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    std::fs::write(run.dir.join("history.jsonl"), altered.join("\n") + "\n").unwrap();
+    let out = Command::new(HARNESS)
+        .arg("analyze")
+        .arg(&run.dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["valid"], Value::Bool(false));
+}

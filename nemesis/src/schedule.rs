@@ -1,0 +1,418 @@
+//! When faults start and stop: the randomised default schedule and explicit
+//! schedules parsed from the command line.
+//!
+//! # Explicit schedule grammar
+//!
+//! ```text
+//! schedule := item ("," item)*
+//! item     := SECONDS ":" action
+//! action   := "partition:" TOPOLOGY | "heal"
+//!           | "kill:" TARGET      | "restart"
+//!           | "pause:" TARGET     | "resume"
+//! SECONDS  := a non-negative decimal number of seconds from the start of the run
+//! TOPOLOGY := halves | random-halves | one | leader | majorities-ring | bridge
+//! TARGET   := one | minority | majority | leader | all
+//! ```
+//!
+//! Whitespace around items and fields is ignored; times must not decrease.
+//! Example: `5:partition:halves,15:heal,20:kill:leader,28:restart,30:pause:minority,38:resume`.
+
+use crate::target::Target;
+use crate::topology::Topology;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The kinds of fault the nemesis can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FaultKind {
+    Partition,
+    Kill,
+    Pause,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 3] = [FaultKind::Partition, FaultKind::Kill, FaultKind::Pause];
+
+    /// The name used on the command line and in event names.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Partition => "partition",
+            FaultKind::Kill => "kill",
+            FaultKind::Pause => "pause",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for FaultKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        FaultKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown fault {s:?} (expected partition, kill or pause)"))
+    }
+}
+
+/// One fault with its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Partition(Topology),
+    Kill(Target),
+    Pause(Target),
+}
+
+impl Fault {
+    pub fn kind(self) -> FaultKind {
+        match self {
+            Fault::Partition(_) => FaultKind::Partition,
+            Fault::Kill(_) => FaultKind::Kill,
+            Fault::Pause(_) => FaultKind::Pause,
+        }
+    }
+}
+
+/// What the nemesis does at a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Start a fault.
+    Start(Fault),
+    /// Undo every active fault of this kind (heal, restart, resume).
+    Stop(FaultKind),
+}
+
+/// An action at a time offset from the start of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub at: Duration,
+    pub action: Action,
+}
+
+/// A bad explicit schedule; the message names the offending item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad nemesis schedule item #{index} {item:?}: {reason}")]
+pub struct ScheduleError {
+    /// 1-based position of the item in the list.
+    pub index: usize,
+    pub item: String,
+    pub reason: String,
+}
+
+/// Parses the explicit schedule grammar (see the module docs).
+pub fn parse_schedule(s: &str) -> Result<Vec<Step>, ScheduleError> {
+    let mut steps: Vec<Step> = Vec::new();
+    for (i, raw) in s.split(',').enumerate() {
+        let item = raw.trim();
+        let err = |reason: String| ScheduleError {
+            index: i + 1,
+            item: item.to_string(),
+            reason,
+        };
+        if item.is_empty() {
+            return Err(err("empty item (stray comma?)".into()));
+        }
+        let fields: Vec<&str> = item.split(':').map(str::trim).collect();
+        let secs: f64 = fields[0]
+            .parse()
+            .map_err(|_| err(format!("time {:?} is not a number of seconds", fields[0])))?;
+        if !secs.is_finite() || secs < 0.0 {
+            return Err(err(format!(
+                "time {:?} must be a non-negative number",
+                fields[0]
+            )));
+        }
+        let at = Duration::from_secs_f64(secs);
+        let (verb, arg) = match fields.len() {
+            1 => return Err(err("missing action after the time".into())),
+            2 => (fields[1], None),
+            3 => (fields[1], Some(fields[2])),
+            _ => return Err(err("too many ':' fields".into())),
+        };
+        let need_arg = |what: &str| -> Result<&str, ScheduleError> {
+            arg.ok_or_else(|| {
+                err(format!(
+                    "{verb:?} needs a {what}, e.g. {verb}:{}",
+                    if what == "topology" { "halves" } else { "one" }
+                ))
+            })
+        };
+        let no_arg = |action: Action| -> Result<Action, ScheduleError> {
+            match arg {
+                None => Ok(action),
+                Some(a) => Err(err(format!("{verb:?} takes no argument, got {a:?}"))),
+            }
+        };
+        let action = match verb {
+            "partition" => Action::Start(Fault::Partition(need_arg("topology")?.parse().map_err(err)?)),
+            "kill" => Action::Start(Fault::Kill(need_arg("target")?.parse().map_err(err)?)),
+            "pause" => Action::Start(Fault::Pause(need_arg("target")?.parse().map_err(err)?)),
+            "heal" => no_arg(Action::Stop(FaultKind::Partition))?,
+            "restart" => no_arg(Action::Stop(FaultKind::Kill))?,
+            "resume" => no_arg(Action::Stop(FaultKind::Pause))?,
+            other => {
+                return Err(err(format!(
+                    "unknown action {other:?} (expected partition, heal, kill, restart, pause or resume)"
+                )))
+            }
+        };
+        if let Some(prev) = steps.last() {
+            if at < prev.at {
+                return Err(err(format!(
+                    "time {secs}s is earlier than the previous item's {}s",
+                    prev.at.as_secs_f64()
+                )));
+            }
+        }
+        steps.push(Step { at, action });
+    }
+    Ok(steps)
+}
+
+/// Timing of the default schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefaultTiming {
+    /// Healthy time before each fault: uniform in this range.
+    pub healthy: (Duration, Duration),
+    /// How long each fault is held: uniform in this range.
+    pub hold: (Duration, Duration),
+}
+
+impl Default for DefaultTiming {
+    /// Roughly one fault every 10 s: 3–8 s healthy, then 5–10 s of fault.
+    fn default() -> Self {
+        DefaultTiming {
+            healthy: (Duration::from_secs(3), Duration::from_secs(8)),
+            hold: (Duration::from_secs(5), Duration::from_secs(10)),
+        }
+    }
+}
+
+/// The randomised default schedule, an endless iterator of steps that
+/// alternate start and stop of one fault at a time. It depends only on the
+/// seed, the kinds and the timing (never on what happens in the run), so a
+/// seed reproduces the same plan.
+#[derive(Debug, Clone)]
+pub struct DefaultSchedule {
+    rng: StdRng,
+    kinds: Vec<FaultKind>,
+    timing: DefaultTiming,
+    now: Duration,
+    pending_stop: Option<FaultKind>,
+}
+
+impl DefaultSchedule {
+    pub fn new(seed: u64, kinds: &[FaultKind], timing: DefaultTiming) -> Self {
+        let mut kinds = kinds.to_vec();
+        kinds.sort_unstable();
+        kinds.dedup();
+        DefaultSchedule {
+            rng: StdRng::seed_from_u64(seed),
+            kinds,
+            timing,
+            now: Duration::ZERO,
+            pending_stop: None,
+        }
+    }
+
+    fn uniform(&mut self, (lo, hi): (Duration, Duration)) -> Duration {
+        if hi <= lo {
+            return lo;
+        }
+        Duration::from_millis(
+            self.rng
+                .gen_range(lo.as_millis() as u64..=hi.as_millis() as u64),
+        )
+    }
+}
+
+impl Iterator for DefaultSchedule {
+    type Item = Step;
+    fn next(&mut self) -> Option<Step> {
+        if let Some(kind) = self.pending_stop.take() {
+            let hold = self.uniform(self.timing.hold);
+            self.now += hold;
+            return Some(Step {
+                at: self.now,
+                action: Action::Stop(kind),
+            });
+        }
+        if self.kinds.is_empty() {
+            return None;
+        }
+        let healthy = self.uniform(self.timing.healthy);
+        self.now += healthy;
+        let kind = self.kinds[self.rng.gen_range(0..self.kinds.len())];
+        let fault = match kind {
+            FaultKind::Partition => {
+                Fault::Partition(Topology::ALL[self.rng.gen_range(0..Topology::ALL.len())])
+            }
+            FaultKind::Kill => Fault::Kill(Target::ALL[self.rng.gen_range(0..Target::ALL.len())]),
+            FaultKind::Pause => Fault::Pause(Target::ALL[self.rng.gen_range(0..Target::ALL.len())]),
+        };
+        self.pending_stop = Some(kind);
+        Some(Step {
+            at: self.now,
+            action: Action::Start(fault),
+        })
+    }
+}
+
+/// Which schedule the nemesis follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    /// [`DefaultSchedule`] with this timing over the nemesis's kinds.
+    Default(DefaultTiming),
+    /// Exactly these steps (from [`parse_schedule`]).
+    Explicit(Vec<Step>),
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule::Default(DefaultTiming::default())
+    }
+}
+
+impl FromStr for Schedule {
+    type Err = ScheduleError;
+    /// `"default"` or an explicit schedule.
+    fn from_str(s: &str) -> Result<Self, ScheduleError> {
+        if s.trim() == "default" {
+            Ok(Schedule::default())
+        } else {
+            parse_schedule(s).map(Schedule::Explicit)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let steps = parse_schedule(
+            "5:partition:halves,15:heal,20:kill:leader,28:restart,30:pause:minority,38:resume",
+        )
+        .unwrap();
+        let secs = |s: u64| Duration::from_secs(s);
+        assert_eq!(
+            steps,
+            vec![
+                Step {
+                    at: secs(5),
+                    action: Action::Start(Fault::Partition(Topology::Halves))
+                },
+                Step {
+                    at: secs(15),
+                    action: Action::Stop(FaultKind::Partition)
+                },
+                Step {
+                    at: secs(20),
+                    action: Action::Start(Fault::Kill(Target::Leader))
+                },
+                Step {
+                    at: secs(28),
+                    action: Action::Stop(FaultKind::Kill)
+                },
+                Step {
+                    at: secs(30),
+                    action: Action::Start(Fault::Pause(Target::Minority))
+                },
+                Step {
+                    at: secs(38),
+                    action: Action::Stop(FaultKind::Pause)
+                },
+            ]
+        );
+        let s = parse_schedule(" 0.5 : partition : majorities-ring , 2.25:heal ").unwrap();
+        assert_eq!(s[0].at, Duration::from_millis(500));
+        assert_eq!(s[1].at, Duration::from_millis(2250));
+        assert_eq!("default".parse::<Schedule>().unwrap(), Schedule::default());
+    }
+
+    #[test]
+    fn rejects_bad_items_naming_them() {
+        let cases = [
+            ("5:partition:diagonal", 1, "unknown topology"),
+            ("5:heal,x:heal", 2, "not a number"),
+            ("5:heal,-1:heal", 2, "non-negative"),
+            ("5", 1, "missing action"),
+            ("5:partition", 1, "needs a topology"),
+            ("5:kill", 1, "needs a target"),
+            ("5:heal:now", 1, "takes no argument"),
+            ("5:explode", 1, "unknown action"),
+            ("5:heal,,6:heal", 2, "empty item"),
+            ("10:heal,5:heal", 2, "earlier than"),
+            ("5:pause:most", 1, "unknown target"),
+            ("5:kill:one:two", 1, "too many"),
+        ];
+        for (input, index, reason) in cases {
+            let e = parse_schedule(input).unwrap_err();
+            assert_eq!(e.index, index, "{input}: {e}");
+            assert!(e.reason.contains(reason), "{input}: {e}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&format!("#{index}")) && msg.contains(&e.item),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn default_schedule_is_deterministic_and_alternates() {
+        let kinds = FaultKind::ALL;
+        let a: Vec<Step> = DefaultSchedule::new(7, &kinds, DefaultTiming::default())
+            .take(40)
+            .collect();
+        let b: Vec<Step> = DefaultSchedule::new(7, &kinds, DefaultTiming::default())
+            .take(40)
+            .collect();
+        let c: Vec<Step> = DefaultSchedule::new(8, &kinds, DefaultTiming::default())
+            .take(40)
+            .collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        for pair in a.chunks(2) {
+            let Action::Start(f) = pair[0].action else {
+                panic!("expected start: {pair:?}")
+            };
+            assert_eq!(pair[1].action, Action::Stop(f.kind()));
+            let hold = pair[1].at - pair[0].at;
+            assert!(hold >= Duration::from_secs(5) && hold <= Duration::from_secs(10));
+        }
+        for w in a.windows(2) {
+            assert!(w[0].at < w[1].at);
+        }
+        for pair in a.chunks(2).collect::<Vec<_>>().windows(2) {
+            let healthy = pair[1][0].at - pair[0][1].at;
+            assert!(healthy >= Duration::from_secs(3) && healthy <= Duration::from_secs(8));
+        }
+        // Every kind shows up over 20 faults.
+        for k in kinds {
+            assert!(a
+                .iter()
+                .any(|s| matches!(s.action, Action::Start(f) if f.kind() == k)));
+        }
+        let only_kill: Vec<Step> =
+            DefaultSchedule::new(1, &[FaultKind::Kill], DefaultTiming::default())
+                .take(10)
+                .collect();
+        assert!(only_kill.iter().all(|s| matches!(
+            s.action,
+            Action::Start(Fault::Kill(_)) | Action::Stop(FaultKind::Kill)
+        )));
+        assert_eq!(
+            DefaultSchedule::new(1, &[], DefaultTiming::default()).next(),
+            None
+        );
+    }
+}

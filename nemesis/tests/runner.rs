@@ -1,0 +1,283 @@
+//! The nemesis runner against a recording fake `ClusterControl` (a test
+//! double for the nemesis logic; real faults are tested in the harness's
+//! deployment tests).
+
+use nemesis::*;
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Call {
+    Kill(NodeId),
+    Start(NodeId),
+    Pause(NodeId),
+    Resume(NodeId),
+    Partition(Grudge),
+    Heal,
+}
+
+struct Fake {
+    n: u32,
+    leader: Option<NodeId>,
+    partitions: Result<(), String>,
+    calls: Mutex<Vec<Call>>,
+}
+
+impl Fake {
+    fn new(n: u32) -> Arc<Fake> {
+        Arc::new(Fake {
+            n,
+            leader: Some(2),
+            partitions: Ok(()),
+            calls: Mutex::new(vec![]),
+        })
+    }
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+    fn record(&self, c: Call) -> Result<(), FaultError> {
+        self.calls.lock().unwrap().push(c);
+        Ok(())
+    }
+}
+
+impl ClusterControl for Fake {
+    fn node_ids(&self) -> Vec<NodeId> {
+        (1..=self.n).collect()
+    }
+    fn kill(&self, node: NodeId) -> Result<(), FaultError> {
+        self.record(Call::Kill(node))
+    }
+    fn start(&self, node: NodeId) -> Result<(), FaultError> {
+        self.record(Call::Start(node))
+    }
+    fn pause(&self, node: NodeId) -> Result<(), FaultError> {
+        self.record(Call::Pause(node))
+    }
+    fn resume(&self, node: NodeId) -> Result<(), FaultError> {
+        self.record(Call::Resume(node))
+    }
+    fn partition(&self, grudge: &Grudge) -> Result<(), FaultError> {
+        self.partitions.clone().map_err(FaultError::Unsupported)?;
+        self.record(Call::Partition(grudge.clone()))
+    }
+    fn heal(&self) -> Result<(), FaultError> {
+        self.record(Call::Heal)
+    }
+    fn partitions_supported(&self) -> Result<(), String> {
+        self.partitions.clone()
+    }
+    fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+}
+
+fn run_explicit(fake: &Arc<Fake>, schedule: &str) -> (Nemesis, Vec<NemesisEvent>) {
+    let steps = parse_schedule(schedule).unwrap();
+    let nem = Nemesis::new(
+        fake.clone(),
+        FaultKind::ALL.to_vec(),
+        Schedule::Explicit(steps),
+        1,
+    );
+    let mut events = vec![];
+    nem.run(
+        Instant::now() + Duration::from_secs(10),
+        &AtomicBool::new(false),
+        &mut |e| events.push(e),
+    );
+    (nem, events)
+}
+
+#[test]
+fn explicit_schedule_runs_each_fault_and_undoes_it() {
+    let fake = Fake::new(5);
+    let (nem, events) = run_explicit(
+        &fake,
+        "0:partition:leader,0.05:heal,0.1:kill:leader,0.15:restart,0.2:pause:minority,0.25:resume",
+    );
+    let fs: Vec<(Phase, &str)> = events.iter().map(|e| (e.phase, e.f.as_str())).collect();
+    let mut expected = vec![];
+    for f in [
+        "start-partition",
+        "stop-partition",
+        "start-kill",
+        "stop-kill",
+        "start-pause",
+        "stop-pause",
+    ] {
+        expected.push((Phase::Invoke, f));
+        expected.push((Phase::Info, f));
+    }
+    assert_eq!(fs, expected);
+    assert!(events.iter().all(|e| e.error.is_none()), "{events:?}");
+    assert_eq!(events[1].value["topology"], "leader");
+    assert_eq!(
+        events[1].value["grudge"]["2"],
+        serde_json::json!([1, 3, 4, 5])
+    );
+    assert_eq!(events[1].value["grudge"]["1"], serde_json::json!([2]));
+    assert_eq!(events[5].value["targets"], serde_json::json!([2]));
+    let paused: Vec<NodeId> = serde_json::from_value(events[9].value["targets"].clone()).unwrap();
+    assert_eq!(paused.len(), 2);
+    let calls = fake.calls();
+    assert!(matches!(calls[0], Call::Partition(_)));
+    assert_eq!(calls[1], Call::Heal);
+    assert_eq!(calls[2..4], [Call::Kill(2), Call::Start(2)]);
+    assert_eq!(
+        calls[4..],
+        [
+            Call::Pause(paused[0]),
+            Call::Pause(paused[1]),
+            Call::Resume(paused[0]),
+            Call::Resume(paused[1])
+        ]
+    );
+    assert!(nem.active().is_empty());
+}
+
+#[test]
+fn heal_all_undoes_everything_that_is_active() {
+    let fake = Fake::new(5);
+    let (nem, _) = run_explicit(&fake, "0:partition:bridge,0:kill:minority,0:pause:one");
+    let active = nem.active();
+    assert!(active.partition.is_some());
+    assert_eq!(active.killed.len(), 2);
+    assert_eq!(active.paused.len(), 1);
+    let before = fake.calls().len();
+    let mut events = vec![];
+    nem.heal_all(&mut |e| events.push(e));
+    assert!(nem.active().is_empty());
+    let undo = &fake.calls()[before..];
+    assert_eq!(undo[0], Call::Heal);
+    let restarted: BTreeSet<NodeId> = undo
+        .iter()
+        .filter_map(|c| {
+            if let Call::Start(n) = c {
+                Some(*n)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let resumed: BTreeSet<NodeId> = undo
+        .iter()
+        .filter_map(|c| {
+            if let Call::Resume(n) = c {
+                Some(*n)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(restarted, active.killed);
+    // A node killed after being paused needs no resume; every other paused one does.
+    assert_eq!(resumed, active.paused);
+    let fs: Vec<&str> = events.iter().map(|e| e.f.as_str()).collect();
+    assert_eq!(
+        fs,
+        [
+            "stop-partition",
+            "stop-partition",
+            "stop-pause",
+            "stop-pause",
+            "stop-kill",
+            "stop-kill"
+        ]
+    );
+    // Nothing active: heal_all does nothing and says nothing.
+    let mut more = vec![];
+    nem.heal_all(&mut |e| more.push(e));
+    assert!(more.is_empty());
+    assert_eq!(fake.calls().len(), before + undo.len());
+}
+
+#[test]
+fn unsupported_partitions_are_reported_once_then_skipped() {
+    let fake = Arc::new(Fake {
+        n: 3,
+        leader: None,
+        partitions: Err("partitions need root".into()),
+        calls: Mutex::new(vec![]),
+    });
+    let (nem, events) = run_explicit(
+        &fake,
+        "0:partition:halves,0:heal,0:partition:one,0:heal,0:kill:leader",
+    );
+    let fs: Vec<&str> = events.iter().map(|e| e.f.as_str()).collect();
+    assert_eq!(
+        fs,
+        [
+            "start-partition",
+            "start-partition",
+            "start-kill",
+            "start-kill"
+        ]
+    );
+    let err = events[1].error.as_deref().unwrap();
+    assert!(
+        err.contains("unsupported") && err.contains("partitions need root"),
+        "{err}"
+    );
+    assert!(nem.unsupported().contains_key(&FaultKind::Partition));
+    // The leader target falls back to a random node and says so.
+    assert!(events[3].value["note"]
+        .as_str()
+        .unwrap()
+        .contains("no leader"));
+    assert_eq!(events[3].value["targets"].as_array().unwrap().len(), 1);
+    assert!(fake.calls().iter().all(|c| matches!(c, Call::Kill(_))));
+}
+
+#[test]
+fn default_schedule_runs_alternating_and_is_seed_deterministic() {
+    let fast = DefaultTiming {
+        healthy: (Duration::from_millis(5), Duration::from_millis(15)),
+        hold: (Duration::from_millis(5), Duration::from_millis(15)),
+    };
+    let run = |seed| {
+        let fake = Fake::new(5);
+        let nem = Nemesis::new(
+            fake.clone(),
+            FaultKind::ALL.to_vec(),
+            Schedule::Default(fast),
+            seed,
+        );
+        let mut events = vec![];
+        nem.run(
+            Instant::now() + Duration::from_millis(400),
+            &AtomicBool::new(false),
+            &mut |e| events.push(e),
+        );
+        // Compare the first events only: how many fit in the time varies.
+        let fs: Vec<String> = events.iter().take(24).map(|e| e.f.clone()).collect();
+        let values: Vec<serde_json::Value> =
+            events.iter().take(24).map(|e| e.value.clone()).collect();
+        nem.heal_all(&mut |_| {});
+        assert!(nem.active().is_empty());
+        (fs, values)
+    };
+    let (a, va) = run(42);
+    let (b, vb) = run(42);
+    assert!(a.len() >= 12, "too few events: {a:?}");
+    assert_eq!(a, b);
+    assert_eq!(va, vb);
+    for quad in a.chunks_exact(4) {
+        let kind = quad[0].strip_prefix("start-").expect("starts first");
+        assert_eq!(quad[1], quad[0]);
+        assert_eq!(quad[2], format!("stop-{kind}"));
+        assert_eq!(quad[3], quad[2]);
+    }
+}
+
+#[test]
+fn stop_flag_ends_the_run_promptly() {
+    let fake = Fake::new(3);
+    let nem = Nemesis::new(fake, FaultKind::ALL.to_vec(), Schedule::default(), 3);
+    let flag = AtomicBool::new(true);
+    let t = Instant::now();
+    nem.run(Instant::now() + Duration::from_secs(60), &flag, &mut |_| {});
+    assert!(t.elapsed() < Duration::from_secs(1));
+}
