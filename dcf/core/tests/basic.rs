@@ -30,10 +30,15 @@ fn members(n: u32) -> StreamMembers {
 
 impl Net {
     fn new(n: u32) -> Net {
+        Net::with_mode(n, RunMode::Auto)
+    }
+
+    fn with_mode(n: u32, mode: RunMode) -> Net {
         let m = members(n);
         let nodes = (1..=n)
             .map(|i| {
                 let mut o = CoreOptions::new(i, 1);
+                o.run_mode = mode;
                 o.election_timeout_ms = 300;
                 o.heartbeat_interval_ms = 100;
                 (i, StreamCore::new(o, m.clone(), Restored::default(), 0))
@@ -177,4 +182,61 @@ fn new_leader_after_leader_isolated() {
         "isolated leader stepped down: {leaders:?}"
     );
     assert_eq!(leaders.len(), 1);
+}
+
+fn run_isolating(net: &mut Net, old: NodeId, ms: u64) {
+    let end = net.now + ms;
+    while net.now < end {
+        net.now += 10;
+        let ids: Vec<NodeId> = net.nodes.keys().copied().collect();
+        for id in &ids {
+            let now = net.now;
+            net.nodes.get_mut(id).unwrap().tick(now);
+            net.drain(*id);
+        }
+        while let Some(env) = net.queue.pop_front() {
+            if env.from == old || env.to == old {
+                continue;
+            }
+            let now = net.now;
+            net.nodes
+                .get_mut(&env.to)
+                .unwrap()
+                .step(now, env.from, env.msg);
+            net.drain(env.to);
+        }
+    }
+}
+
+/// MANUAL: the configured LEADER campaigns once at start-up, but losing it
+/// starts no election (leadership changes only by promote).
+#[test]
+fn manual_run_mode_elects_at_start_only() {
+    let mut net = Net::with_mode(3, RunMode::Manual);
+    net.run(300);
+    assert_eq!(
+        net.leader(),
+        Some(1),
+        "configured LEADER leads in MANUAL mode"
+    );
+    run_isolating(&mut net, 1, 3000);
+    let others: Vec<Role> = net
+        .nodes
+        .values()
+        .filter(|n| n.node_id() != 1)
+        .map(|n| n.role())
+        .collect();
+    assert!(
+        others.iter().all(|r| *r == Role::Follower),
+        "no timeout elections: {others:?}"
+    );
+}
+
+/// DISABLE: no elections at all.
+#[test]
+fn disable_run_mode_never_elects() {
+    let mut net = Net::with_mode(3, RunMode::Disable);
+    net.run(3000);
+    assert_eq!(net.leader(), None);
+    assert!(net.nodes.values().all(|n| n.term() == 0));
 }
