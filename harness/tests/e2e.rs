@@ -395,3 +395,60 @@ fn altered_history_is_invalid() {
         serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(r["valid"], Value::Bool(false));
 }
+
+/// SIGTERM mid-run: the harness heals, tears everything down, still checks
+/// what it recorded, and marks the run interrupted.
+#[test]
+fn sigterm_tears_down_and_checks() {
+    let store = tempfile::tempdir().unwrap();
+    let mut child = Command::new(HARNESS)
+        .arg("test")
+        .arg("--store")
+        .arg(store.path())
+        .arg("--node-binary")
+        .arg(node_binary())
+        .args([
+            "--nodes",
+            "3",
+            "--nemesis",
+            "pause",
+            "--schedule",
+            "1:pause:one",
+            "--time-limit",
+            "60",
+            "--seed",
+            "13",
+        ])
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let latest = store.path().join("latest");
+    let end = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(500));
+        let n = std::fs::read_to_string(latest.join("history.jsonl"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if n > 100 {
+            break;
+        }
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "an interrupted but valid run exits 0"
+    );
+    let run_dir = std::fs::canonicalize(&latest).unwrap();
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["interrupted"], Value::Bool(true));
+    assert_eq!(r["valid"], Value::Bool(true));
+    assert_nothing_left(&Run {
+        code: 0,
+        stderr: String::new(),
+        dir: run_dir,
+    });
+}
