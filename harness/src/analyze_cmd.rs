@@ -48,7 +48,13 @@ pub fn run(args: &AnalyzeArgs) -> i32 {
             }
         }
     }
-    match analysis::analyze(&run, Duration::from_secs(args.check_timeout.max(1)), extra) {
+    let analysis = analysis::analyze(&run, Duration::from_secs(args.check_timeout.max(1)), extra);
+    if let Some(store) = reports::store_of_run(&run.path) {
+        if let Some(report) = crate::test_cmd::write_reports(&run.path, &store) {
+            eprintln!("report: {}", report.display());
+        }
+    }
+    match analysis {
         Ok(a) => {
             println!(
                 "{} {}",

@@ -13,5 +13,6 @@ pub mod interpreter;
 pub mod logscan;
 pub mod progress;
 pub mod recorder;
+pub mod serve_cmd;
 pub mod store;
 pub mod test_cmd;

@@ -202,17 +202,17 @@ pub fn run(args: TestArgs, command_line: Vec<String>) -> TestOutcome {
             run: Some(run_dir.path),
         };
     }
-    match run_inner(&args, seed, &run_dir) {
+    let outcome = match run_inner(&args, seed, &run_dir) {
         Ok(extra) => {
             let check_timeout = Duration::from_secs(args.check_timeout.max(1));
             match analysis::analyze(&run_dir, check_timeout, extra) {
                 Ok(a) => TestOutcome::Verdict {
                     valid: a.valid,
-                    run: run_dir.path,
+                    run: run_dir.path.clone(),
                 },
                 Err(e) => TestOutcome::HarnessFailure {
                     cause: e.to_string(),
-                    run: Some(run_dir.path),
+                    run: Some(run_dir.path.clone()),
                 },
             }
         }
@@ -223,10 +223,26 @@ pub fn run(args: TestArgs, command_line: Vec<String>) -> TestOutcome {
             );
             TestOutcome::HarnessFailure {
                 cause,
-                run: Some(run_dir.path),
+                run: Some(run_dir.path.clone()),
             }
         }
+    };
+    if let Some(report) = write_reports(&run_dir.path, &args.store) {
+        println!("report: {}", report.display());
     }
+    outcome
+}
+
+/// Writes the run's `report.html` and regenerates the store's index.
+/// Failures are warnings: a report never changes the verdict or exit code.
+pub fn write_reports(run: &std::path::Path, store: &std::path::Path) -> Option<PathBuf> {
+    let report = reports::write_run_report(run)
+        .map_err(|e| eprintln!("dcf-harness: warning: report.html not written: {e}"))
+        .ok();
+    if let Err(e) = reports::write_index(store) {
+        eprintln!("dcf-harness: warning: store index not written: {e}");
+    }
+    report
 }
 
 fn parse_mode(s: &str) -> Result<LocalMode, String> {

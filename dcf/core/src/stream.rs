@@ -22,7 +22,7 @@
 //! - only entries of the current term are committed by counting;
 //! - followers acknowledge only entries that storage reported durable.
 
-use crate::config::{MemberKind, NodeId, Role, StreamId, StreamMembers};
+use crate::config::{Member, MemberKind, NodeId, Role, StreamId, StreamMembers};
 use crate::log::MemLog;
 use crate::quorum::{has_quorum, quorum_index, VoterMatch};
 use crate::types::{Entry, EntryKind, Envelope, Index, Message, Term};
@@ -93,6 +93,16 @@ pub struct CoreOptions {
     pub max_inflight_entries: u64,
     /// Seed of the randomised election timeouts.
     pub seed: u64,
+    /// A node being added (or made a voter) counts as caught up, and the
+    /// configuration entry is appended, once its match index is within
+    /// this many entries of the leader's last index.
+    pub catchup_max_lag: u64,
+    /// A catching-up node that is not caught up after this many election
+    /// timeouts makes the change fail ([`ConfigChangeError::CatchUpTimeout`]).
+    pub catchup_timeout_elections: u64,
+    /// AUTO_ELC_PRIORITY_EN: a new leader hands over to a reachable,
+    /// caught-up node of higher priority.
+    pub auto_priority_election: bool,
 }
 
 impl CoreOptions {
@@ -107,6 +117,9 @@ impl CoreOptions {
             max_batch_entries: 256,
             max_inflight_entries: 8192,
             seed: node_id as u64 ^ ((stream_id as u64) << 32),
+            catchup_max_lag: 16,
+            catchup_timeout_elections: 10,
+            auto_priority_election: true,
         }
     }
 }
@@ -135,6 +148,16 @@ pub enum Exception {
         leader: NodeId,
         leader_first_index: Index,
         local_last_index: Index,
+    },
+    /// The leader (a minority-mode leader, see `crate::minority`) sent
+    /// entries that conflict with an entry this node has already
+    /// committed. The node never drops a committed entry: it refuses the
+    /// leader's appends and raises this every second until the host
+    /// rebuilds it (wipes the stream's data and restarts it empty).
+    CommittedEntryConflict {
+        leader: NodeId,
+        index: Index,
+        local_commit: Index,
     },
 }
 
@@ -166,6 +189,11 @@ pub enum Action {
     },
     /// An exception callback.
     Exception(Exception),
+    /// Persist the work mode durably (storage: `ControlFile::save_work_mode`)
+    /// and pass it to [`StreamCore::restore_work_mode`] after the next
+    /// start. Like [`Action::SaveHardState`], carry it out before later
+    /// actions.
+    SaveWorkMode(WorkMode),
 }
 
 /// Why a proposal or read was refused. All of these are definite: nothing
@@ -178,6 +206,153 @@ pub enum ProposeError {
     NotReady,
     #[error("leadership transfer in progress")]
     Transferring,
+}
+
+/// Why a membership, role or priority change was refused or failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigChangeError {
+    #[error("not the leader (leader: {leader:?}); configuration changes are made on the leader")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("the leader has not yet committed an entry of its own term")]
+    NotReady,
+    #[error(
+        "another configuration change is in progress (ticket {ticket:?}, config entry {index:?})"
+    )]
+    ChangeInProgress {
+        ticket: Option<u64>,
+        index: Option<Index>,
+    },
+    #[error("a leadership transfer is in progress")]
+    Transferring,
+    #[error("configuration changes are refused in minority mode")]
+    MinorityMode,
+    #[error("node {0} is not a member of the stream")]
+    UnknownNode(NodeId),
+    #[error("node {0} is already a member of the stream")]
+    AlreadyMember(NodeId),
+    #[error("invalid member: {0}")]
+    InvalidMember(String),
+    #[error("the change would not change anything")]
+    NoChange,
+    #[error("the leader cannot change its own role")]
+    LeaderOwnRole,
+    #[error("role changes to or from LOGGER are not supported (a LOGGER has no state machine); remove the node and add it again with a fresh data directory")]
+    LoggerRoleChange,
+    #[error("switching a voter to PASSIVE needs more than 3 voters (there are {voters})")]
+    TooFewVoters { voters: usize },
+    #[error("unsafe quorum change: old quorum {old_quorum} and new quorum {new_quorum} need not overlap (change weights one unit at a time)")]
+    UnsafeQuorumChange { old_quorum: u64, new_quorum: u64 },
+    #[error("the new configuration would have no voter that may lead")]
+    NoLeaderCandidate,
+    #[error("node {node} did not catch up in time (match index {match_index}, leader's last index {last_index})")]
+    CatchUpTimeout {
+        node: NodeId,
+        match_index: Index,
+        last_index: Index,
+    },
+    #[error("leadership was lost before the configuration entry was appended; nothing changed")]
+    LeadershipLost,
+    #[error("the configuration entry was overwritten by another leader's log; nothing changed")]
+    Overwritten,
+}
+
+/// What a successful change call started. Keep the ticket to follow it
+/// with [`StreamCore::config_change_status`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigChangeStarted {
+    /// The configuration entry was appended at (`term`, `index`); the
+    /// change is in effect on the leader and done once it commits.
+    Appended {
+        ticket: u64,
+        term: Term,
+        index: Index,
+    },
+    /// A new voter is catching up from the leader's log; the entry is
+    /// appended once it is within `catchup_max_lag` of the leader.
+    CatchingUp { ticket: u64, node: NodeId },
+}
+
+impl ConfigChangeStarted {
+    pub fn ticket(&self) -> u64 {
+        match self {
+            ConfigChangeStarted::Appended { ticket, .. }
+            | ConfigChangeStarted::CatchingUp { ticket, .. } => *ticket,
+        }
+    }
+}
+
+/// Where a configuration change stands (DCF's wait_timeout polling: the
+/// host polls this until `Committed` or `Failed`, or gives up with a
+/// TIMEOUT that may still succeed while the status is `CatchingUp` /
+/// `Appended`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigChangeStatus {
+    /// Waiting for the new voter to catch up; nothing appended yet.
+    CatchingUp { node: NodeId },
+    /// The entry is in this node's log but not yet known committed. It may
+    /// still commit, even after this node lost leadership.
+    Appended { term: Term, index: Index },
+    /// The entry is committed: the change is done.
+    Committed { term: Term, index: Index },
+    /// Definitely not done (nothing of it is or will be committed).
+    Failed(ConfigChangeError),
+    /// The ticket is unknown (never issued by this core, forgotten after
+    /// more than 128 newer changes, or its entry was compacted away before
+    /// its outcome was seen here).
+    Unknown,
+}
+
+/// The change in flight on a leader, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingConfigChange {
+    /// The ticket, if this leader started the change (an uncommitted entry
+    /// inherited from an earlier leader has none).
+    pub ticket: Option<u64>,
+    pub status: ConfigChangeStatus,
+}
+
+/// Why promote / demote / timeout_notify was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LeadershipError {
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("this node is the leader")]
+    IsLeader,
+    #[error("node {0} is not a member that may lead")]
+    NotEligible(NodeId),
+    #[error("a leadership transfer is already in progress (to node {0})")]
+    TransferInProgress(NodeId),
+    #[error("leadership transfer is not available in minority mode")]
+    MinorityMode,
+}
+
+/// Why `set_work_mode` was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WorkModeError {
+    #[error("vote_num {vote_num} must be in 1..={voters} (the number of voters; weights count as 1 in minority mode)")]
+    BadVoteNum { vote_num: u64, voters: u64 },
+}
+
+#[derive(Clone, Debug)]
+enum TicketState {
+    CatchingUp { node: NodeId },
+    Appended { term: Term, index: Index },
+    Failed(ConfigChangeError),
+}
+
+#[derive(Clone, Debug)]
+struct CatchUp {
+    ticket: u64,
+    node: NodeId,
+    new_members: StreamMembers,
+    deadline: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Transfer {
+    target: NodeId,
+    deadline: u64,
+    sent_at: Option<u64>,
 }
 
 /// Per-peer replication progress on the leader.
@@ -194,6 +369,10 @@ pub struct Progress {
     pub last_progress: u64,
     /// Highest heartbeat round the peer has echoed.
     pub seq_acked: u64,
+    /// The peer's last reported work mode was minority.
+    pub minority: bool,
+    /// When (ms) the peer last reported its work mode (0 = never).
+    pub mode_reported_at: u64,
 }
 
 /// A snapshot of the stream's state for queries (DCF stream info).
@@ -278,6 +457,17 @@ pub struct StreamCore {
 
     work_mode: WorkMode,
     actions: Vec<Action>,
+
+    // configuration changes and leadership
+    catching_up: Option<CatchUp>,
+    tickets: BTreeMap<u64, TicketState>,
+    next_ticket: u64,
+    transfer: Option<Transfer>,
+    /// Until when (ms) a new leader looks for a higher-priority node.
+    priority_check_until: u64,
+    priority_attempts: u32,
+    last_mode_report: Option<u64>,
+    last_conflict_report: Option<u64>,
 }
 
 impl StreamCore {
@@ -348,6 +538,14 @@ impl StreamCore {
             last_missing_log_report: None,
             work_mode: WorkMode::Normal,
             actions: Vec::new(),
+            catching_up: None,
+            tickets: BTreeMap::new(),
+            next_ticket: 1,
+            transfer: None,
+            priority_check_until: 0,
+            priority_attempts: 0,
+            last_mode_report: None,
+            last_conflict_report: None,
         };
         core.initial_election_timer();
         core
@@ -387,6 +585,20 @@ impl StreamCore {
     }
     pub fn members(&self) -> &StreamMembers {
         &self.members
+    }
+    /// The configuration entries in the log, oldest first, as (index,
+    /// membership); index 0 is the configuration the stream started with.
+    pub fn config_entries(&self) -> &[(Index, StreamMembers)] {
+        &self.config_history
+    }
+    /// The newest configuration whose entry this node knows committed.
+    pub fn committed_members(&self) -> &StreamMembers {
+        self.committed_config()
+    }
+    /// True if this node may campaign now (see the crate docs on
+    /// membership: a node being removed may until its removal commits).
+    pub fn may_campaign(&self) -> bool {
+        self.may_lead()
     }
     pub fn is_leader_ready(&self) -> bool {
         self.role == Role::Leader && self.leader_ready
@@ -470,7 +682,11 @@ impl StreamCore {
         self.now = now.max(self.now);
         match self.role {
             Role::Leader => {
-                if self.opts.run_mode == RunMode::Auto && !self.quorum_recently_heard() {
+                // A minority leader never demotes itself (DCF).
+                if self.opts.run_mode == RunMode::Auto
+                    && !self.is_minority()
+                    && !self.quorum_recently_heard()
+                {
                     self.step_down(None);
                     return;
                 }
@@ -478,6 +694,9 @@ impl StreamCore {
                 if self.now >= self.heartbeat_deadline {
                     self.broadcast_heartbeat();
                 }
+                self.check_catch_up();
+                self.check_transfer();
+                self.check_priority_handover();
             }
             _ => {
                 if self.now >= self.election_deadline {
@@ -499,7 +718,26 @@ impl StreamCore {
             return;
         }
         let mterm = msg.term();
-        if mterm > self.term {
+        if mterm > self.term && self.role == Role::Leader && self.is_minority() {
+            // A minority leader ignores higher terms: it keeps counting
+            // acknowledgements and mode reports, refuses votes, drops the rest.
+            match &msg {
+                Message::AppendResponse { .. } | Message::WorkModeReport { .. } => {}
+                Message::VoteRequest { pre_vote, .. } => {
+                    let pre_vote = *pre_vote;
+                    self.send(
+                        from,
+                        Message::VoteResponse {
+                            term: self.term,
+                            pre_vote,
+                            granted: false,
+                        },
+                    );
+                    return;
+                }
+                _ => return,
+            }
+        } else if mterm > self.term {
             match &msg {
                 Message::VoteRequest { pre_vote: true, .. } => {
                     // Pre-votes never change anyone's term.
@@ -527,7 +765,9 @@ impl StreamCore {
                 } => {
                     // A granted pre-vote carries the term we asked for.
                 }
-                Message::AppendResponse { .. } | Message::VoteResponse { .. } => {
+                Message::AppendResponse { .. }
+                | Message::VoteResponse { .. }
+                | Message::WorkModeReport { .. } => {
                     self.become_follower(mterm, None);
                 }
                 Message::Append { .. } | Message::TimeoutNow { .. } => {
@@ -540,7 +780,11 @@ impl StreamCore {
                     return;
                 }
             }
-        } else if mterm < self.term {
+        } else if mterm < self.term
+            && !(matches!(msg, Message::Append { minority: true, .. }) && self.role != Role::Leader)
+        {
+            // (Normal-mode nodes follow a minority leader even if its term
+            // is lower: that case falls through to `handle_append`.)
             match msg {
                 Message::Append { .. } => {
                     // Tell the stale leader about the newer term.
@@ -593,6 +837,7 @@ impl StreamCore {
                 first_index,
                 min_applied,
                 seq,
+                minority,
             } => self.handle_append(
                 from,
                 prev_index,
@@ -602,6 +847,7 @@ impl StreamCore {
                 first_index,
                 min_applied,
                 seq,
+                minority,
             ),
             Message::AppendResponse {
                 success,
@@ -612,8 +858,18 @@ impl StreamCore {
                 ..
             } => self.handle_append_response(from, success, index, last_index, applied_index, seq),
             Message::TimeoutNow { .. } => {
-                if self.leader == Some(from) && self.may_lead() {
+                if self.leader == Some(from) && self.may_lead() && self.role != Role::Leader {
                     self.start_election(true);
+                }
+            }
+            Message::WorkModeReport { minority, .. } => {
+                let now = self.now;
+                if self.role == Role::Leader {
+                    if let Some(p) = self.peers.get_mut(&from) {
+                        p.minority = minority;
+                        p.mode_reported_at = now.max(1);
+                    }
+                    self.maybe_commit();
                 }
             }
             // Host messages are handled by the engine (filtered above).
@@ -638,6 +894,9 @@ impl StreamCore {
         }
         if !self.leader_ready {
             return Err(ProposeError::NotReady);
+        }
+        if self.transfer.is_some() {
+            return Err(ProposeError::Transferring);
         }
         let index = self.log.last_index() + 1;
         let entry = Entry {
@@ -717,8 +976,34 @@ impl StreamCore {
         self.members.get(self.opts.node_id).map(|m| m.kind)
     }
 
+    /// True if this node may campaign: it may lead in its newest
+    /// configuration, or that configuration is not yet committed and it
+    /// may lead in the newest committed one (a voter being removed or made
+    /// PASSIVE is still needed until the change commits, e.g. to finish
+    /// committing it; its own vote then does not count).
     fn may_lead(&self) -> bool {
         self.self_kind().is_some_and(|k| k.may_lead())
+            || (self.latest_config_uncommitted()
+                && self
+                    .committed_config()
+                    .get(self.opts.node_id)
+                    .is_some_and(|m| m.kind.may_lead()))
+    }
+
+    fn latest_config_uncommitted(&self) -> bool {
+        self.config_history
+            .last()
+            .is_some_and(|(i, _)| *i > self.commit)
+    }
+
+    /// True if this node answers vote requests (same rule as `may_lead`).
+    fn may_vote(&self) -> bool {
+        self.self_kind().is_some_and(|k| k.votes())
+            || (self.latest_config_uncommitted()
+                && self
+                    .committed_config()
+                    .get(self.opts.node_id)
+                    .is_some_and(|m| m.kind.votes()))
     }
 
     fn may_campaign_on_timeout(&self) -> bool {
@@ -833,9 +1118,13 @@ impl StreamCore {
     }
 
     fn start_election(&mut self, transfer: bool) {
+        self.start_election_bumped(transfer, 1);
+    }
+
+    fn start_election_bumped(&mut self, transfer: bool, bump: u64) {
         self.role = Role::Candidate;
         self.leader = None;
-        self.set_hard_state(self.term + 1, Some(self.opts.node_id));
+        self.set_hard_state(self.term + bump, Some(self.opts.node_id));
         self.votes.clear();
         self.votes.insert(self.opts.node_id, true);
         self.transfer_campaign = transfer;
@@ -871,9 +1160,17 @@ impl StreamCore {
         last_index: Index,
         last_term: Term,
     ) {
-        let candidate_votes =
-            self.weight_of(from) > 0 && self.members.get(from).is_some_and(|m| m.kind.may_lead());
-        let i_vote = self.self_kind().is_some_and(|k| k.votes());
+        // The candidate must be a voter that may lead in our newest
+        // configuration or, while that one is uncommitted, in the newest
+        // committed one (a node being removed may still be needed). A node
+        // whose removal we know committed gets no vote.
+        let candidate_votes = self.members.get(from).is_some_and(|m| m.kind.may_lead())
+            || (self.latest_config_uncommitted()
+                && self
+                    .committed_config()
+                    .get(from)
+                    .is_some_and(|m| m.kind.may_lead()));
+        let i_vote = self.may_vote();
         let granted = if pre_vote {
             candidate_votes
                 && i_vote
@@ -952,6 +1249,14 @@ impl StreamCore {
         self.peers.clear();
         self.dirty_peers.clear();
         self.leader_ready = false;
+        self.transfer = None;
+        self.priority_attempts = 0;
+        if let Some(c) = self.catching_up.take() {
+            self.set_ticket(
+                c.ticket,
+                TicketState::Failed(ConfigChangeError::LeadershipLost),
+            );
+        }
         while let Some(r) = self.reads.pop_front() {
             self.actions.push(Action::ReadFailed { ctx: r.ctx });
         }
@@ -965,22 +1270,9 @@ impl StreamCore {
         self.leader_ready = false;
         let last = self.log.last_index();
         self.peers.clear();
-        for m in &self.members.members {
-            if m.node_id != self.opts.node_id {
-                self.peers.insert(
-                    m.node_id,
-                    Progress {
-                        next_index: last + 1,
-                        match_index: 0,
-                        apply_index: 0,
-                        probing: true,
-                        last_response: self.now,
-                        last_progress: self.now,
-                        seq_acked: 0,
-                    },
-                );
-            }
-        }
+        self.transfer = None;
+        self.catching_up = None;
+        self.sync_peers();
         self.emit_role();
         // Every new leader first appends a configuration entry of its own term.
         let data = serde_json::to_vec(&self.members).unwrap_or_default();
@@ -1010,6 +1302,7 @@ impl StreamCore {
         leader_first: Index,
         min_applied: Index,
         seq: u64,
+        leader_minority: bool,
     ) {
         if self.role == Role::Leader {
             // Two leaders in one term cannot happen; ignore defensively.
@@ -1030,6 +1323,9 @@ impl StreamCore {
         self.last_seq_seen = self.last_seq_seen.max(seq);
         self.cluster_min_applied = min_applied;
         self.reset_election_timer();
+        if leader_minority || self.is_minority() {
+            self.report_mode_to(from, false);
+        }
 
         let last = self.log.last_index();
         let reject = |core: &mut StreamCore, hint: Index| {
@@ -1084,7 +1380,22 @@ impl StreamCore {
                 Some(_) => {
                     if e.index <= self.commit {
                         // A committed entry can never be overwritten; a
-                        // leader asking for it is broken. Refuse the message.
+                        // leader asking for it is broken (or a minority
+                        // leader that lacks what the lost majority
+                        // committed). Refuse the message and tell the host.
+                        let due = self
+                            .last_conflict_report
+                            .is_none_or(|t| self.now >= t + 1000);
+                        if due {
+                            self.last_conflict_report = Some(self.now);
+                            self.actions.push(Action::Exception(
+                                Exception::CommittedEntryConflict {
+                                    leader: from,
+                                    index: e.index,
+                                    local_commit: self.commit,
+                                },
+                            ));
+                        }
                         return;
                     }
                     self.truncate_local(e.index);
@@ -1181,6 +1492,8 @@ impl StreamCore {
         }
         self.update_cluster_min_applied();
         self.check_reads();
+        self.check_catch_up();
+        self.check_transfer();
     }
 
     fn update_cluster_min_applied(&mut self) {
@@ -1229,6 +1542,7 @@ impl StreamCore {
             first_index: first,
             min_applied: self.cluster_min_applied,
             seq: self.seq,
+            minority: self.is_minority(),
         };
         if let Some(p) = self.peers.get_mut(&to) {
             if let (Some(upto), false) = (sent_upto, p.probing) {
@@ -1284,6 +1598,10 @@ impl StreamCore {
         if self.role != Role::Leader {
             return;
         }
+        if let WorkMode::Minority { vote_num } = self.work_mode {
+            self.maybe_commit_minority(vote_num);
+            return;
+        }
         let mut voters = Vec::new();
         for m in &self.members.members {
             if !m.kind.votes() {
@@ -1305,10 +1623,15 @@ impl StreamCore {
             });
         }
         let n = quorum_index(&voters, self.quorum(), &self.opts.majority_groups);
+        self.advance_leader_commit(n);
+    }
+
+    fn advance_leader_commit(&mut self, n: Index) {
         if n > self.commit && self.log.term_at(n) == Some(self.term) {
             self.commit = n;
             self.emit_apply();
             self.check_reads();
+            self.on_leader_commit_advanced();
         }
     }
 
@@ -1322,6 +1645,7 @@ impl StreamCore {
             && self.commit >= self.leader_start_index
         {
             self.leader_ready = true;
+            self.arm_priority_check();
         }
     }
 
@@ -1361,15 +1685,21 @@ impl StreamCore {
         if entries.is_empty() {
             return;
         }
+        let mut config_changed = false;
         for e in &entries {
             if e.kind == EntryKind::Config {
                 if let Ok(m) = serde_json::from_slice::<StreamMembers>(&e.data) {
                     self.config_history.push((e.index, m.clone()));
                     self.members = m;
+                    config_changed = true;
                 }
             }
         }
         self.log.append(&entries);
+        if config_changed {
+            self.sync_peers();
+            self.emit_apply();
+        }
         if self.role == Role::Leader {
             let ids: Vec<NodeId> = self.peers.keys().copied().collect();
             self.dirty_peers.extend(ids);
@@ -1396,7 +1726,20 @@ impl StreamCore {
     }
 
     fn emit_apply(&mut self) {
-        let applies = self.self_kind().is_none_or(|k| k.applies());
+        // A node that is not (or no longer, or not yet) a member applies
+        // nothing until it learns it is one: a fresh node may start with a
+        // configuration that does not list it, and a removed LOGGER must
+        // not start applying in the middle of the log.
+        // (A leader removing itself keeps applying until the removal
+        // commits: the newest committed configuration still lists it.)
+        let me = self.opts.node_id;
+        let Some(kind) = self
+            .self_kind()
+            .or_else(|| self.committed_config().get(me).map(|m| m.kind))
+        else {
+            return;
+        };
+        let applies = kind.applies();
         if self.commit <= self.apply_sent {
             return;
         }
@@ -1471,5 +1814,732 @@ impl StreamCore {
             to,
             msg,
         }));
+    }
+}
+
+// ----- membership, leadership transfer, priority, work mode ------------------
+
+/// The voting weight of a member (0 if it does not vote or is absent).
+fn voting_weight(m: &StreamMembers, id: NodeId) -> u64 {
+    m.get(id)
+        .filter(|x| x.kind.votes())
+        .map(|x| x.weight as u64)
+        .unwrap_or(0)
+}
+
+/// Checks that `new` differs from `old` in at most one member and that
+/// every weighted quorum of `old` intersects every weighted quorum of
+/// `new` (so two leaders can never be elected, nor two entries committed,
+/// by disjoint quorums of the two configurations).
+///
+/// With `x` the changed node, `S` the common voters' weight and `w_o`,
+/// `w_n` its old and new voting weight, two disjoint quorums would need
+/// `q_old + q_new <= S + max(w_o, w_n)`, so the change is safe when
+/// `q_old + q_new > S + max(w_o, w_n)`. Adding or removing a voter of
+/// weight 1 always passes; heavier voters may not.
+pub fn check_single_change(
+    old: &StreamMembers,
+    new: &StreamMembers,
+) -> Result<(), ConfigChangeError> {
+    let mut ids: BTreeSet<NodeId> = old.ids().collect();
+    ids.extend(new.ids());
+    let changed: Vec<NodeId> = ids
+        .iter()
+        .copied()
+        .filter(|id| old.get(*id) != new.get(*id))
+        .collect();
+    if changed.is_empty() {
+        return Err(ConfigChangeError::NoChange);
+    }
+    if changed.len() > 1 {
+        return Err(ConfigChangeError::InvalidMember(
+            "only one node may change at a time".into(),
+        ));
+    }
+    if !new.members.iter().any(|m| m.kind.may_lead()) {
+        return Err(ConfigChangeError::NoLeaderCandidate);
+    }
+    let x = changed[0];
+    let (w_o, w_n) = (voting_weight(old, x), voting_weight(new, x));
+    if w_o == w_n {
+        return Ok(());
+    }
+    let s = old.total_voter_weight() - w_o;
+    let (q_o, q_n) = (old.quorum_weight(), new.quorum_weight());
+    if q_o + q_n > s + w_o.max(w_n) {
+        Ok(())
+    } else {
+        Err(ConfigChangeError::UnsafeQuorumChange {
+            old_quorum: q_o,
+            new_quorum: q_n,
+        })
+    }
+}
+
+impl StreamCore {
+    // ----- public API: membership ---------------------------------------
+
+    /// Adds a member (DCF `add_member`, one node at a time). A voting
+    /// member (Voter / Logger) first catches up as a non-voting peer and
+    /// the configuration entry is appended once its match index is within
+    /// `catchup_max_lag` of the leader's last index
+    /// ([`ConfigChangeStarted::CatchingUp`]); a PASSIVE member is appended
+    /// at once. `initial_leader` is cleared.
+    pub fn add_member(
+        &mut self,
+        now: u64,
+        member: Member,
+    ) -> Result<ConfigChangeStarted, ConfigChangeError> {
+        self.now = now.max(self.now);
+        self.check_may_change()?;
+        if member.node_id == 0 || member.node_id > 255 {
+            return Err(ConfigChangeError::InvalidMember(
+                "node_id must be in 1..255".into(),
+            ));
+        }
+        if member.weight == 0 || member.weight > 255 {
+            return Err(ConfigChangeError::InvalidMember(
+                "weight must be in 1..255".into(),
+            ));
+        }
+        if self.members.get(member.node_id).is_some() {
+            return Err(ConfigChangeError::AlreadyMember(member.node_id));
+        }
+        let mut new = self.members.clone();
+        let mut member = member;
+        member.initial_leader = false;
+        let node = member.node_id;
+        let votes = member.kind.votes();
+        new.members.push(member);
+        new.members.sort_by_key(|m| m.node_id);
+        check_single_change(&self.members, &new)?;
+        self.begin_change(new, votes.then_some(node))
+    }
+
+    /// Removes a member (DCF `remove_member`). Removing the leader itself
+    /// is allowed: it keeps leading until the entry commits, then hands
+    /// over (TimeoutNow to the most caught-up voter) and steps down.
+    pub fn remove_member(
+        &mut self,
+        now: u64,
+        node: NodeId,
+    ) -> Result<ConfigChangeStarted, ConfigChangeError> {
+        self.now = now.max(self.now);
+        self.check_may_change()?;
+        if self.members.get(node).is_none() {
+            return Err(ConfigChangeError::UnknownNode(node));
+        }
+        let mut new = self.members.clone();
+        new.members.retain(|m| m.node_id != node);
+        check_single_change(&self.members, &new)?;
+        self.begin_change(new, None)
+    }
+
+    /// Changes a member's role. Rule: only FOLLOWER (Voter) <-> PASSIVE,
+    /// for a node other than the leader, and only if (a) switching a voter
+    /// to PASSIVE keeps DCF's rule "more than 3 voters" (counted before the
+    /// change), (b) every weighted quorum of the old configuration
+    /// intersects every weighted quorum of the new one
+    /// ([`check_single_change`]; a voter of weight > 1 may fail this), and
+    /// (c) a voter that may lead remains. Changes to or from LOGGER are
+    /// refused ([`ConfigChangeError::LoggerRoleChange`]): a LOGGER keeps no
+    /// state machine, so it cannot start applying in the middle of the
+    /// log, and an applying node that became a LOGGER would leave a gap in
+    /// its state machine if the change were rolled back by truncation. A
+    /// PASSIVE node that becomes a voter catches up first, like an added
+    /// node.
+    pub fn change_member_role(
+        &mut self,
+        now: u64,
+        node: NodeId,
+        kind: MemberKind,
+    ) -> Result<ConfigChangeStarted, ConfigChangeError> {
+        self.now = now.max(self.now);
+        self.check_may_change()?;
+        let Some(cur) = self.members.get(node).cloned() else {
+            return Err(ConfigChangeError::UnknownNode(node));
+        };
+        if node == self.opts.node_id {
+            return Err(ConfigChangeError::LeaderOwnRole);
+        }
+        if cur.kind == kind {
+            return Err(ConfigChangeError::NoChange);
+        }
+        if cur.kind == MemberKind::Logger || kind == MemberKind::Logger {
+            return Err(ConfigChangeError::LoggerRoleChange);
+        }
+        if cur.kind.votes() && kind == MemberKind::Passive {
+            let voters = self.voter_ids().len();
+            if voters <= 3 {
+                return Err(ConfigChangeError::TooFewVoters { voters });
+            }
+        }
+        let mut new = self.members.clone();
+        for m in new.members.iter_mut() {
+            if m.node_id == node {
+                m.kind = kind;
+                if !kind.may_lead() {
+                    m.initial_leader = false;
+                }
+            }
+        }
+        check_single_change(&self.members, &new)?;
+        let catch_up = (!cur.kind.votes() && kind.votes()).then_some(node);
+        self.begin_change(new, catch_up)
+    }
+
+    /// Changes a member's election priority through a configuration entry
+    /// (one change at a time, like membership).
+    pub fn set_election_priority(
+        &mut self,
+        now: u64,
+        node: NodeId,
+        priority: u64,
+    ) -> Result<ConfigChangeStarted, ConfigChangeError> {
+        self.now = now.max(self.now);
+        self.check_may_change()?;
+        if self.members.get(node).is_none() {
+            return Err(ConfigChangeError::UnknownNode(node));
+        }
+        let mut new = self.members.clone();
+        for m in new.members.iter_mut() {
+            if m.node_id == node {
+                m.priority = priority;
+            }
+        }
+        check_single_change(&self.members, &new)?;
+        self.begin_change(new, None)
+    }
+
+    /// The change in flight on this leader: a node catching up, or the
+    /// newest configuration entry above the commit index. `None` on
+    /// non-leaders and when nothing is in flight.
+    pub fn pending_config_change(&self) -> Option<PendingConfigChange> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        if let Some(c) = &self.catching_up {
+            return Some(PendingConfigChange {
+                ticket: Some(c.ticket),
+                status: ConfigChangeStatus::CatchingUp { node: c.node },
+            });
+        }
+        let (index, _) = self.config_history.last()?;
+        if *index == 0 || *index <= self.commit {
+            return None;
+        }
+        let term = self.log.term_at(*index).unwrap_or(0);
+        let ticket = self.tickets.iter().find_map(|(t, s)| match s {
+            TicketState::Appended {
+                term: tt,
+                index: ii,
+            } if *tt == term && ii == index => Some(*t),
+            _ => None,
+        });
+        Some(PendingConfigChange {
+            ticket,
+            status: ConfigChangeStatus::Appended {
+                term,
+                index: *index,
+            },
+        })
+    }
+
+    /// Where the change with `ticket` stands (valid on the node that issued
+    /// it, also after it lost leadership).
+    pub fn config_change_status(&self, ticket: u64) -> ConfigChangeStatus {
+        match self.tickets.get(&ticket) {
+            None => ConfigChangeStatus::Unknown,
+            Some(TicketState::CatchingUp { node }) => {
+                ConfigChangeStatus::CatchingUp { node: *node }
+            }
+            Some(TicketState::Failed(e)) => ConfigChangeStatus::Failed(e.clone()),
+            Some(TicketState::Appended { term, index }) => {
+                let (term, index) = (*term, *index);
+                match self.log.term_at(index) {
+                    Some(t) if t == term && index <= self.commit => {
+                        ConfigChangeStatus::Committed { term, index }
+                    }
+                    Some(t) if t == term => ConfigChangeStatus::Appended { term, index },
+                    Some(_) => ConfigChangeStatus::Failed(ConfigChangeError::Overwritten),
+                    None if index > self.log.last_index() => {
+                        ConfigChangeStatus::Failed(ConfigChangeError::Overwritten)
+                    }
+                    None => ConfigChangeStatus::Unknown,
+                }
+            }
+        }
+    }
+
+    // ----- public API: leadership -----------------------------------------
+
+    /// DCF `promote_leader` on the leader: blocks new proposals
+    /// ([`ProposeError::Transferring`]), lets `target` catch up, then sends
+    /// it `TimeoutNow` so it campaigns at once. After `timeout_ms` without
+    /// success the transfer is abandoned and proposals are accepted again.
+    /// Success shows as [`Action::RoleChanged`] (this node becomes a
+    /// follower of `target`). Promoting the leader itself is a no-op.
+    pub fn promote(
+        &mut self,
+        now: u64,
+        target: NodeId,
+        timeout_ms: u64,
+    ) -> Result<(), LeadershipError> {
+        self.now = now.max(self.now);
+        if self.role != Role::Leader {
+            return Err(LeadershipError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if target == self.opts.node_id {
+            return Ok(());
+        }
+        if self.is_minority() {
+            return Err(LeadershipError::MinorityMode);
+        }
+        if let Some(t) = &self.transfer {
+            return Err(LeadershipError::TransferInProgress(t.target));
+        }
+        if !self.members.get(target).is_some_and(|m| m.kind.may_lead())
+            || !self.peers.contains_key(&target)
+        {
+            return Err(LeadershipError::NotEligible(target));
+        }
+        self.transfer = Some(Transfer {
+            target,
+            deadline: self.now + timeout_ms.max(1),
+            sent_at: None,
+        });
+        self.dirty_peers.insert(target);
+        self.check_transfer();
+        Ok(())
+    }
+
+    /// DCF `demote` on the leader: hands over to the most caught-up voter
+    /// that may lead and answered within an election timeout (returns it),
+    /// or, if there is none, steps down (returns `None`).
+    pub fn demote(&mut self, now: u64) -> Result<Option<NodeId>, LeadershipError> {
+        self.now = now.max(self.now);
+        if self.role != Role::Leader {
+            return Err(LeadershipError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if let Some(t) = &self.transfer {
+            return Err(LeadershipError::TransferInProgress(t.target));
+        }
+        match self.best_successor(false) {
+            Some(target) if !self.is_minority() => {
+                let t = self.opts.election_timeout_ms;
+                self.promote(now, target, t)?;
+                Ok(Some(target))
+            }
+            _ => {
+                self.step_down(None);
+                Ok(None)
+            }
+        }
+    }
+
+    /// DCF `timeout_notify`: this node treats its leader as lost and starts
+    /// an election now (with pre-vote, so a live leader still known to a
+    /// quorum is not disturbed).
+    pub fn timeout_notify(&mut self, now: u64) -> Result<(), LeadershipError> {
+        self.now = now.max(self.now);
+        if self.role == Role::Leader {
+            return Err(LeadershipError::IsLeader);
+        }
+        if !self.may_lead() {
+            return Err(LeadershipError::NotEligible(self.opts.node_id));
+        }
+        self.last_leader_contact = None;
+        self.start_pre_vote();
+        Ok(())
+    }
+
+    // ----- public API: work mode ------------------------------------------
+
+    /// DCF `set_work_mode`. See the crate docs ("Minority mode
+    /// guarantees"). Emits [`Action::SaveWorkMode`]. Entering minority
+    /// mode on a node that may lead and is not the leader makes it campaign
+    /// at once with its term raised by 1000.
+    pub fn set_work_mode(&mut self, now: u64, mode: WorkMode) -> Result<(), WorkModeError> {
+        self.now = now.max(self.now);
+        if let WorkMode::Minority { vote_num } = mode {
+            let voters = self.voter_ids().len() as u64;
+            if vote_num == 0 || vote_num > voters {
+                return Err(WorkModeError::BadVoteNum { vote_num, voters });
+            }
+        }
+        let was_minority = self.is_minority();
+        if self.work_mode == mode {
+            return Ok(());
+        }
+        self.work_mode = mode;
+        self.actions.push(Action::SaveWorkMode(mode));
+        if self.role == Role::Leader {
+            self.transfer = None;
+            self.maybe_commit();
+            return Ok(());
+        }
+        if let Some(l) = self.leader {
+            self.report_mode_to(l, true);
+        }
+        if self.is_minority() && !was_minority && self.may_lead() {
+            self.start_election_bumped(false, 1000);
+        }
+        Ok(())
+    }
+
+    /// Restores the persisted work mode after [`StreamCore::new`] (before
+    /// the first tick). Emits nothing.
+    pub fn restore_work_mode(&mut self, mode: WorkMode) {
+        self.work_mode = mode;
+    }
+
+    pub fn work_mode(&self) -> WorkMode {
+        self.work_mode
+    }
+
+    /// The leadership transfer in progress on this leader, if any.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        self.transfer.as_ref().map(|t| t.target)
+    }
+
+    // ----- internals ------------------------------------------------------
+
+    fn is_minority(&self) -> bool {
+        matches!(self.work_mode, WorkMode::Minority { .. })
+    }
+
+    fn check_may_change(&self) -> Result<(), ConfigChangeError> {
+        if self.role != Role::Leader {
+            return Err(ConfigChangeError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if self.is_minority() {
+            return Err(ConfigChangeError::MinorityMode);
+        }
+        if !self.leader_ready || self.commit < self.leader_start_index {
+            return Err(ConfigChangeError::NotReady);
+        }
+        if self.transfer.is_some() {
+            return Err(ConfigChangeError::Transferring);
+        }
+        if let Some(p) = self.pending_config_change() {
+            let index = match p.status {
+                ConfigChangeStatus::Appended { index, .. } => Some(index),
+                _ => None,
+            };
+            return Err(ConfigChangeError::ChangeInProgress {
+                ticket: p.ticket,
+                index,
+            });
+        }
+        Ok(())
+    }
+
+    fn new_ticket(&mut self, st: TicketState) -> u64 {
+        let t = self.next_ticket;
+        self.next_ticket += 1;
+        self.tickets.insert(t, st);
+        while self.tickets.len() > 128 {
+            let first = *self.tickets.keys().next().expect("non-empty");
+            self.tickets.remove(&first);
+        }
+        t
+    }
+
+    fn set_ticket(&mut self, ticket: u64, st: TicketState) {
+        if let Some(s) = self.tickets.get_mut(&ticket) {
+            *s = st;
+        }
+    }
+
+    fn begin_change(
+        &mut self,
+        new: StreamMembers,
+        catch_up: Option<NodeId>,
+    ) -> Result<ConfigChangeStarted, ConfigChangeError> {
+        if let Some(node) = catch_up {
+            if !self.is_caught_up(node) {
+                let ticket = self.new_ticket(TicketState::CatchingUp { node });
+                let t = self.opts.election_timeout_ms * self.opts.catchup_timeout_elections.max(1);
+                self.catching_up = Some(CatchUp {
+                    ticket,
+                    node,
+                    new_members: new,
+                    deadline: self.now + t,
+                });
+                self.sync_peers();
+                self.dirty_peers.insert(node);
+                return Ok(ConfigChangeStarted::CatchingUp { ticket, node });
+            }
+        }
+        let ticket = self.new_ticket(TicketState::CatchingUp { node: 0 });
+        let (term, index) = self.append_config(new);
+        self.set_ticket(ticket, TicketState::Appended { term, index });
+        Ok(ConfigChangeStarted::Appended {
+            ticket,
+            term,
+            index,
+        })
+    }
+
+    fn append_config(&mut self, new: StreamMembers) -> (Term, Index) {
+        let index = self.log.last_index() + 1;
+        let entry = Entry {
+            term: self.term,
+            index,
+            key: 0,
+            kind: EntryKind::Config,
+            data: serde_json::to_vec(&new).unwrap_or_default(),
+        };
+        self.append_local(vec![entry]);
+        // A single voter commits at once.
+        self.maybe_commit();
+        (self.term, index)
+    }
+
+    fn is_caught_up(&self, node: NodeId) -> bool {
+        self.peers
+            .get(&node)
+            .is_some_and(|p| p.match_index + self.opts.catchup_max_lag >= self.log.last_index())
+    }
+
+    fn check_catch_up(&mut self) {
+        let Some(c) = self.catching_up.clone() else {
+            return;
+        };
+        if self.role != Role::Leader {
+            return;
+        }
+        if self.transfer.is_none() && self.is_caught_up(c.node) {
+            self.catching_up = None;
+            let (term, index) = self.append_config(c.new_members);
+            self.set_ticket(c.ticket, TicketState::Appended { term, index });
+        } else if self.now >= c.deadline {
+            self.catching_up = None;
+            let match_index = self.peers.get(&c.node).map(|p| p.match_index).unwrap_or(0);
+            self.set_ticket(
+                c.ticket,
+                TicketState::Failed(ConfigChangeError::CatchUpTimeout {
+                    node: c.node,
+                    match_index,
+                    last_index: self.log.last_index(),
+                }),
+            );
+            self.sync_peers();
+        }
+    }
+
+    /// The newest configuration whose entry is committed (or the initial one).
+    fn committed_config(&self) -> &StreamMembers {
+        self.config_history
+            .iter()
+            .rev()
+            .find(|(i, _)| *i <= self.commit)
+            .map(|(_, m)| m)
+            .unwrap_or(&self.members)
+    }
+
+    /// Makes the leader's peers follow the configuration: every member of
+    /// the current and of the newest committed configuration (a removed
+    /// node keeps receiving the log until its removal commits), plus a node
+    /// catching up.
+    fn sync_peers(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let mut want: BTreeSet<NodeId> = self.members.ids().collect();
+        want.extend(self.committed_config().ids());
+        if let Some(c) = &self.catching_up {
+            want.insert(c.node);
+        }
+        want.remove(&self.opts.node_id);
+        self.peers.retain(|id, _| want.contains(id));
+        let last = self.log.last_index();
+        let now = self.now;
+        for id in want {
+            if let std::collections::btree_map::Entry::Vacant(v) = self.peers.entry(id) {
+                v.insert(Progress {
+                    next_index: last + 1,
+                    match_index: 0,
+                    apply_index: 0,
+                    probing: true,
+                    last_response: now,
+                    last_progress: now,
+                    seq_acked: 0,
+                    minority: false,
+                    mode_reported_at: 0,
+                });
+                self.dirty_peers.insert(id);
+            }
+        }
+        if let Some(t) = &self.transfer {
+            if !self.peers.contains_key(&t.target) {
+                self.transfer = None;
+            }
+        }
+    }
+
+    fn on_leader_commit_advanced(&mut self) {
+        let committed_cfg_at = self
+            .config_history
+            .iter()
+            .rev()
+            .find(|(i, _)| *i <= self.commit)
+            .map(|(i, _)| *i)
+            .unwrap_or(0);
+        if committed_cfg_at > self.leader_start_index {
+            // A change committed: peers of removed nodes go, and the
+            // priority order may have changed.
+            self.sync_peers();
+            self.arm_priority_check();
+        }
+        if committed_cfg_at >= self.leader_start_index
+            && self.committed_config().get(self.opts.node_id).is_none()
+        {
+            // This leader's removal is committed: hand over and step down.
+            if let Some(t) = self.best_successor(true) {
+                let term = self.term;
+                self.send(t, Message::TimeoutNow { term });
+            }
+            self.step_down(None);
+        }
+    }
+
+    /// The voter that may lead with the highest match index among those
+    /// that answered within an election timeout (`caught_up`: only if it
+    /// has everything).
+    fn best_successor(&self, caught_up: bool) -> Option<NodeId> {
+        let last = self.log.last_index();
+        let window = self.opts.election_timeout_ms;
+        self.members
+            .members
+            .iter()
+            .filter(|m| m.kind.may_lead() && m.node_id != self.opts.node_id)
+            .filter_map(|m| self.peers.get(&m.node_id).map(|p| (m.node_id, p)))
+            .filter(|(_, p)| self.now < p.last_response + window)
+            .filter(|(_, p)| !caught_up || p.match_index >= last)
+            .max_by_key(|(id, p)| (p.match_index, std::cmp::Reverse(*id)))
+            .map(|(id, _)| id)
+    }
+
+    fn check_transfer(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let Some(t) = self.transfer.clone() else {
+            return;
+        };
+        if self.now >= t.deadline {
+            self.transfer = None;
+            return;
+        }
+        let last = self.log.last_index();
+        let caught_up = self
+            .peers
+            .get(&t.target)
+            .is_some_and(|p| p.match_index >= last);
+        let due = t
+            .sent_at
+            .is_none_or(|s| self.now >= s + self.opts.heartbeat_interval_ms);
+        if caught_up && due {
+            if let Some(tr) = self.transfer.as_mut() {
+                tr.sent_at = Some(self.now);
+            }
+            let term = self.term;
+            self.send(t.target, Message::TimeoutNow { term });
+        }
+    }
+
+    fn arm_priority_check(&mut self) {
+        if self.opts.auto_priority_election && self.role == Role::Leader {
+            self.priority_attempts = 3;
+            self.priority_check_until = self.now + 3 * self.opts.election_timeout_ms;
+        }
+    }
+
+    /// AUTO_ELC_PRIORITY_EN: hand over to the reachable, caught-up voter of
+    /// highest priority above ours (at most 3 attempts per arming).
+    fn check_priority_handover(&mut self) {
+        if !self.opts.auto_priority_election
+            || self.priority_attempts == 0
+            || self.now > self.priority_check_until
+            || self.transfer.is_some()
+            || self.catching_up.is_some()
+            || self.is_minority()
+            || !self.leader_ready
+        {
+            return;
+        }
+        let mine = self
+            .members
+            .get(self.opts.node_id)
+            .map(|m| m.priority)
+            .unwrap_or(0);
+        let last = self.log.last_index();
+        let window = self.opts.election_timeout_ms;
+        let lag = self.opts.catchup_max_lag;
+        let best = self
+            .members
+            .members
+            .iter()
+            .filter(|m| m.kind.may_lead() && m.priority > mine)
+            .filter_map(|m| self.peers.get(&m.node_id).map(|p| (m, p)))
+            .filter(|(_, p)| self.now < p.last_response + window && p.match_index + lag >= last)
+            .max_by_key(|(m, p)| (m.priority, p.match_index))
+            .map(|(m, _)| m.node_id);
+        if let Some(target) = best {
+            self.priority_attempts -= 1;
+            let t = self.opts.election_timeout_ms;
+            let now = self.now;
+            let _ = self.promote(now, target, t);
+        }
+    }
+
+    fn maybe_commit_minority(&mut self, vote_num: u64) {
+        let window = 2 * self.opts.election_timeout_ms;
+        let now = self.now;
+        let mut voters = Vec::new();
+        for m in &self.members.members {
+            if !m.kind.votes() {
+                continue;
+            }
+            let matched = if m.node_id == self.opts.node_id {
+                self.durable
+            } else {
+                match self.peers.get(&m.node_id) {
+                    Some(p) if p.minority && now < p.mode_reported_at + window => p.match_index,
+                    _ => continue,
+                }
+            };
+            voters.push(VoterMatch {
+                node_id: m.node_id,
+                weight: 1,
+                group: m.group,
+                matched,
+            });
+        }
+        let n = quorum_index(&voters, vote_num, &[]);
+        self.advance_leader_commit(n);
+    }
+
+    /// Sends this node's work mode to `leader` (at most once per heartbeat
+    /// interval unless `force`).
+    fn report_mode_to(&mut self, leader: NodeId, force: bool) {
+        let due = force
+            || self
+                .last_mode_report
+                .is_none_or(|t| self.now >= t + self.opts.heartbeat_interval_ms);
+        if !due || leader == self.opts.node_id {
+            return;
+        }
+        self.last_mode_report = Some(self.now);
+        let term = self.term;
+        let minority = self.is_minority();
+        self.send(leader, Message::WorkModeReport { term, minority });
     }
 }

@@ -72,6 +72,9 @@ pub enum Message {
         min_applied: Index,
         /// Heartbeat round of the leader, echoed back; confirms read indexes.
         seq: u64,
+        /// The leader is in minority mode: normal-mode followers accept it
+        /// even if its term is lower than theirs (see `crate::minority`).
+        minority: bool,
     },
     AppendResponse {
         term: Term,
@@ -87,6 +90,11 @@ pub enum Message {
     },
     /// Sent by a leader handing over: the receiver campaigns at once.
     TimeoutNow { term: Term },
+    /// A follower tells its leader its work mode (DCF's status message
+    /// carries it): sent when the mode changes and, while either side is
+    /// in minority mode, about once per heartbeat. A minority leader counts
+    /// only followers reporting minority mode toward its commits.
+    WorkModeReport { term: Term, minority: bool },
     /// A write accepted on a follower (`universal_write`), forwarded to the
     /// leader. Handled by the engine, never by the core.
     Forward { req: u64, key: u64, data: Vec<u8> },
@@ -112,7 +120,8 @@ impl Message {
             | Message::VoteResponse { term, .. }
             | Message::Append { term, .. }
             | Message::AppendResponse { term, .. }
-            | Message::TimeoutNow { term } => *term,
+            | Message::TimeoutNow { term }
+            | Message::WorkModeReport { term, .. } => *term,
             Message::Forward { .. } | Message::ForwardReply { .. } | Message::User { .. } => 0,
         }
     }

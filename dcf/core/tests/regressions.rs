@@ -243,6 +243,7 @@ fn restart_with_applied_index_beyond_the_durable_log_applies_nothing_twice() {
             first_index: 1,
             min_applied: 0,
             seq: 1,
+            minority: false,
         },
     );
     let applied: Vec<Index> = core

@@ -22,7 +22,7 @@ fn check_seeds(seeds: Vec<u64>, cfg: &SimConfig) {
     let started = Instant::now();
     let (failures, stats) = run_seeds(&seeds, cfg);
     eprintln!(
-        "sim: {} seeds in {:.1?}: {} events, {} elections, {} committed entries, {} reads, {} crashes, {} runs stuck behind a LOGGER's log (known limitation), {} failures",
+        "sim: {} seeds in {:.1?}: {} events, {} elections, {} committed entries, {} reads, {} crashes, {} runs stuck behind a LOGGER's log (known limitation), {} runs with membership changes, {} committed membership changes, {} leadership transfers started, {} failures",
         seeds.len(),
         started.elapsed(),
         stats.events,
@@ -31,6 +31,9 @@ fn check_seeds(seeds: Vec<u64>, cfg: &SimConfig) {
         stats.reads_ok,
         stats.crashes,
         stats.stuck_behind_logger,
+        stats.runs_with_changes,
+        stats.config_changes,
+        stats.transfers,
         failures.len()
     );
     if !failures.is_empty() {
@@ -97,5 +100,21 @@ fn simulator_catches_a_host_that_acknowledges_unsynced_writes() {
 /// "commit entries of older terms by counting" mutation.
 #[test]
 fn regression_seeds() {
-    check_seeds(vec![8, 36, 39, 57, 211, 497, 309], &SimConfig::default());
+    let cfg = SimConfig {
+        membership: false,
+        ..SimConfig::default()
+    };
+    check_seeds(vec![8, 36, 39, 57, 211, 497, 309], &cfg);
+}
+
+/// Seeds that caught membership bugs (each fails if its fix is reverted):
+/// 264: a leader that stepped down with its own removal still uncommitted
+/// never campaigned again, and the remaining voters could not elect anyone
+/// (a node stays eligible until its removal commits); 7, 8: a node
+/// switching between LOGGER and an applying role left a gap in the
+/// host's state machine (LOGGER role changes are refused now); 1816: voters
+/// refused a candidate whose removal was not yet committed.
+#[test]
+fn membership_regression_seeds() {
+    check_seeds(vec![7, 8, 264, 1816], &SimConfig::default());
 }

@@ -9,7 +9,7 @@ use crate::core::{
 };
 use crate::params::Params;
 use crate::storage::{ControlFile, DataDir, HardState, Metadata, MetadataOrigin};
-use crate::transport::{Transport, TransportConfig};
+use crate::transport::{TlsConfig, Transport, TransportConfig};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -199,6 +199,19 @@ pub(super) fn start(
     let (events_tx, events_rx) = mpsc::channel::<EngineEvent>();
     let (inbound_tx, mut inbound_rx) = tokio::sync::mpsc::channel::<Envelope>(4096);
     let mut tcfg = TransportConfig::new(node_id, listen);
+    // COMPRESS_* pick how this node sends (it decodes every algorithm);
+    // SSL_CA/CERT/KEY turn TLS on only together, a partial set fails here.
+    tcfg.set_dcf_compression(
+        params.get_u64("COMPRESS_ALGORITHM"),
+        params.get_u64("COMPRESS_LEVEL"),
+    )?;
+    let ssl = |name: &str| params.get(name).unwrap_or_default();
+    tcfg.tls = TlsConfig::from_dcf_params(
+        &ssl("SSL_CA"),
+        &ssl("SSL_CERT"),
+        &ssl("SSL_KEY"),
+        &ssl("SSL_CRL"),
+    )?;
     for (sid, members) in &config.streams {
         let _ = sid;
         for m in &members.members {
@@ -505,6 +518,28 @@ impl Engine {
                         Action::Exception(e) => {
                             warn!(stream = sid, exception = ?e, "DCF exception");
                             self.callbacks.on_exception(sid, e);
+                        }
+                        Action::SaveWorkMode(mode) => {
+                            // Persist before later actions; pass it back with
+                            // `StreamCore::restore_work_mode` after a restart.
+                            let stored = match mode {
+                                crate::core::WorkMode::Normal => {
+                                    crate::storage::StoredWorkMode::Normal
+                                }
+                                crate::core::WorkMode::Minority { vote_num } => {
+                                    crate::storage::StoredWorkMode::Minority {
+                                        vote_num: vote_num.min(u32::MAX as u64) as u32,
+                                    }
+                                }
+                            };
+                            info!(stream = sid, mode = ?mode, "work mode changed");
+                            let slot = self.streams.get_mut(&sid).expect("stream exists");
+                            if let Err(e) = slot.ctrl.save_work_mode(stored) {
+                                let msg = format!("saving the work mode of stream {sid}: {e}");
+                                error!("{msg}");
+                                self.callbacks.on_fatal(msg);
+                                return false;
+                            }
                         }
                     }
                 }

@@ -17,13 +17,15 @@
 //! tag 1    VoteRequest:    term:u64 pre_vote:bool last_index:u64 last_term:u64 transfer:bool
 //! tag 2    VoteResponse:   term:u64 pre_vote:bool granted:bool
 //! tag 3    Append:         term:u64 prev_index:u64 prev_term:u64 commit:u64
-//!                          first_index:u64 min_applied:u64 seq:u64 count:u32 entry*count
+//!                          first_index:u64 min_applied:u64 seq:u64 minority:bool
+//!                          count:u32 entry*count
 //! tag 4    AppendResponse: term:u64 success:bool index:u64 last_index:u64
 //!                          applied_index:u64 seq:u64
 //! tag 5    TimeoutNow:     term:u64
 //! tag 6    Forward:        req:u64 key:u64 len:u32 data[len]
 //! tag 7    ForwardReply:   req:u64 accepted:bool term:u64 index:u64 leader:u32
 //! tag 8    User:           len:u32 data[len]
+//! tag 9    WorkModeReport: term:u64 minority:bool
 //! entry    = term:u64 index:u64 key:u64 kind:u8 len:u32 data[len]
 //! bool     = u8, exactly 0 or 1
 //! ```
@@ -31,11 +33,31 @@
 //! The encoding is canonical: a byte string that decodes successfully is
 //! exactly what encoding the decoded frame produces (no slack in booleans,
 //! counts or lengths, no trailing bytes). The fuzz tests rely on that.
+//! This holds for the plain payload; a compressed frame (see
+//! [`crate::header::Compression`]) is not canonical (another level or
+//! algorithm gives other bytes), but what it decompresses to is.
+//!
+//! Compression is applied at the frame level, after the payload above was
+//! encoded: a batch frame whose plain payload is at least
+//! [`MIN_COMPRESS`] bytes is compressed with the codec's algorithm, and
+//! sent compressed only if that makes it smaller. The batch limits (the
+//! maximum frame size) apply to the plain payload, so a compressed frame
+//! never decompresses beyond the maximum either.
 //!
 //! Decoding safety: every count and length is checked against the bytes
 //! that remain before anything is allocated for it, and the payload itself
 //! is checked against the codec's maximum frame size, so memory used by a
 //! decode is proportional to bytes actually received, and bounded.
+//! Decompression is bounded the same way: the declared plain length must
+//! be at most the maximum frame size, output beyond it is an error (never
+//! an allocation), LZ4 output is bounded by LZ4's maximum expansion of the
+//! bytes received, ZSTD output grows only as data actually decompresses,
+//! and ZSTD's window is limited to the maximum frame size. A
+//! decompression bomb is a [`FrameError`], not an out-of-memory.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::io::Read;
 
 use bytes::{BufMut, BytesMut};
 use dcf_core::{Entry, EntryKind, Envelope, Message, NodeId};
@@ -54,6 +76,7 @@ const TAG_TIMEOUT_NOW: u8 = 5;
 const TAG_FORWARD: u8 = 6;
 const TAG_FORWARD_REPLY: u8 = 7;
 const TAG_USER: u8 = 8;
+const TAG_WORK_MODE_REPORT: u8 = 9;
 
 /// stream + from + to + tag.
 const ENVELOPE_FIXED: usize = 4 + 4 + 4 + 1;
@@ -65,6 +88,17 @@ const ENTRY_FIXED: usize = 8 + 8 + 8 + 1 + 4;
 const BATCH_FIXED: usize = 1 + 4;
 /// kind + from + to.
 const HELLO_LEN: usize = 1 + 4 + 4;
+
+/// Batch payloads smaller than this are sent plain even when compression
+/// is on: they gain little and would cost a compressor call per heartbeat.
+pub const MIN_COMPRESS: usize = 256;
+/// The `raw_len:u32` prefix of a compressed payload.
+const RAW_LEN: usize = 4;
+/// An upper bound of LZ4's expansion: a match of n bytes costs at least
+/// about n / 255 input bytes (one length byte per 255), plus a few bytes
+/// per sequence. A declared plain length above `LZ4_MAX_RATIO` × input
+/// (+ slack) cannot be honest and is refused before allocating for it.
+const LZ4_MAX_RATIO: usize = 264;
 
 /// The first frame on every connection: who is talking, and to whom it
 /// thinks it is talking. The receiver drops the connection if `from` is not
@@ -92,12 +126,18 @@ pub struct BatchReport {
     pub envelopes: usize,
     /// Envelopes that alone exceed the maximum frame size and were skipped.
     pub oversize: usize,
+    /// Of the frames, those sent compressed.
+    pub compressed: usize,
 }
 
-/// Encoder and decoder of frames, parameterised by the maximum payload size.
+/// Encoder and decoder of frames, parameterised by the maximum payload size
+/// and the compression used when encoding batches (decoding accepts every
+/// algorithm, whatever this codec sends).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Codec {
     max_frame: usize,
+    compression: Compression,
+    level: i32,
 }
 
 impl Default for Codec {
@@ -113,7 +153,27 @@ impl Codec {
     pub fn new(max_frame: usize) -> Codec {
         Codec {
             max_frame: max_frame.clamp(HELLO_LEN, u32::MAX as usize),
+            compression: Compression::None,
+            level: 1,
         }
+    }
+
+    /// The same codec, compressing batch frames of at least
+    /// [`MIN_COMPRESS`] plain bytes with `compression` at `level` (ZSTD's
+    /// level; LZ4 has one speed and ignores it). Levels outside
+    /// [`Compression::level_range`] are clamped into it.
+    pub fn with_compression(self, compression: Compression, level: i32) -> Codec {
+        let r = compression.level_range();
+        Codec {
+            compression,
+            level: level.clamp(*r.start(), *r.end()),
+            ..self
+        }
+    }
+
+    /// The algorithm this codec compresses batches with.
+    pub fn compression(&self) -> Compression {
+        self.compression
     }
 
     /// The largest payload this codec encodes or accepts.
@@ -129,6 +189,7 @@ impl Codec {
                 Message::VoteResponse { .. } => 8 + 1 + 1,
                 Message::Append { entries, .. } => {
                     7 * 8
+                        + 1
                         + 4
                         + entries
                             .iter()
@@ -137,6 +198,7 @@ impl Codec {
                 }
                 Message::AppendResponse { .. } => 8 + 1 + 4 * 8,
                 Message::TimeoutNow { .. } => 8,
+                Message::WorkModeReport { .. } => 8 + 1,
                 Message::Forward { data, .. } => 8 + 8 + 4 + data.len(),
                 Message::ForwardReply { .. } => 8 + 1 + 8 + 8 + 4,
                 Message::User { data } => 4 + data.len(),
@@ -177,6 +239,7 @@ impl Codec {
             put_envelope(env, out);
         }
         debug_assert_eq!(out.len() - start, HEADER_LEN + len);
+        self.compress_frame(out, start);
         Ok(())
     }
 
@@ -210,6 +273,7 @@ impl Codec {
     }
 
     fn put_chunk(&self, chunk: &[&Envelope], len: usize, out: &mut BytesMut, r: &mut BatchReport) {
+        let start = out.len();
         out.reserve(HEADER_LEN + len);
         out.put_slice(&FrameHeader::new(Compression::None, len).to_bytes());
         out.put_u8(KIND_BATCH);
@@ -217,6 +281,9 @@ impl Codec {
         out.put_u32_le(chunk.len() as u32);
         for env in chunk {
             put_envelope(env, out);
+        }
+        if self.compress_frame(out, start) {
+            r.compressed += 1;
         }
         r.frames += 1;
         r.envelopes += chunk.len();
@@ -267,10 +334,11 @@ impl Codec {
                 remaining: payload.len(),
             });
         }
-        match header.compression {
-            Compression::None => {}
-        }
-        let mut r = Reader { buf: payload };
+        let plain: Cow<'_, [u8]> = match header.compression {
+            Compression::None => Cow::Borrowed(payload),
+            c => Cow::Owned(self.decompress(c, payload)?),
+        };
+        let mut r = Reader { buf: &plain };
         let frame = match r.u8("frame kind")? {
             KIND_HELLO => Frame::Hello(Hello {
                 from: r.u32("hello from")?,
@@ -291,6 +359,132 @@ impl Codec {
         }
         Ok(frame)
     }
+}
+
+impl Codec {
+    /// Replaces the plain frame that starts at `out[start]` (header and
+    /// payload) by its compressed form, if compression is on, the payload
+    /// is big enough and compressing makes it smaller; true if it did. A
+    /// compressor error (not expected) leaves the frame plain: it is still
+    /// valid.
+    fn compress_frame(&self, out: &mut BytesMut, start: usize) -> bool {
+        let plain = &out[start + HEADER_LEN..];
+        if self.compression == Compression::None || plain.len() < MIN_COMPRESS {
+            return false;
+        }
+        let packed = match self.compression {
+            Compression::None => return false,
+            Compression::Lz4 => lz4_flex::block::compress(plain),
+            Compression::Zstd => match zstd_compress(plain, self.level) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::debug!(error = %e, "zstd compression failed, sending plain");
+                    return false;
+                }
+            },
+        };
+        let len = RAW_LEN + packed.len();
+        if len >= plain.len() {
+            return false;
+        }
+        // plain.len() <= max_frame <= u32::MAX.
+        let raw_len = plain.len() as u32;
+        out.truncate(start);
+        out.put_slice(&FrameHeader::new(self.compression, len).to_bytes());
+        out.put_u32_le(raw_len);
+        out.put_slice(&packed);
+        true
+    }
+
+    /// Decompresses a payload of algorithm `c`, never producing (or
+    /// allocating for) more than the maximum frame size.
+    fn decompress(&self, c: Compression, payload: &[u8]) -> Result<Vec<u8>, FrameError> {
+        let err = |reason: String| FrameError::Decompress {
+            algorithm: c,
+            reason,
+        };
+        let Some((raw, data)) = payload.split_first_chunk::<RAW_LEN>() else {
+            return Err(FrameError::Truncated {
+                what: "compressed payload length",
+                needed: RAW_LEN,
+                remaining: payload.len(),
+            });
+        };
+        let raw_len = u32::from_le_bytes(*raw) as usize;
+        if raw_len > self.max_frame {
+            return Err(FrameError::Oversize {
+                len: raw_len,
+                max: self.max_frame,
+            });
+        }
+        let out = match c {
+            Compression::None => data.to_vec(),
+            Compression::Lz4 => {
+                if raw_len > data.len().saturating_mul(LZ4_MAX_RATIO) + 64 {
+                    return Err(err(format!(
+                        "declared {raw_len} plain bytes cannot come from {} LZ4 bytes",
+                        data.len()
+                    )));
+                }
+                let mut buf = vec![0u8; raw_len];
+                let n = lz4_flex::block::decompress_into(data, &mut buf)
+                    .map_err(|e| err(e.to_string()))?;
+                buf.truncate(n);
+                buf
+            }
+            Compression::Zstd => {
+                let mut dec = zstd::stream::read::Decoder::with_buffer(data)
+                    .map_err(|e| err(e.to_string()))?;
+                dec.window_log_max(zstd_window_log(self.max_frame))
+                    .map_err(|e| err(e.to_string()))?;
+                // Start small and let the buffer grow with the data that
+                // actually comes out; one byte more than declared is
+                // enough to see a lie.
+                let mut buf = Vec::with_capacity(raw_len.min(data.len().saturating_mul(8)));
+                dec.take(raw_len as u64 + 1)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| err(e.to_string()))?;
+                buf
+            }
+        };
+        if out.len() != raw_len {
+            return Err(err(format!(
+                "declared {raw_len} plain bytes, got {}{}",
+                out.len(),
+                if out.len() > raw_len { " or more" } else { "" }
+            )));
+        }
+        Ok(out)
+    }
+}
+
+/// The largest ZSTD window (log2) a frame of at most `max_frame` plain
+/// bytes needs: the encoder shrinks its window to the input size, so an
+/// honest frame never needs more, and a hostile one cannot make the
+/// decoder allocate a 128 MiB window (zstd's default limit).
+fn zstd_window_log(max_frame: usize) -> u32 {
+    let log = usize::BITS - max_frame.saturating_sub(1).leading_zeros();
+    log.clamp(10, 31)
+}
+
+thread_local! {
+    /// One ZSTD compression context per thread (and level): creating one
+    /// per batch would allocate its tables every time.
+    static ZSTD_CCTX: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+}
+
+fn zstd_compress(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    ZSTD_CCTX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if !matches!(&*slot, Some((l, _)) if *l == level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        match slot.as_mut() {
+            Some((_, c)) => c.compress(data),
+            None => zstd::bulk::compress(data, level),
+        }
+    })
 }
 
 fn put_bool(out: &mut BytesMut, b: bool) {
@@ -335,6 +529,7 @@ fn put_envelope(env: &Envelope, out: &mut BytesMut) {
             first_index,
             min_applied,
             seq,
+            minority,
         } => {
             out.put_u8(TAG_APPEND);
             for v in [
@@ -348,6 +543,7 @@ fn put_envelope(env: &Envelope, out: &mut BytesMut) {
             ] {
                 out.put_u64_le(v);
             }
+            put_bool(out, *minority);
             // Bounded by the frame size check done by the caller (< u32::MAX).
             out.put_u32_le(entries.len() as u32);
             for e in entries {
@@ -378,6 +574,11 @@ fn put_envelope(env: &Envelope, out: &mut BytesMut) {
         Message::TimeoutNow { term } => {
             out.put_u8(TAG_TIMEOUT_NOW);
             out.put_u64_le(*term);
+        }
+        Message::WorkModeReport { term, minority } => {
+            out.put_u8(TAG_WORK_MODE_REPORT);
+            out.put_u64_le(*term);
+            put_bool(out, *minority);
         }
         Message::Forward { req, key, data } => {
             out.put_u8(TAG_FORWARD);
@@ -433,6 +634,7 @@ fn get_envelope(r: &mut Reader<'_>) -> Result<Envelope, FrameError> {
             let first_index = r.u64("first_index")?;
             let min_applied = r.u64("min_applied")?;
             let seq = r.u64("seq")?;
+            let minority = r.bool()?;
             let count = r.count("entry", ENTRY_FIXED)?;
             let mut entries = Vec::with_capacity(count);
             for _ in 0..count {
@@ -460,6 +662,7 @@ fn get_envelope(r: &mut Reader<'_>) -> Result<Envelope, FrameError> {
                 first_index,
                 min_applied,
                 seq,
+                minority,
             }
         }
         TAG_APPEND_RESPONSE => Message::AppendResponse {
@@ -472,6 +675,10 @@ fn get_envelope(r: &mut Reader<'_>) -> Result<Envelope, FrameError> {
         },
         TAG_TIMEOUT_NOW => Message::TimeoutNow {
             term: r.u64("term")?,
+        },
+        TAG_WORK_MODE_REPORT => Message::WorkModeReport {
+            term: r.u64("term")?,
+            minority: r.bool()?,
         },
         TAG_FORWARD => {
             let req = r.u64("req")?;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use dcf_core::NodeId;
 
 use crate::error::TransportError;
-use crate::header::{DEFAULT_MAX_FRAME, HEADER_LEN};
+use crate::header::{Compression, DEFAULT_MAX_FRAME, HEADER_LEN};
+use crate::tls::TlsConfig;
 
 /// Everything a transport needs to know; build it with
 /// [`TransportConfig::new`] and adjust the public fields.
@@ -39,6 +40,18 @@ pub struct TransportConfig {
     /// considered dead (a paused or wedged peer) and re-established; DCF's
     /// SOCKET_TIMEOUT.
     pub write_timeout: Duration,
+    /// How this node compresses the batches it sends (DCF's
+    /// COMPRESS_ALGORITHM). Receiving always accepts every algorithm, so
+    /// nodes with different settings interoperate.
+    pub compression: Compression,
+    /// The compression level (DCF's COMPRESS_LEVEL): 1..=22 for ZSTD,
+    /// 1..=9 for LZ4 (accepted for DCF compatibility; `lz4_flex` has one
+    /// speed). Ignored without compression.
+    pub compress_level: i32,
+    /// TLS for every connection, both directions, when `Some` (see
+    /// [`crate::tls`]); plain TCP when `None`. A TLS node and a plain node
+    /// cannot talk to each other.
+    pub tls: Option<TlsConfig>,
 }
 
 impl TransportConfig {
@@ -55,7 +68,41 @@ impl TransportConfig {
             backoff_max: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(3),
             write_timeout: Duration::from_secs(5),
+            compression: Compression::None,
+            compress_level: 1,
+            tls: None,
         }
+    }
+
+    /// Sets the compression from DCF's COMPRESS_ALGORITHM (0 none, 1 ZSTD,
+    /// 2 LZ4) and COMPRESS_LEVEL values, rejecting values out of range.
+    pub fn set_dcf_compression(
+        &mut self,
+        algorithm: u64,
+        level: u64,
+    ) -> Result<(), TransportError> {
+        let c = Compression::from_dcf_algorithm(algorithm).ok_or_else(|| {
+            TransportError::InvalidConfig(format!(
+                "COMPRESS_ALGORITHM {algorithm} is not 0 (none), 1 (ZSTD) or 2 (LZ4)"
+            ))
+        })?;
+        self.compression = c;
+        self.compress_level = i32::try_from(level).unwrap_or(i32::MAX);
+        self.validate_compression()
+    }
+
+    fn validate_compression(&self) -> Result<(), TransportError> {
+        let range = self.compression.level_range();
+        if !range.contains(&self.compress_level) {
+            return Err(TransportError::InvalidConfig(format!(
+                "compression level {} out of range {}..={} for {}",
+                self.compress_level,
+                range.start(),
+                range.end(),
+                self.compression
+            )));
+        }
+        Ok(())
     }
 
     /// Adds (or replaces) a peer; for builder-style construction.
@@ -90,6 +137,7 @@ impl TransportConfig {
         if self.connect_timeout.is_zero() || self.write_timeout.is_zero() {
             return bad("connect_timeout and write_timeout must be > 0".into());
         }
+        self.validate_compression()?;
         Ok(())
     }
 }

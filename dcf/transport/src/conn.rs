@@ -1,10 +1,10 @@
 //! The protocol of one connection, over any byte stream.
 //!
 //! Everything here is generic over `AsyncRead` / `AsyncWrite` rather than
-//! tied to `TcpStream`: that is the seam for TLS (wrap the TCP stream in a
-//! TLS stream after connect / accept and pass that in) and keeps the
-//! protocol testable over in-memory pipes. Compression plugs in at the
-//! frame level ([`crate::header::Compression`]) and needs nothing here.
+//! tied to `TcpStream`: [`crate::tcp`] passes a TCP stream or a TLS stream
+//! over it (after the handshake), and tests use in-memory pipes.
+//! Compression lives at the frame level ([`crate::codec`]) and needs
+//! nothing here beyond counting.
 //!
 //! A connection is one-way: the connecting side sends a hello, then batch
 //! frames; the accepting side only reads. The accepting side never writes,
@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::codec::{Codec, Frame, Hello};
 use crate::error::FrameError;
-use crate::header::{FrameHeader, HEADER_LEN};
+use crate::header::{Compression, FrameHeader, HEADER_LEN};
 use crate::stats::Counters;
 
 /// Initial size of a payload buffer; it then grows geometrically as bytes
@@ -54,6 +54,8 @@ pub(crate) struct FrameReader<R> {
     inner: BufReader<R>,
     codec: Codec,
     buf: Vec<u8>,
+    /// Whether the last frame returned by `next` came compressed.
+    pub last_compressed: bool,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -62,6 +64,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             inner: BufReader::with_capacity(READ_CHUNK, r),
             codec,
             buf: Vec::new(),
+            last_compressed: false,
         }
     }
 
@@ -77,6 +80,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
         self.inner.read_exact(&mut head[n..]).await?;
         let header = FrameHeader::parse(&head, self.codec.max_frame())?;
+        self.last_compressed = header.compression != Compression::None;
         let len = header.payload_len;
         self.buf.clear();
         let mut filled = 0;
@@ -127,6 +131,9 @@ pub(crate) async fn forward_batches<R: AsyncRead + Unpin>(
         }
         Counters::inc(&counters.frames_received);
         Counters::add(&counters.bytes_received, size as u64);
+        if reader.last_compressed {
+            Counters::inc(&counters.compressed_frames_received);
+        }
         if let Some(f) = on_first_batch.take() {
             f();
         }
@@ -229,6 +236,7 @@ where
                     return end;
                 }
                 Counters::add(&counters.frames_sent, report.frames as u64);
+                Counters::add(&counters.compressed_frames_sent, report.compressed as u64);
                 Counters::add(&counters.envelopes_sent, report.envelopes as u64);
                 Counters::add(&counters.bytes_sent, bytes);
                 if batch.capacity() > p.max_batch.max(1024) {

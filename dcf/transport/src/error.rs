@@ -21,9 +21,17 @@ pub enum FrameError {
     #[error("unknown frame flag bits {0:#04x}")]
     UnknownFlags(u8),
     /// A compression code that is defined by the format but not implemented
-    /// by this build (LZ4 = 1, ZSTD = 2).
+    /// by this build. Every code of version 1 is implemented now; kept so a
+    /// later algorithm can be refused the same way by an older build.
     #[error("unsupported compression code {0}")]
     UnsupportedCompression(u8),
+    /// A compressed payload that does not decompress: corrupt or hostile
+    /// input, or a declared plain length that disagrees with the data.
+    #[error("{algorithm} payload does not decompress: {reason}")]
+    Decompress {
+        algorithm: crate::header::Compression,
+        reason: String,
+    },
     /// The input ended before a field that must be there.
     #[error("truncated frame: {what} needs {needed} bytes, {remaining} remain")]
     Truncated {
@@ -73,4 +81,17 @@ pub enum TransportError {
     /// A configuration value that cannot work (e.g. a zero queue).
     #[error("invalid transport configuration: {0}")]
     InvalidConfig(String),
+    /// A TLS file (CA, certificate, key or CRL) is missing, unreadable or
+    /// not valid PEM of the expected kind, or the files do not fit together.
+    #[error("TLS {what} file {}: {reason}", path.display())]
+    TlsFile {
+        /// Which file: "CA", "certificate", "private key" or "CRL".
+        what: &'static str,
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    /// The TLS configuration could not be built from valid files (e.g. the
+    /// key does not match the certificate).
+    #[error("TLS configuration: {0}")]
+    Tls(String),
 }

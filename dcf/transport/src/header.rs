@@ -6,9 +6,15 @@
 //!      2    1 version 1
 //!      3    1 flags   bits 0..1 compression (0 none, 1 LZ4, 2 ZSTD, 3 reserved),
 //!                     bits 2..7 reserved, must be 0
-//!      4    4 payload length, u32 little-endian
-//!      8    n payload
+//!      4    4 payload length, u32 little-endian (the bytes on the wire,
+//!                     i.e. compressed when compressed)
+//!      8    n payload: plain, or raw_len:u32 + compressed bytes
+//!                     (see [`Compression`])
 //! ```
+//!
+//! Compression is per frame and chosen by the sender; a receiver decodes
+//! whatever the flags say, so nodes configured with different algorithms
+//! still talk to each other. Hellos and small batches are sent plain.
 //!
 //! The header is parsed on its own, before any payload byte is read, so a
 //! reader can reject a bad magic, an unknown version or flag, or an oversize
@@ -29,17 +35,28 @@ pub const COMPRESSION_MASK: u8 = 0b0000_0011;
 /// Default largest payload a codec accepts: 64 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
 
-/// Compression of a frame's payload.
+/// Compression of a frame's payload (the algorithm; the level is a sender
+/// setting, see [`crate::TransportConfig::compress_level`]).
 ///
-/// Only `None` exists today. LZ4 (code 1) and ZSTD (code 2) are reserved in
-/// the flags so that adding them later (DCF's COMPRESS_ALGORITHM) needs no
-/// new frame version; until then a frame carrying them is rejected with
-/// [`FrameError::UnsupportedCompression`].
+/// A compressed payload is `raw_len:u32 compressed[..]`: the length of the
+/// plain payload, then the algorithm's output (an LZ4 *block*, or one or
+/// more ZSTD frames). The explicit `raw_len` lets the receiver refuse a
+/// frame that would decompress beyond its maximum frame size before it
+/// decompresses anything, and bound the buffer it decompresses into (the
+/// LZ4 block format does not carry its own decompressed size).
+///
+/// The codes in the header flags are the frame format's, not DCF's
+/// COMPRESS_ALGORITHM values (which number ZSTD 1 and LZ4 2); use
+/// [`Compression::from_dcf_algorithm`] to map a parameter value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Compression {
     /// The payload is the plain encoding.
     #[default]
     None,
+    /// LZ4 block format (flag code 1), via the pure-Rust `lz4_flex`.
+    Lz4,
+    /// Zstandard (flag code 2).
+    Zstd,
 }
 
 impl Compression {
@@ -47,21 +64,54 @@ impl Compression {
     pub fn code(self) -> u8 {
         match self {
             Compression::None => 0,
+            Compression::Lz4 => 1,
+            Compression::Zstd => 2,
+        }
+    }
+
+    /// Maps DCF's COMPRESS_ALGORITHM parameter (0 none, 1 ZSTD, 2 LZ4).
+    pub fn from_dcf_algorithm(value: u64) -> Option<Compression> {
+        match value {
+            0 => Some(Compression::None),
+            1 => Some(Compression::Zstd),
+            2 => Some(Compression::Lz4),
+            _ => None,
+        }
+    }
+
+    /// The levels a sender may configure: 1..=22 for ZSTD (its own range),
+    /// 1..=9 for LZ4 (DCF's limit; `lz4_flex` has a single speed, so the
+    /// level is validated but does not change the output), any for none.
+    pub fn level_range(self) -> std::ops::RangeInclusive<i32> {
+        match self {
+            Compression::None => i32::MIN..=i32::MAX,
+            Compression::Lz4 => 1..=9,
+            Compression::Zstd => 1..=22,
         }
     }
 
     /// Reads the compression out of a flags byte, rejecting reserved bits
-    /// and codes this build cannot decode.
+    /// and the reserved code 3.
     pub fn from_flags(flags: u8) -> Result<Compression, FrameError> {
         if flags & !COMPRESSION_MASK != 0 {
             return Err(FrameError::UnknownFlags(flags));
         }
         match flags & COMPRESSION_MASK {
             0 => Ok(Compression::None),
-            // 1 = LZ4, 2 = ZSTD: defined by the format, not implemented yet.
-            code @ (1 | 2) => Err(FrameError::UnsupportedCompression(code)),
+            1 => Ok(Compression::Lz4),
+            2 => Ok(Compression::Zstd),
             _ => Err(FrameError::UnknownFlags(flags)),
         }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::None => "none",
+            Compression::Lz4 => "LZ4",
+            Compression::Zstd => "ZSTD",
+        })
     }
 }
 
@@ -140,6 +190,18 @@ mod tests {
     }
 
     #[test]
+    fn compression_codes_round_trip() {
+        for c in [Compression::None, Compression::Lz4, Compression::Zstd] {
+            assert_eq!(Compression::from_flags(c.code()), Ok(c));
+            let h = FrameHeader::new(c, 77);
+            assert_eq!(FrameHeader::parse(&h.to_bytes(), 100), Ok(h));
+        }
+        assert_eq!(Compression::from_dcf_algorithm(1), Some(Compression::Zstd));
+        assert_eq!(Compression::from_dcf_algorithm(2), Some(Compression::Lz4));
+        assert_eq!(Compression::from_dcf_algorithm(3), None);
+    }
+
+    #[test]
     fn rejects_bad_fields() {
         let good = FrameHeader::new(Compression::None, 10).to_bytes();
         let mut b = good;
@@ -155,8 +217,6 @@ mod tests {
             Err(FrameError::UnknownVersion(2))
         );
         for (flags, want) in [
-            (1, FrameError::UnsupportedCompression(1)),
-            (2, FrameError::UnsupportedCompression(2)),
             (3, FrameError::UnknownFlags(3)),
             (4, FrameError::UnknownFlags(4)),
             (0x80, FrameError::UnknownFlags(0x80)),

@@ -24,6 +24,9 @@ pub(crate) struct Counters {
     pub accepted: AtomicU64,
     pub rejected_connections: AtomicU64,
     pub bad_frames: AtomicU64,
+    pub tls_failures: AtomicU64,
+    pub compressed_frames_sent: AtomicU64,
+    pub compressed_frames_received: AtomicU64,
 }
 
 impl Counters {
@@ -55,6 +58,9 @@ impl Counters {
             accepted: g(&self.accepted),
             rejected_connections: g(&self.rejected_connections),
             bad_frames: g(&self.bad_frames),
+            tls_failures: g(&self.tls_failures),
+            compressed_frames_sent: g(&self.compressed_frames_sent),
+            compressed_frames_received: g(&self.compressed_frames_received),
         }
     }
 }
@@ -102,4 +108,13 @@ pub struct TransportStats {
     /// Incoming connections closed because of a malformed, oversize or
     /// forged frame.
     pub bad_frames: u64,
+    /// TLS handshakes that failed, in either direction (untrusted or
+    /// revoked certificate, a plain-TCP peer on a TLS port, a TLS peer on
+    /// a plain port, handshake timeout).
+    pub tls_failures: u64,
+    /// Batch frames written compressed (the rest went plain: compression
+    /// off, too small, or not smaller compressed).
+    pub compressed_frames_sent: u64,
+    /// Valid compressed frames read from peers.
+    pub compressed_frames_received: u64,
 }

@@ -14,14 +14,25 @@
 //! one carries a valid batch. So a message may be lost, and one peer's
 //! messages may be reordered only across a reconnect, in the short window
 //! before the old connection is closed. Consensus tolerates both.
+//!
+//! TLS: with [`TransportConfig::tls`] set, every connection runs a TLS
+//! handshake right after the TCP connect / accept, in the connection's own
+//! task (so a slow or failing handshake never holds up the accept loop or
+//! other peers), and the hello and batches go inside TLS. A failed
+//! handshake (untrusted certificate, plain TCP on a TLS port) is logged
+//! with `warn!`, counted in [`TransportStats::tls_failures`], and costs
+//! only that connection; the writer retries with back-off as after any
+//! connect failure.
 
 use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use dcf_core::{Envelope, NodeId};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -33,6 +44,20 @@ use crate::config::TransportConfig;
 use crate::conn::{forward_batches, run_writer, FrameReader, ReadError, SessionEnd, WriterParams};
 use crate::error::TransportError;
 use crate::stats::{Counters, TransportStats};
+use crate::tls::{server_name, TlsContext};
+
+/// A connection's byte stream after any handshake: TCP or TLS over TCP.
+/// Boxed so the protocol code exists once for both (one virtual call per
+/// buffered read or write is nothing next to a syscall).
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type BoxIo = Box<dyn Io>;
+
+/// The rustls error inside an I/O error from a TLS stream, if any (e.g.
+/// the alert a peer sends when it refuses our certificate).
+fn tls_error(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+}
 
 /// A running transport of one node, shared by all its streams.
 ///
@@ -48,6 +73,8 @@ pub struct Transport {
 struct Shared {
     cfg: TransportConfig,
     codec: Codec,
+    /// Built once at start from `cfg.tls`; `None` = plain TCP.
+    tls: Option<TlsContext>,
     counters: Arc<Counters>,
     inbound: mpsc::Sender<Envelope>,
     peers: Mutex<HashMap<NodeId, Peer>>,
@@ -80,11 +107,16 @@ impl Transport {
     /// Binds the listener and starts the accept loop and one writer per
     /// configured peer. Received envelopes go to `inbound`; when it is
     /// full, reading stops (back-pressure on the senders).
+    ///
+    /// With TLS configured, the CA, certificate, key and CRL files are read
+    /// and checked here, so a bad path or malformed PEM fails the start
+    /// with a [`TransportError`] naming the file.
     pub async fn start(
         cfg: TransportConfig,
         inbound: mpsc::Sender<Envelope>,
     ) -> Result<Transport, TransportError> {
         cfg.validate()?;
+        let tls = cfg.tls.as_ref().map(TlsContext::load).transpose()?;
         let listener =
             TcpListener::bind(cfg.listen)
                 .await
@@ -100,7 +132,8 @@ impl Transport {
             })?;
         let initial: Vec<(NodeId, SocketAddr)> = cfg.peers.iter().map(|(k, v)| (*k, *v)).collect();
         let shared = Arc::new(Shared {
-            codec: Codec::new(cfg.max_frame),
+            codec: Codec::new(cfg.max_frame).with_compression(cfg.compression, cfg.compress_level),
+            tls,
             cfg,
             counters: Arc::new(Counters::default()),
             inbound,
@@ -113,7 +146,13 @@ impl Transport {
             shared.set_peer(id, addr);
         }
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
-        info!(node = shared.cfg.node_id, %local_addr, "transport listening");
+        info!(
+            node = shared.cfg.node_id,
+            %local_addr,
+            tls = shared.tls.is_some(),
+            compression = %shared.cfg.compression,
+            "transport listening"
+        );
         Ok(Transport {
             shared,
             local_addr,
@@ -336,6 +375,24 @@ async fn serve_conn(stream: TcpStream, addr: SocketAddr, id: u64, s: Arc<Shared>
     let _ = stream.set_nodelay(true);
     let local = s.cfg.node_id;
     let c = &s.counters;
+    let stream: BoxIo = match &s.tls {
+        None => Box::new(stream),
+        Some(tls) => {
+            match tokio::time::timeout(s.cfg.connect_timeout, tls.acceptor.accept(stream)).await {
+                Ok(Ok(t)) => Box::new(t),
+                Ok(Err(e)) => {
+                    Counters::inc(&c.tls_failures);
+                    warn!(node = local, %addr, error = %e, "TLS handshake failed, refusing connection");
+                    return;
+                }
+                Err(_) => {
+                    Counters::inc(&c.tls_failures);
+                    warn!(node = local, %addr, "TLS handshake timed out, refusing connection");
+                    return;
+                }
+            }
+        }
+    };
     let mut reader = FrameReader::new(stream, s.codec);
     let first = tokio::time::timeout(s.cfg.connect_timeout, reader.next()).await;
     let (hello, size) = match first {
@@ -455,9 +512,8 @@ async fn peer_writer(
     let mut lost = false;
     loop {
         let addr = *addr_rx.borrow_and_update();
-        match tokio::time::timeout(s.cfg.connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
+        match connect(&s, peer, addr).await {
+            Ok(stream) => {
                 let started = Instant::now();
                 let on_connected = || {
                     Counters::inc(&c.connects);
@@ -489,7 +545,16 @@ async fn peer_writer(
                     }
                     SessionEnd::Io(e) => {
                         Counters::inc(&c.write_failures);
-                        debug!(node = local, peer, %addr, error = %e, "write failed");
+                        if let Some(te) = tls_error(&e) {
+                            // With TLS 1.3 the client finishes its side of
+                            // the handshake before the server has checked
+                            // the client certificate; a refusal arrives
+                            // here, as an alert.
+                            Counters::inc(&c.tls_failures);
+                            warn!(node = local, peer, %addr, error = %te, "TLS session refused by peer");
+                        } else {
+                            debug!(node = local, peer, %addr, error = %e, "write failed");
+                        }
                     }
                     SessionEnd::TimedOut => {
                         Counters::inc(&c.write_failures);
@@ -500,15 +565,9 @@ async fn peer_writer(
                     backoff.reset();
                 }
             }
-            Ok(Err(e)) => {
+            Err(()) => {
                 lost = true;
                 Counters::inc(&c.connect_failures);
-                debug!(node = local, peer, %addr, error = %e, "connect failed");
-            }
-            Err(_) => {
-                lost = true;
-                Counters::inc(&c.connect_failures);
-                debug!(node = local, peer, %addr, "connect timed out");
             }
         }
         let delay = backoff.next_delay();
@@ -520,6 +579,43 @@ async fn peer_writer(
                 }
                 backoff.reset();
             }
+        }
+    }
+}
+
+/// Connects to a peer within the connect timeout and, with TLS on, runs
+/// the handshake (within the same timeout again). Failures are logged
+/// here: TLS failures with `warn!` (a certificate problem needs an
+/// operator), TCP failures with `debug!` (a peer that is down is normal).
+async fn connect(s: &Shared, peer: NodeId, addr: SocketAddr) -> Result<BoxIo, ()> {
+    let local = s.cfg.node_id;
+    let stream = match tokio::time::timeout(s.cfg.connect_timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            debug!(node = local, peer, %addr, error = %e, "connect failed");
+            return Err(());
+        }
+        Err(_) => {
+            debug!(node = local, peer, %addr, "connect timed out");
+            return Err(());
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = &s.tls else {
+        return Ok(Box::new(stream));
+    };
+    let handshake = tls.connector.connect(server_name(addr), stream);
+    match tokio::time::timeout(s.cfg.connect_timeout, handshake).await {
+        Ok(Ok(t)) => Ok(Box::new(t)),
+        Ok(Err(e)) => {
+            Counters::inc(&s.counters.tls_failures);
+            warn!(node = local, peer, %addr, error = %e, "TLS handshake with peer failed");
+            Err(())
+        }
+        Err(_) => {
+            Counters::inc(&s.counters.tls_failures);
+            warn!(node = local, peer, %addr, "TLS handshake with peer timed out");
+            Err(())
         }
     }
 }

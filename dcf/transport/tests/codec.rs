@@ -66,6 +66,7 @@ fn all_variants() -> Vec<Envelope> {
             first_index: 1,
             min_applied: 8,
             seq: 77,
+            minority: false,
         }),
         // A heartbeat: an append with no entries.
         env(Message::Append {
@@ -77,6 +78,7 @@ fn all_variants() -> Vec<Envelope> {
             first_index: 1,
             min_applied: 13,
             seq: 78,
+            minority: true,
         }),
         env(Message::AppendResponse {
             term: 3,
@@ -95,6 +97,14 @@ fn all_variants() -> Vec<Envelope> {
             seq: 0,
         }),
         env(Message::TimeoutNow { term: 12 }),
+        env(Message::WorkModeReport {
+            term: 1012,
+            minority: true,
+        }),
+        env(Message::WorkModeReport {
+            term: 3,
+            minority: false,
+        }),
         env(Message::Forward {
             req: 9,
             key: 3,
@@ -193,8 +203,12 @@ fn rejects_each_kind_of_malformed_frame() {
     let mut b = good.clone();
     b[3] = 0x10;
     assert_eq!(codec.decode(&b), Err(FrameError::UnknownFlags(0x10)));
+    // A plain payload flagged as ZSTD does not decompress.
     b[3] = 2;
-    assert_eq!(codec.decode(&b), Err(FrameError::UnsupportedCompression(2)));
+    assert!(matches!(
+        codec.decode(&b),
+        Err(FrameError::Decompress { .. } | FrameError::Oversize { .. })
+    ));
 
     assert!(matches!(
         codec.decode(&good[..5]),
@@ -239,9 +253,10 @@ fn rejects_each_kind_of_malformed_frame() {
         first_index: 1,
         min_applied: 0,
         seq: 0,
+        minority: false,
     });
     let mut b = encode(std::slice::from_ref(&append));
-    let entry_kind_at = 26 + 7 * 8 + 4 + 24;
+    let entry_kind_at = 26 + 7 * 8 + 1 + 4 + 24;
     assert_eq!(b[entry_kind_at], 0);
     b[entry_kind_at] = 2;
     assert_eq!(codec.decode(&b), Err(FrameError::UnknownEntryKind(2)));
@@ -285,9 +300,10 @@ fn huge_counts_are_rejected_before_allocating() {
         first_index: 1,
         min_applied: 0,
         seq: 0,
+        minority: true,
     });
     let mut b = encode(&[append]);
-    let count_at = 26 + 7 * 8;
+    let count_at = 26 + 7 * 8 + 1;
     b[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(matches!(
         codec.decode(&b),
@@ -313,6 +329,7 @@ fn oversize_is_rejected_on_both_sides() {
         first_index: 1,
         min_applied: 0,
         seq: 0,
+        minority: false,
     });
     let mut out = BytesMut::new();
     assert!(matches!(
@@ -353,6 +370,7 @@ fn encode_batches_splits_and_skips_oversize() {
         first_index: 1,
         min_applied: 0,
         seq: 0,
+        minority: true,
     });
     let mut envs = vec![small.clone(); 20];
     envs.insert(5, huge);

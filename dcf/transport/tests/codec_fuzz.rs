@@ -32,7 +32,7 @@ fn num(rng: &mut StdRng) -> u64 {
 }
 
 fn random_envelope(rng: &mut StdRng) -> Envelope {
-    let msg = match rng.gen_range(0..8) {
+    let msg = match rng.gen_range(0..9) {
         0 => Message::VoteRequest {
             term: num(rng),
             pre_vote: rng.gen(),
@@ -66,6 +66,7 @@ fn random_envelope(rng: &mut StdRng) -> Envelope {
             first_index: num(rng),
             min_applied: num(rng),
             seq: num(rng),
+            minority: rng.gen(),
         },
         3 => Message::AppendResponse {
             term: num(rng),
@@ -89,6 +90,10 @@ fn random_envelope(rng: &mut StdRng) -> Envelope {
         },
         6 => Message::User {
             data: (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect(),
+        },
+        7 => Message::WorkModeReport {
+            term: num(rng),
+            minority: rng.gen(),
         },
         _ => Message::TimeoutNow { term: num(rng) },
     };

@@ -7,6 +7,7 @@
 use clap::{Parser, Subcommand};
 use harness::analyze_cmd::{self, AnalyzeArgs};
 use harness::check_cmd::{self, CheckArgs};
+use harness::serve_cmd::{self, ServeArgs};
 use harness::test_cmd::{self, TestArgs, TestOutcome};
 use std::path::PathBuf;
 
@@ -28,6 +29,8 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Check history files (ours or another tool's) and print one verdict per file.
     Check(CheckArgs),
+    /// Serve the store read-only over HTTP (reports, histories, node logs).
+    Serve(ServeArgs),
     /// Remove processes, namespaces, links and rules a killed harness left
     /// behind for a run.
     Cleanup {
@@ -91,6 +94,7 @@ fn main() {
         Command::Analyze(args) => analyze_cmd::run(&args),
         Command::Check(args) => check_cmd::run(&args),
         Command::Cleanup { run_dir } => cleanup(&run_dir),
+        Command::Serve(args) => serve_cmd::run(&args),
     };
     std::process::exit(code);
 }

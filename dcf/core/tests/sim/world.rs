@@ -46,6 +46,11 @@ pub struct SimConfig {
     pub host_bug: HostBug,
     /// Mean gap between nemesis actions.
     pub nemesis_gap_ms: u64,
+    /// The nemesis also changes the configuration (adds fresh nodes,
+    /// removes nodes, changes roles and priorities) and moves leadership
+    /// (promote, demote, timeout_notify). Off, the random sequence of a
+    /// seed is the one it had before these existed (regression seeds).
+    pub membership: bool,
 }
 
 impl Default for SimConfig {
@@ -55,6 +60,7 @@ impl Default for SimConfig {
             heal_ms: 1500,
             host_bug: HostBug::None,
             nemesis_gap_ms: 250,
+            membership: true,
         }
     }
 }
@@ -100,6 +106,12 @@ pub struct Stats {
     pub crashes: u64,
     /// Runs that ended with the freshest log only on LOGGER members.
     pub stuck_behind_logger: u64,
+    /// Committed configuration entries that changed the membership.
+    pub config_changes: u64,
+    /// Runs with at least one committed configuration change.
+    pub runs_with_changes: u64,
+    /// Leaderships gained through promote / demote / priority hand-over.
+    pub transfers: u64,
 }
 
 // ----- trace -------------------------------------------------------------
@@ -125,6 +137,7 @@ enum Tr {
     Propose(NodeId, Term, Index),
     Read(NodeId, u64, Index),
     ReadReady(NodeId, u64, Index),
+    Op(NodeId, String),
 }
 
 impl fmt::Display for Tr {
@@ -151,6 +164,7 @@ impl fmt::Display for Tr {
             Tr::Propose(n, t, i) => write!(f, "n{n} propose -> ({t},{i})"),
             Tr::Read(n, c, need) => write!(f, "n{n} read ctx {c} (needs >= {need})"),
             Tr::ReadReady(n, c, i) => write!(f, "n{n} read ready ctx {c} index {i}"),
+            Tr::Op(n, what) => write!(f, "OP at n{n}: {what}"),
         }
     }
 }
@@ -181,6 +195,7 @@ fn summarize(m: &Message) -> (&'static str, u64, u64) {
         } => ("Append", *prev_index, entries.len() as u64),
         Message::AppendResponse { success, index, .. } => ("AppendResp", *success as u64, *index),
         Message::TimeoutNow { .. } => ("TimeoutNow", 0, 0),
+        Message::WorkModeReport { minority, .. } => ("WorkModeReport", *minority as u64, 0),
         Message::Forward { .. } | Message::ForwardReply { .. } | Message::User { .. } => {
             ("HostMessage", 0, 0)
         }
@@ -234,6 +249,9 @@ struct Node {
     sync_pending: bool,
     host_applied: Index,
     last_commit: Index,
+    /// The configuration the node is started with (the engine's persisted
+    /// metadata); configuration entries in its log take precedence.
+    base_members: StreamMembers,
 }
 
 impl Node {
@@ -254,6 +272,14 @@ impl Node {
                 .unwrap_or(0)
         }
     }
+}
+
+/// The nodes whose membership entry differs between two configurations.
+fn member_diff(a: &StreamMembers, b: &StreamMembers) -> Vec<NodeId> {
+    let mut ids: Vec<NodeId> = a.ids().chain(b.ids()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter().filter(|i| a.get(*i) != b.get(*i)).collect()
 }
 
 fn entry_hash(e: &Entry) -> u64 {
@@ -381,6 +407,7 @@ impl World {
                     sync_pending: false,
                     host_applied: 0,
                     last_commit: 0,
+                    base_members: members.clone(),
                 },
             );
         }
@@ -419,21 +446,26 @@ impl World {
 
     fn cluster_summary(&self) -> String {
         let mut s = String::new();
-        for m in &self.members.members {
-            let st = match self.nodes[&m.node_id].core.as_ref() {
+        for (id, n) in &self.nodes {
+            let st = match n.core.as_ref() {
                 Some(c) => format!(
-                    "{} t{} commit {} last {}",
+                    "{} t{} commit {} last {} (own view: {:?} of {:?})",
                     c.role(),
                     c.term(),
                     c.commit_index(),
-                    c.last_index()
+                    c.last_index(),
+                    c.members().get(*id).map(|m| m.kind),
+                    c.members().ids().collect::<Vec<_>>()
                 ),
                 None => "DOWN".to_string(),
             };
-            s.push_str(&format!(
-                "[n{} {:?} w{} g{}: {}] ",
-                m.node_id, m.kind, m.weight, m.group, st
-            ));
+            match self.members.get(*id) {
+                Some(m) => s.push_str(&format!(
+                    "[n{} {:?} w{} g{} p{}: {}] ",
+                    m.node_id, m.kind, m.weight, m.group, m.priority, st
+                )),
+                None => s.push_str(&format!("[n{id} not a member: {st}] ")),
+            }
         }
         let o = &self.nodes[&1].opts;
         s.push_str(&format!(
@@ -488,9 +520,9 @@ impl World {
         let use_applied = self.rng.gen_bool(0.5);
         let seed: u64 = self.rng.gen();
         let tick_jitter = self.rng.gen_range(0..self.tick_ms);
-        let members = self.members.clone();
         let now = self.now;
         let n = self.nodes.get_mut(&id).unwrap();
+        let members = n.base_members.clone();
         n.incarnation += 1;
         n.opts.seed = seed;
         if !use_applied {
@@ -559,7 +591,86 @@ impl World {
             }
         }
         self.observe_commit(id)?;
-        self.check_node(id)
+        self.check_node(id)?;
+        self.check_config_in_flight(id)
+    }
+
+    /// At most one configuration change in flight: in a leader's log, the
+    /// configuration entries above its commit index change the membership
+    /// at most once relative to the newest committed configuration entry
+    /// (a new leader's own entry repeats the configuration, which is no
+    /// change), and none changes more than one node.
+    fn check_config_in_flight(&self, id: NodeId) -> R {
+        let n = &self.nodes[&id];
+        let Some(core) = n.core.as_ref() else {
+            return Ok(());
+        };
+        if core.role() != Role::Leader {
+            return Ok(());
+        }
+        // Committed as far as anyone knows (a restarted leader's own
+        // commit index may lag; leader completeness is checked elsewhere).
+        let commit = core
+            .commit_index()
+            .max((self.committed.len() as Index).min(core.last_index()));
+        let hist = core.config_entries();
+        // The core's list of configuration entries must match its log.
+        for (idx, m) in hist
+            .iter()
+            .rev()
+            .take_while(|(i, _)| *i > commit)
+            .filter(|(i, _)| *i >= core.first_index())
+        {
+            let ok = core.entry(*idx).is_some_and(|e| {
+                e.kind == EntryKind::Config
+                    && serde_json::from_slice::<StreamMembers>(&e.data)
+                        .ok()
+                        .as_ref()
+                        == Some(m)
+            });
+            if !ok {
+                return Err(self.fail(
+                    "configuration follows the log",
+                    format!("leader n{id} lists a configuration at {idx} that its log lacks"),
+                ));
+            }
+        }
+        if core.members() != &hist.last().expect("initial config").1 {
+            return Err(self.fail(
+                "configuration follows the log",
+                format!("leader n{id} uses a configuration other than its newest entry"),
+            ));
+        }
+        let Some(pos) = hist.iter().rposition(|(i, _)| *i <= commit) else {
+            return Ok(());
+        };
+        if hist[pos].0 == 0 {
+            // No configuration entry committed yet: nothing to compare with.
+            return Ok(());
+        }
+        let mut prev = hist[pos].1.clone();
+        let uncommitted = &hist[pos + 1..];
+        let mut changes = 0;
+        for (i, cfg) in uncommitted {
+            let d = member_diff(&prev, cfg);
+            if d.len() > 1 {
+                return Err(self.fail(
+                    "one configuration change at a time",
+                    format!("leader n{id} has config entry {i} changing {d:?} at once"),
+                ));
+            }
+            if !d.is_empty() {
+                changes += 1;
+            }
+            prev = cfg.clone();
+        }
+        if changes > 1 {
+            return Err(self.fail(
+                "one configuration change at a time",
+                format!("leader n{id} has {changes} uncommitted configuration changes"),
+            ));
+        }
+        Ok(())
     }
 
     fn carry_out(&mut self, id: NodeId, a: Action) -> R {
@@ -705,8 +816,31 @@ impl World {
             Action::ReadFailed { ctx } => {
                 self.reads.remove(&ctx);
             }
-            Action::RoleChanged { role, term, .. } => {
+            Action::RoleChanged { role, term, leader } => {
                 self.tr(Tr::Role(id, role, term));
+                if matches!(role, Role::Leader | Role::Candidate | Role::PreCandidate) {
+                    // A node that knows it is not a member that may lead
+                    // (removed, PASSIVE, LOGGER, never added) never campaigns.
+                    let core = self.nodes[&id].core.as_ref().unwrap();
+                    if !core.may_campaign()
+                        || !(core.members().get(id).is_some_and(|m| m.kind.may_lead())
+                            || core
+                                .committed_members()
+                                .get(id)
+                                .is_some_and(|m| m.kind.may_lead()))
+                    {
+                        return Err(self.fail(
+                            "only members that may lead campaign",
+                            format!(
+                                "n{id} became {role} in term {term} but its config says {:?}",
+                                core.members().get(id).map(|m| m.kind)
+                            ),
+                        ));
+                    }
+                }
+                if role == Role::Follower && leader == Some(id) {
+                    return Err(self.fail("role sanity", format!("n{id} follows itself")));
+                }
                 if role == Role::Leader {
                     self.stats.elections += 1;
                     if let Some(&other) = self.leaders.get(&term) {
@@ -724,6 +858,7 @@ impl World {
                 }
             }
             Action::Exception(_) => {}
+            Action::SaveWorkMode(_) => {}
         }
         Ok(())
     }
@@ -795,6 +930,25 @@ impl World {
                 self.committed.push(th);
                 self.commit_term.push(term);
                 grown.push(i);
+                if e.kind == EntryKind::Config {
+                    let cfg: StreamMembers =
+                        serde_json::from_slice(&e.data).expect("config entry is JSON");
+                    let diff = member_diff(&self.members, &cfg);
+                    if diff.len() > 1 {
+                        return Err(self.fail(
+                            "one configuration change at a time",
+                            format!(
+                                "committed config at {i} changes nodes {diff:?} at once: {:?}",
+                                cfg.ids().collect::<Vec<_>>()
+                            ),
+                        ));
+                    }
+                    if !diff.is_empty() {
+                        self.stats.config_changes += 1;
+                        self.stats.runs_with_changes = 1;
+                    }
+                    self.members = cfg;
+                }
             }
         }
         self.nodes.get_mut(&id).unwrap().last_commit = c;
@@ -868,7 +1022,118 @@ impl World {
 
     // ----- nemesis and clients ----------------------------------------------
 
+    /// The ready leader of the highest term, if any.
+    fn ready_leader(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter_map(|(i, n)| n.core.as_ref().map(|c| (c, *i)))
+            .filter(|(c, _)| c.is_leader_ready())
+            .max_by_key(|(c, _)| c.term())
+            .map(|(_, i)| i)
+    }
+
+    /// Membership, role and priority changes and leadership moves.
+    fn reconfigure(&mut self) -> R {
+        let Some(l) = self.ready_leader() else {
+            return Ok(());
+        };
+        let now = self.now;
+        let cfg = self.core(l).members().clone();
+        let ids: Vec<NodeId> = cfg.ids().collect();
+        let pick = ids[self.rng.gen_range(0..ids.len())];
+        let r: u32 = self.rng.gen_range(0..100);
+        let what;
+        if r < 22 {
+            let next = self.nodes.keys().max().copied().unwrap_or(0) + 1;
+            if next > 12 {
+                return Ok(());
+            }
+            let kind = match self.rng.gen_range(0..10) {
+                0..=6 => MemberKind::Voter,
+                7 | 8 => MemberKind::Passive,
+                _ => MemberKind::Logger,
+            };
+            let member = Member {
+                node_id: next,
+                ip: "127.0.0.1".into(),
+                port: 1700 + next as u16,
+                kind,
+                initial_leader: false,
+                weight: 1,
+                group: 0,
+                priority: self.rng.gen_range(0..3),
+            };
+            // The engine may start the new node with the old configuration
+            // (it learns its membership from the log) or the new one.
+            let mut base = cfg.clone();
+            if self.rng.gen_bool(0.5) {
+                base.members.push(member.clone());
+                base.members.sort_by_key(|m| m.node_id);
+            }
+            let mut o = self.nodes[&1].opts.clone();
+            o.node_id = next;
+            self.nodes.insert(
+                next,
+                Node {
+                    core: None,
+                    opts: o,
+                    incarnation: 0,
+                    hard: HardState::default(),
+                    durable: vec![],
+                    tail: vec![],
+                    sync_pending: false,
+                    host_applied: 0,
+                    last_commit: 0,
+                    base_members: base,
+                },
+            );
+            self.side
+                .insert(next, self.side.get(&l).copied().unwrap_or(0));
+            self.start_node(next, false)?;
+            let res = self.core(l).add_member(now, member);
+            what = format!("add n{next} {kind:?}: {res:?}");
+        } else if r < 40 {
+            let res = self.core(l).remove_member(now, pick);
+            what = format!("remove n{pick}: {res:?}");
+        } else if r < 60 {
+            let kind = [MemberKind::Voter, MemberKind::Passive, MemberKind::Logger]
+                [self.rng.gen_range(0..3)];
+            let res = self.core(l).change_member_role(now, pick, kind);
+            what = format!("role n{pick} -> {kind:?}: {res:?}");
+        } else if r < 72 {
+            let p = self.rng.gen_range(0..4);
+            let res = self.core(l).set_election_priority(now, pick, p);
+            what = format!("priority n{pick} = {p}: {res:?}");
+        } else if r < 86 {
+            let t = self.rng.gen_range(50..500);
+            let res = self.core(l).promote(now, pick, t);
+            if res.is_ok() {
+                self.stats.transfers += 1;
+            }
+            what = format!("promote n{pick} ({t} ms): {res:?}");
+        } else if r < 92 {
+            let res = self.core(l).demote(now);
+            if res.is_ok() {
+                self.stats.transfers += 1;
+            }
+            what = format!("demote: {res:?}");
+        } else {
+            if self.nodes[&pick].core.is_none() {
+                return Ok(());
+            }
+            let res = self.core(pick).timeout_notify(now);
+            what = format!("timeout_notify n{pick}: {res:?}");
+            self.tr(Tr::Op(l, what));
+            return self.drain(pick);
+        }
+        self.tr(Tr::Op(l, what));
+        self.drain(l)
+    }
+
     fn nemesis(&mut self) -> R {
+        if self.cfg.membership && self.rng.gen_bool(0.5) {
+            return self.reconfigure();
+        }
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         let r: u32 = self.rng.gen_range(0..100);
         if r < 25 {
@@ -1000,6 +1265,8 @@ impl World {
             .iter()
             .filter_map(|(i, n)| {
                 let c = n.core.as_ref()?;
+                // Nodes outside the configuration cannot lead either.
+                self.members.get(*i)?;
                 let t = c.entry(c.last_index()).map(|e| e.term).unwrap_or(0);
                 Some((*i, (t, c.last_index())))
             })
@@ -1218,6 +1485,9 @@ pub fn run_seeds(seeds: &[u64], cfg: &SimConfig) -> (Vec<Failure>, Stats) {
                                 st.reads_ok += x.reads_ok;
                                 st.crashes += x.crashes;
                                 st.stuck_behind_logger += x.stuck_behind_logger;
+                                st.transfers += x.transfers;
+                                st.runs_with_changes += x.runs_with_changes;
+                                st.config_changes += x.config_changes;
                             }
                             Err(e) => f.push(*e),
                         }
@@ -1235,6 +1505,9 @@ pub fn run_seeds(seeds: &[u64], cfg: &SimConfig) -> (Vec<Failure>, Stats) {
             total.reads_ok += st.reads_ok;
             total.crashes += st.crashes;
             total.stuck_behind_logger += st.stuck_behind_logger;
+            total.transfers += st.transfers;
+            total.runs_with_changes += st.runs_with_changes;
+            total.config_changes += st.config_changes;
         }
     });
     failures.sort_by_key(|f| f.seed);

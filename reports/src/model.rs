@@ -1,0 +1,566 @@
+//! The model of one run as the report shows it: the verdict, the test's
+//! options, the client operations as intervals and the fault periods. Every
+//! view is drawn from this, so the run folder is parsed once.
+
+use std::collections::HashMap;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use checker::{CheckResult, History, OpType, Process};
+use serde_json::Value;
+
+use crate::error::ReportError;
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// It took effect.
+    Ok,
+    /// It definitely did not take effect.
+    Fail,
+    /// Indeterminate, or the history ended before it completed.
+    Info,
+}
+
+impl Outcome {
+    /// `ok`, `fail` or `info`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Fail => "fail",
+            Outcome::Info => "info",
+        }
+    }
+
+    /// Position in per-outcome tables (ok, fail, info).
+    pub fn slot(self) -> usize {
+        self as usize
+    }
+
+    /// All outcomes, in table order.
+    pub const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::Fail, Outcome::Info];
+}
+
+/// One client operation: an invocation and its completion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    /// History index of the invocation (what checkers call the operation).
+    pub index: usize,
+    /// History index of the completion, if any.
+    pub complete_index: Option<usize>,
+    /// The client process.
+    pub process: u64,
+    /// The function (`read`, `write`, `cas`, `txn`, ...).
+    pub f: String,
+    /// Invocation time, ns since the start of the test.
+    pub start: u64,
+    /// Completion time; `None` if the history ended first.
+    pub end: Option<u64>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Key, value, node and error in one line, for hover details.
+    pub detail: String,
+}
+
+impl Operation {
+    /// Latency in ns, for operations that completed.
+    pub fn latency(&self) -> Option<u64> {
+        self.end.map(|e| e.saturating_sub(self.start))
+    }
+}
+
+/// A period in which a fault was active: from the `info` of its start to
+/// the `info` of its stop (or the end of the run).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultBand {
+    /// The fault kind: `partition`, `kill`, `pause`, ...
+    pub kind: String,
+    /// A short label, e.g. `partition one` or `kill n1`.
+    pub label: String,
+    /// Start, ns since the start of the test.
+    pub start: u64,
+    /// Stop, ns since the start of the test.
+    pub end: u64,
+    /// The nemesis reported an error applying it.
+    pub failed: bool,
+}
+
+/// The overall outcome shown at the top of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// The checkers found the history correct.
+    Valid,
+    /// A checker found a violation.
+    Invalid,
+    /// Undecided; the reason says why (checker limit, node panic, ...).
+    Unknown(String),
+    /// The harness failed; no verdict on the system.
+    HarnessFailure(String),
+    /// No `results.json` yet (run in progress or killed).
+    NotChecked,
+}
+
+impl Verdict {
+    /// A CSS class and short word: `valid`, `invalid`, `unknown`, `failure`, `unchecked`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+            Verdict::Unknown(_) => "unknown",
+            Verdict::HarnessFailure(_) => "failure",
+            Verdict::NotChecked => "unchecked",
+        }
+    }
+
+    /// The verdict as a reader says it.
+    pub fn headline(&self) -> &'static str {
+        match self {
+            Verdict::Valid => "VALID",
+            Verdict::Invalid => "INVALID",
+            Verdict::Unknown(_) => "UNKNOWN",
+            Verdict::HarnessFailure(_) => "HARNESS FAILURE",
+            Verdict::NotChecked => "NOT CHECKED",
+        }
+    }
+}
+
+/// A log line worth attention (from `results.json` or a fresh scan).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogFinding {
+    /// Node folder name, e.g. `n1`.
+    pub node: String,
+    /// File name as the scanner reported it.
+    pub file: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// `panic` or `error`.
+    pub kind: String,
+    /// The line.
+    pub text: String,
+}
+
+/// Everything the report shows about one run.
+#[derive(Debug, Clone)]
+pub struct RunData {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// `test.json` (`Null` if missing).
+    pub test: Value,
+    /// `results.json` (`Null` if missing).
+    pub results: Value,
+    /// The checker's result, if `results.json` has one.
+    pub check: Option<CheckResult>,
+    /// The verdict at the top.
+    pub verdict: Verdict,
+    /// Client operations, by invocation.
+    pub operations: Vec<Operation>,
+    /// Fault periods, by start.
+    pub faults: Vec<FaultBand>,
+    /// Time of the last event, ns.
+    pub duration: u64,
+    /// Why the history could not be read, if it could not.
+    pub history_error: Option<String>,
+    /// Log lines matching panics or errors.
+    pub findings: Vec<LogFinding>,
+}
+
+fn read_json(path: &Path) -> Result<Value, ReportError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ReportError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Null),
+        Err(source) => Err(ReportError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+impl RunData {
+    /// Reads a run folder. A missing or unreadable history still gives a
+    /// report (with the reason shown), since a harness failure must be
+    /// reported too.
+    pub fn load(dir: &Path) -> Result<RunData, ReportError> {
+        let test = read_json(&dir.join("test.json"))?;
+        let results = read_json(&dir.join("results.json"))?;
+        let hpath = dir.join("history.jsonl");
+        let (history, history_error) = match std::fs::File::open(&hpath) {
+            Ok(f) => match History::read_jsonl(BufReader::new(f)) {
+                Ok(h) => (h, None),
+                Err(e) => (
+                    History::default(),
+                    Some(format!("{}: {e}", hpath.display())),
+                ),
+            },
+            Err(e) => (
+                History::default(),
+                Some(format!("cannot read {}: {e}", hpath.display())),
+            ),
+        };
+        let mut run = RunData::from_parts(dir, test, results, &history);
+        run.history_error = history_error;
+        if run.results.get("log_findings").is_none() {
+            run.findings = crate::logs::scan(&dir.join("nodes"));
+            run.apply_panic_rule();
+        }
+        Ok(run)
+    }
+
+    /// Builds the model from parsed parts (used by `load`, tests and benches).
+    pub fn from_parts(dir: &Path, test: Value, results: Value, history: &History) -> RunData {
+        let check = results
+            .get("checker")
+            .and_then(|c| serde_json::from_value::<CheckResult>(c.clone()).ok());
+        let findings = results
+            .get("log_findings")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(finding_from_json).collect())
+            .unwrap_or_default();
+        let verdict = verdict_of(&results, check.as_ref());
+        let duration = history.ops.iter().map(|o| o.time).max().unwrap_or(0);
+        let mut run = RunData {
+            dir: dir.to_path_buf(),
+            test,
+            results,
+            check,
+            verdict,
+            operations: operations(history),
+            faults: fault_bands(history, duration),
+            duration,
+            history_error: None,
+            findings,
+        };
+        run.apply_panic_rule();
+        run
+    }
+
+    /// A panic in a node log makes a run at least unknown, never silently
+    /// valid (the harness does the same in `results.json`; this also covers
+    /// older runs and logs scanned only by the report).
+    fn apply_panic_rule(&mut self) {
+        let panics = self.findings.iter().filter(|f| f.kind == "panic").count();
+        if panics > 0 && self.verdict == Verdict::Valid {
+            self.verdict = Verdict::Unknown(format!(
+                "the checker found the history valid, but {panics} panic line(s) appear in node logs"
+            ));
+        }
+    }
+
+    /// An option of the test (`test.json` `options.<name>`).
+    pub fn option(&self, name: &str) -> Option<&Value> {
+        self.test.get("options").and_then(|o| o.get(name))
+    }
+
+    /// The test's name (or the folder's parent's name).
+    pub fn name(&self) -> String {
+        self.test
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| {
+                self.dir
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "run".into())
+    }
+
+    /// The seed, if recorded.
+    pub fn seed(&self) -> Option<u64> {
+        self.test.get("seed").and_then(Value::as_u64)
+    }
+
+    /// The command that reproduces the run: its command line with the
+    /// recorded seed pinned.
+    pub fn reproduce_command(&self) -> Option<String> {
+        let args: Vec<String> = self
+            .test
+            .get("command_line")?
+            .as_array()?
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect();
+        if args.is_empty() {
+            return None;
+        }
+        let mut out: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+        if let Some(seed) = self.seed() {
+            if !args
+                .iter()
+                .any(|a| a == "--seed" || a.starts_with("--seed="))
+            {
+                out.push("--seed".into());
+                out.push(seed.to_string());
+            }
+        }
+        Some(out.join(" "))
+    }
+}
+
+/// Quotes an argument for a POSIX shell when it needs it.
+pub fn shell_quote(a: &str) -> String {
+    let plain = !a.is_empty()
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=./:,+@%".contains(c));
+    if plain {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
+}
+
+fn finding_from_json(v: &Value) -> Option<LogFinding> {
+    Some(LogFinding {
+        node: v.get("node")?.as_str()?.to_string(),
+        file: v.get("file")?.as_str()?.to_string(),
+        line: v.get("line")?.as_u64()? as usize,
+        kind: v.get("kind")?.as_str()?.to_string(),
+        text: v
+            .get("text")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+    })
+}
+
+fn verdict_of(results: &Value, check: Option<&CheckResult>) -> Verdict {
+    if results.is_null() {
+        return Verdict::NotChecked;
+    }
+    if let Some(cause) = results.get("harness_failure") {
+        let cause = cause
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| cause.to_string());
+        return Verdict::HarnessFailure(cause);
+    }
+    match results.get("valid") {
+        Some(Value::Bool(true)) => Verdict::Valid,
+        Some(Value::Bool(false)) => Verdict::Invalid,
+        Some(Value::String(s)) if s == "unknown" => {
+            let reason = check
+                .and_then(|c| c.unknown_reason.clone())
+                .or_else(|| {
+                    let panics = results.get("node_panics").and_then(Value::as_u64)?;
+                    (panics > 0).then(|| format!("{panics} node panic(s) in the logs"))
+                })
+                .unwrap_or_else(|| "the checkers could not decide".into());
+            Verdict::Unknown(reason)
+        }
+        _ => Verdict::HarnessFailure("results.json has no verdict".into()),
+    }
+}
+
+fn short(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Pairs invocations with completions. Unlike `History::pairs` this never
+/// fails: a report must render even a malformed history.
+fn operations(history: &History) -> Vec<Operation> {
+    let mut out: Vec<Operation> = Vec::new();
+    let mut pending: HashMap<u64, usize> = HashMap::new();
+    for (i, op) in history.ops.iter().enumerate() {
+        let Process::Client(p) = op.process else {
+            continue;
+        };
+        match op.kind {
+            OpType::Invoke => {
+                pending.insert(p, out.len());
+                let mut detail = String::new();
+                if let Some(k) = &op.key {
+                    detail.push_str(&format!("key {} ", short(k)));
+                }
+                if !op.value.is_null() {
+                    detail.push_str(&op.value.to_string());
+                }
+                out.push(Operation {
+                    index: i,
+                    complete_index: None,
+                    process: p,
+                    f: op.f.clone(),
+                    start: op.time,
+                    end: None,
+                    outcome: Outcome::Info,
+                    detail,
+                });
+            }
+            kind => {
+                let Some(slot) = pending.remove(&p) else {
+                    continue;
+                };
+                let o = &mut out[slot];
+                o.complete_index = Some(i);
+                o.end = Some(op.time.max(o.start));
+                o.outcome = match kind {
+                    OpType::Ok => Outcome::Ok,
+                    OpType::Fail => Outcome::Fail,
+                    _ => Outcome::Info,
+                };
+                if !op.value.is_null() && kind == OpType::Ok {
+                    o.detail.push_str(&format!(" → {}", op.value));
+                }
+                if let Some(n) = &op.node {
+                    o.detail.push_str(&format!(" @n{n}"));
+                }
+                if let Some(e) = &op.error {
+                    o.detail.push_str(&format!(" error: {}", short(e)));
+                }
+            }
+        }
+    }
+    for o in &mut out {
+        o.detail = o.detail.trim().to_string();
+    }
+    out
+}
+
+/// What a nemesis start targeted, in a few words.
+fn fault_target(v: &Value) -> String {
+    if let Some(t) = v.get("topology").and_then(Value::as_str) {
+        return t.to_string();
+    }
+    if let Some(ts) = v.get("targets").and_then(Value::as_array) {
+        let names: Vec<String> = ts.iter().map(|t| format!("n{}", short(t))).collect();
+        return names.join(",");
+    }
+    if let Some(t) = v.get("target") {
+        return short(t);
+    }
+    String::new()
+}
+
+/// Fault periods from the nemesis events. A start without a stop lasts to
+/// the end of the run; a second start of the same kind closes the first.
+fn fault_bands(history: &History, end_of_run: u64) -> Vec<FaultBand> {
+    let mut open: HashMap<String, FaultBand> = HashMap::new();
+    let mut out = Vec::new();
+    for op in history
+        .ops
+        .iter()
+        .filter(|o| o.process.is_nemesis() && o.kind == OpType::Info)
+    {
+        if let Some(kind) = op.f.strip_prefix("start-") {
+            if let Some(mut prev) = open.remove(kind) {
+                prev.end = op.time;
+                out.push(prev);
+            }
+            let target = fault_target(&op.value);
+            let label = format!("{kind} {target}").trim().to_string();
+            open.insert(
+                kind.to_string(),
+                FaultBand {
+                    kind: kind.to_string(),
+                    label,
+                    start: op.time,
+                    end: end_of_run,
+                    failed: op.error.is_some(),
+                },
+            );
+        } else if let Some(kind) = op.f.strip_prefix("stop-") {
+            if let Some(mut band) = open.remove(kind) {
+                band.end = op.time.max(band.start);
+                out.push(band);
+            }
+        }
+    }
+    out.extend(open.into_values());
+    out.sort_by(|a, b| (a.start, &a.kind).cmp(&(b.start, &b.kind)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use checker::Op;
+    use serde_json::json;
+
+    fn nem(f: &str, t: u64, value: Value) -> Op {
+        Op::new(Process::Nemesis, OpType::Info, f, value).at(t)
+    }
+
+    #[test]
+    fn bands_run_from_start_info_to_stop_info_or_end() {
+        let h = History::new(vec![
+            Op::new(
+                Process::Nemesis,
+                OpType::Invoke,
+                "start-partition",
+                json!({}),
+            )
+            .at(1),
+            nem("start-partition", 2, json!({"topology": "one"})),
+            nem("start-kill", 3, json!({"targets": [1]})),
+            nem("stop-partition", 5, Value::Null),
+            Op::new(Process::Client(0), OpType::Invoke, "read", Value::Null).at(9),
+        ]);
+        let b = fault_bands(&h, 9);
+        assert_eq!(b.len(), 2);
+        assert_eq!(
+            (b[0].label.as_str(), b[0].start, b[0].end),
+            ("partition one", 2, 5)
+        );
+        assert_eq!(
+            (b[1].label.as_str(), b[1].start, b[1].end),
+            ("kill n1", 3, 9)
+        );
+    }
+
+    #[test]
+    fn operations_pair_and_tolerate_orphans() {
+        let h = History::new(vec![
+            Op::new(Process::Client(1), OpType::Invoke, "write", json!(3))
+                .with_key(json!(2))
+                .at(10),
+            Op::new(Process::Client(2), OpType::Ok, "read", json!(1)).at(11),
+            Op::new(Process::Client(1), OpType::Ok, "write", json!(3)).at(30),
+            Op::new(Process::Client(3), OpType::Invoke, "read", Value::Null).at(31),
+        ]);
+        let ops = operations(&h);
+        assert_eq!(ops.len(), 2);
+        assert_eq!(ops[0].outcome, Outcome::Ok);
+        assert_eq!(ops[0].latency(), Some(20));
+        assert_eq!(ops[0].complete_index, Some(2));
+        assert!(ops[0].detail.starts_with("key 2 3"));
+        assert_eq!(ops[1].outcome, Outcome::Info);
+        assert_eq!(ops[1].end, None);
+    }
+
+    #[test]
+    fn panic_in_logs_makes_valid_unknown_and_harness_failure_is_not_a_verdict() {
+        let results = json!({"valid": true, "log_findings": [
+            {"node": "n1", "file": "stderr.log", "line": 3, "kind": "panic", "text": "panicked at x"}]});
+        let run = RunData::from_parts(Path::new("/x"), Value::Null, results, &History::default());
+        assert!(matches!(run.verdict, Verdict::Unknown(_)));
+        let run = RunData::from_parts(
+            Path::new("/x"),
+            Value::Null,
+            json!({"valid": null, "harness_failure": "deploy: no ip"}),
+            &History::default(),
+        );
+        assert_eq!(run.verdict, Verdict::HarnessFailure("deploy: no ip".into()));
+        let run = RunData::from_parts(
+            Path::new("/x"),
+            Value::Null,
+            Value::Null,
+            &History::default(),
+        );
+        assert_eq!(run.verdict, Verdict::NotChecked);
+    }
+
+    #[test]
+    fn reproduce_command_pins_the_seed_and_quotes() {
+        let test = json!({"seed": 11, "command_line": ["dcf-harness", "test", "--schedule", "2:partition:leader, 9:heal"]});
+        let run = RunData::from_parts(Path::new("/x"), test, Value::Null, &History::default());
+        assert_eq!(
+            run.reproduce_command().unwrap(),
+            "dcf-harness test --schedule '2:partition:leader, 9:heal' --seed 11"
+        );
+    }
+}
