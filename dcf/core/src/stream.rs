@@ -373,6 +373,10 @@ pub struct Progress {
     pub minority: bool,
     /// When (ms) the peer last reported its work mode (0 = never).
     pub mode_reported_at: u64,
+    /// Until when (ms) replication of entries to the peer is paused
+    /// (`pause_rep`); heartbeats still go out so leadership is kept.
+    #[serde(default)]
+    pub paused_until: u64,
 }
 
 /// A snapshot of the stream's state for queries (DCF stream info).
@@ -664,6 +668,31 @@ impl StreamCore {
     }
     pub fn set_majority_groups(&mut self, groups: Vec<u32>) {
         self.opts.majority_groups = groups;
+    }
+
+    /// DCF `pause_rep(node, µs)`: the leader sends no entries to `node` for
+    /// `duration_us` (heartbeats continue, so the node keeps following and
+    /// catches up afterwards). Only on the leader, for a member.
+    pub fn pause_replication(
+        &mut self,
+        now: u64,
+        node: NodeId,
+        duration_us: u64,
+    ) -> Result<(), LeadershipError> {
+        self.now = now.max(self.now);
+        if self.role != Role::Leader {
+            return Err(LeadershipError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        let until = self.now + duration_us.div_ceil(1000);
+        match self.peers.get_mut(&node) {
+            Some(p) => {
+                p.paused_until = until;
+                Ok(())
+            }
+            None => Err(LeadershipError::NotEligible(node)),
+        }
     }
 
     /// DCF `truncate`: forgets entries below `first_kept`, which must be
@@ -1519,7 +1548,8 @@ impl StreamCore {
         }
         let inflight = next.saturating_sub(p.match_index + 1);
         let limit_reached = inflight >= self.opts.max_inflight_entries;
-        let entries = if limit_reached {
+        let paused = self.now < p.paused_until;
+        let entries = if limit_reached || paused {
             Vec::new()
         } else {
             self.log.slice(next, self.opts.max_batch_entries)
@@ -2014,6 +2044,14 @@ impl StreamCore {
     /// The change in flight on this leader: a node catching up, or the
     /// newest configuration entry above the commit index. `None` on
     /// non-leaders and when nothing is in flight.
+    /// The member being added that is still catching up (the host's
+    /// transport must already reach it), if any.
+    pub fn catching_up_member(&self) -> Option<&crate::config::Member> {
+        self.catching_up
+            .as_ref()
+            .and_then(|c| c.new_members.get(c.node))
+    }
+
     pub fn pending_config_change(&self) -> Option<PendingConfigChange> {
         if self.role != Role::Leader {
             return None;
@@ -2373,6 +2411,7 @@ impl StreamCore {
                     seq_acked: 0,
                     minority: false,
                     mode_reported_at: 0,
+                    paused_until: 0,
                 });
                 self.dirty_peers.insert(id);
             }

@@ -53,6 +53,78 @@ enum Command {
     SetParam { name: String, value: String },
     /// Print a DCF parameter of the contacted node.
     GetParam { name: String },
+    /// Membership changes, one node at a time (run on the leader).
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Hand leadership to a node (like `cm_ctl switchover`).
+    Promote {
+        #[arg(long)]
+        node_id: u32,
+        /// How long the handover may take.
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+    },
+    /// Make the leader give up leadership.
+    Demote,
+    /// Set the contacted node's work mode: `normal`, or `minority --vote-num N`
+    /// (emergency mode when the majority is lost; see the dcf-core docs for
+    /// what it does and does not guarantee).
+    SetWorkMode {
+        /// normal or minority.
+        mode: String,
+        /// Votes that make a quorum in minority mode.
+        #[arg(long)]
+        vote_num: Option<u64>,
+    },
+    /// Change a node's election priority.
+    SetPriority {
+        #[arg(long)]
+        node_id: u32,
+        #[arg(long)]
+        priority: u64,
+    },
+    /// Pause replication from the leader to a node.
+    PauseRep {
+        #[arg(long)]
+        node_id: u32,
+        #[arg(long)]
+        time_us: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MemberCommand {
+    /// Add a node; start it first with a config that lists it.
+    Add {
+        #[arg(long)]
+        node_id: u32,
+        #[arg(long)]
+        ip: String,
+        #[arg(long)]
+        port: u16,
+        /// FOLLOWER, PASSIVE or LOGGER.
+        #[arg(long, default_value = "FOLLOWER")]
+        role: String,
+        /// How long to wait for the change to commit.
+        #[arg(long, default_value_t = 10_000)]
+        wait_ms: u64,
+    },
+    /// Remove a node.
+    Remove {
+        #[arg(long)]
+        node_id: u32,
+        #[arg(long, default_value_t = 10_000)]
+        wait_ms: u64,
+    },
+    /// Change a node's role (FOLLOWER <-> PASSIVE, LOGGER where safe).
+    Role {
+        #[arg(long)]
+        node_id: u32,
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value_t = 10_000)]
+        wait_ms: u64,
+    },
 }
 
 fn print_value(v: &Value) {
@@ -109,6 +181,84 @@ async fn run(cli: Cli) -> i32 {
             false,
         ),
         Command::GetParam { name } => (RequestBody::GetParam { name: name.clone() }, false),
+        Command::Member(MemberCommand::Add {
+            node_id,
+            ip,
+            port,
+            role,
+            wait_ms,
+        }) => (
+            RequestBody::MemberAdd {
+                node_id: *node_id,
+                ip: ip.clone(),
+                port: *port,
+                role: role.clone(),
+                wait_ms: *wait_ms,
+            },
+            true,
+        ),
+        Command::Member(MemberCommand::Remove { node_id, wait_ms }) => (
+            RequestBody::MemberRemove {
+                node_id: *node_id,
+                wait_ms: *wait_ms,
+            },
+            true,
+        ),
+        Command::Member(MemberCommand::Role {
+            node_id,
+            role,
+            wait_ms,
+        }) => (
+            RequestBody::MemberRole {
+                node_id: *node_id,
+                role: role.clone(),
+                wait_ms: *wait_ms,
+            },
+            true,
+        ),
+        Command::Promote {
+            node_id,
+            timeout_ms,
+        } => (
+            RequestBody::Promote {
+                node_id: *node_id,
+                timeout_ms: *timeout_ms,
+            },
+            true,
+        ),
+        Command::Demote => (RequestBody::Demote, true),
+        Command::SetWorkMode { mode, vote_num } => {
+            match mode.as_str() {
+                "normal" if vote_num.is_none() => {}
+                "minority" if vote_num.is_some() => {}
+                _ => {
+                    eprintln!("dcfctl: set-work-mode takes `normal` or `minority --vote-num N`");
+                    return EXIT_USAGE;
+                }
+            }
+            (
+                RequestBody::SetWorkMode {
+                    mode: mode.clone(),
+                    vote_num: *vote_num,
+                },
+                false,
+            )
+        }
+        Command::SetPriority { node_id, priority } => (
+            RequestBody::SetPriority {
+                node_id: *node_id,
+                priority: *priority,
+                wait_ms: 10_000,
+            },
+            true,
+        ),
+        Command::PauseRep { node_id, time_us } => (
+            RequestBody::PauseRep {
+                node_id: *node_id,
+                time_us: *time_us,
+            },
+            true,
+        ),
     };
     let resp = client.call(body, follow_leader).await;
     if resp.outcome != Outcome::Ok {
@@ -138,7 +288,10 @@ async fn run(cli: Cli) -> i32 {
             )
         }
         Command::GetParam { .. } => print_value(&resp.value),
-        Command::Put { .. } | Command::Cas { .. } | Command::SetParam { .. } => println!("OK"),
+        _ => match &resp.value {
+            Value::Null => println!("OK"),
+            v => println!("{v}"),
+        },
     }
     EXIT_OK
 }

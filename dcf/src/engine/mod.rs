@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
-pub use runner::EngineEvent;
+pub use runner::{ConfigChange, EngineEvent, LeadershipOp};
 
 /// DCF's limit on user messages (512 KB).
 pub const MAX_USER_MESSAGE: usize = 512 * 1024;
@@ -63,6 +63,14 @@ pub enum DcfError {
     /// Too many forwarded writes in flight (DCF allows 256).
     #[error("too many forwarded writes in flight")]
     Busy,
+    /// A membership or priority change was refused or failed.
+    #[error("configuration change: {0}")]
+    ConfigChange(#[from] crate::core::ConfigChangeError),
+    /// promote / demote / timeout_notify / pause_rep refused.
+    #[error(transparent)]
+    Leadership(#[from] crate::core::LeadershipError),
+    #[error("work mode: {0}")]
+    WorkMode(#[from] crate::core::WorkModeError),
     /// A user message over DCF's 512 KB limit.
     #[error("message of {0} bytes exceeds the 512 KB limit")]
     MessageTooLarge(usize),
@@ -204,6 +212,167 @@ impl Dcf {
             stream,
             key,
             data,
+            reply,
+        });
+        rx.await.map_err(|_| DcfError::Stopped)?
+    }
+
+    /// Starts a membership or priority change and waits up to `wait` for it
+    /// to commit (DCF's wait_timeout): `Ok` once committed; an error if it
+    /// was refused or definitely failed; [`DcfError::Timeout`] if it is
+    /// still under way (it may still succeed).
+    pub async fn change_config(
+        &self,
+        stream: StreamId,
+        change: ConfigChange,
+        wait: std::time::Duration,
+    ) -> Result<(), DcfError> {
+        let rx = self.call(|reply| EngineEvent::ConfigChange {
+            stream,
+            change,
+            reply,
+        });
+        let ticket = rx.await.map_err(|_| DcfError::Stopped)??;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let rx = self.call(|reply| EngineEvent::ConfigStatus {
+                stream,
+                ticket,
+                reply,
+            });
+            match rx.await.map_err(|_| DcfError::Stopped)?? {
+                crate::core::ConfigChangeStatus::Committed { .. } => return Ok(()),
+                crate::core::ConfigChangeStatus::Failed(e) => return Err(e.into()),
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DcfError::Timeout);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `dcf_add_member`: adds a node (it catches up before it counts).
+    pub async fn add_member(
+        &self,
+        stream: StreamId,
+        member: crate::core::Member,
+        wait: std::time::Duration,
+    ) -> Result<(), DcfError> {
+        self.change_config(stream, ConfigChange::Add(member), wait)
+            .await
+    }
+
+    /// `dcf_remove_member`.
+    pub async fn remove_member(
+        &self,
+        stream: StreamId,
+        node: NodeId,
+        wait: std::time::Duration,
+    ) -> Result<(), DcfError> {
+        self.change_config(stream, ConfigChange::Remove(node), wait)
+            .await
+    }
+
+    /// `dcf_change_member_role` (FOLLOWER <-> PASSIVE).
+    pub async fn change_member_role(
+        &self,
+        stream: StreamId,
+        node: NodeId,
+        kind: crate::core::MemberKind,
+        wait: std::time::Duration,
+    ) -> Result<(), DcfError> {
+        self.change_config(stream, ConfigChange::Role(node, kind), wait)
+            .await
+    }
+
+    /// `dcf_set_election_priority`.
+    pub async fn set_election_priority(
+        &self,
+        stream: StreamId,
+        node: NodeId,
+        priority: u64,
+        wait: std::time::Duration,
+    ) -> Result<(), DcfError> {
+        self.change_config(stream, ConfigChange::Priority(node, priority), wait)
+            .await
+    }
+
+    async fn leadership(
+        &self,
+        stream: StreamId,
+        op: LeadershipOp,
+    ) -> Result<Option<NodeId>, DcfError> {
+        let rx = self.call(|reply| EngineEvent::Leadership { stream, op, reply });
+        rx.await.map_err(|_| DcfError::Stopped)?
+    }
+
+    /// `dcf_promote_leader(node, timeout)`: blocks new writes, lets `node`
+    /// catch up and hands leadership to it; waits until this node sees
+    /// `node` lead, or returns [`DcfError::Timeout`] (writes resume).
+    pub async fn promote_leader(
+        &self,
+        stream: StreamId,
+        node: NodeId,
+        timeout: std::time::Duration,
+    ) -> Result<(), DcfError> {
+        let ms = timeout.as_millis().max(1) as u64;
+        self.leadership(
+            stream,
+            LeadershipOp::Promote {
+                node,
+                timeout_ms: ms,
+            },
+        )
+        .await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.status(stream)?.leader_id == Some(node) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DcfError::Timeout);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `dcf_demote_leader`: the leader hands over to the most caught-up
+    /// eligible node (returned) or steps down.
+    pub async fn demote(&self, stream: StreamId) -> Result<Option<NodeId>, DcfError> {
+        self.leadership(stream, LeadershipOp::Demote).await
+    }
+
+    /// `dcf_timeout_notify`: this node treats its leader as lost and campaigns.
+    pub async fn timeout_notify(&self, stream: StreamId) -> Result<(), DcfError> {
+        self.leadership(stream, LeadershipOp::TimeoutNotify)
+            .await
+            .map(|_| ())
+    }
+
+    /// `dcf_pause_rep(node, µs)`: the leader sends no entries to `node` for
+    /// `time_us` microseconds.
+    pub async fn pause_rep(
+        &self,
+        stream: StreamId,
+        node: NodeId,
+        time_us: u64,
+    ) -> Result<(), DcfError> {
+        self.leadership(stream, LeadershipOp::PauseRep { node, time_us })
+            .await
+            .map(|_| ())
+    }
+
+    /// `dcf_set_work_mode`: NORMAL, or MINORITY with `vote_num` (local to
+    /// this node; see `dcf_core::minority` for what is and is not guaranteed).
+    pub async fn set_work_mode(
+        &self,
+        stream: StreamId,
+        mode: crate::core::WorkMode,
+    ) -> Result<(), DcfError> {
+        let rx = self.call(|reply| EngineEvent::SetWorkMode {
+            stream,
+            mode,
             reply,
         });
         rx.await.map_err(|_| DcfError::Stopped)?

@@ -4,8 +4,8 @@
 use super::writer::{self, WriterCmd};
 use super::{lock, Dcf, DcfCallbacks, DcfError, Published, StartOptions};
 use crate::core::{
-    Action, ClusterConfig, CoreOptions, Entry, Envelope, Index, Message, NodeId, Restored, RunMode,
-    StreamCore, StreamId, Term,
+    Action, ClusterConfig, ConfigChangeStatus, CoreOptions, Entry, Envelope, Index, Member,
+    MemberKind, Message, NodeId, Restored, RunMode, StreamCore, StreamId, Term, WorkMode,
 };
 use crate::params::Params;
 use crate::storage::{ControlFile, DataDir, HardState, Metadata, MetadataOrigin};
@@ -64,6 +64,27 @@ pub enum EngineEvent {
         to: Option<NodeId>,
         data: Vec<u8>,
     },
+    /// Starts a membership or priority change; replies with its ticket.
+    ConfigChange {
+        stream: StreamId,
+        change: ConfigChange,
+        reply: oneshot::Sender<Result<u64, DcfError>>,
+    },
+    ConfigStatus {
+        stream: StreamId,
+        ticket: u64,
+        reply: oneshot::Sender<Result<ConfigChangeStatus, DcfError>>,
+    },
+    Leadership {
+        stream: StreamId,
+        op: LeadershipOp,
+        reply: oneshot::Sender<Result<Option<NodeId>, DcfError>>,
+    },
+    SetWorkMode {
+        stream: StreamId,
+        mode: WorkMode,
+        reply: oneshot::Sender<Result<(), DcfError>>,
+    },
     ParamsChanged,
     /// The storage writer failed; the node cannot go on safely.
     StorageFailed(String),
@@ -87,8 +108,28 @@ struct Engine {
     next_read_ctx: u64,
     reads: HashMap<u64, oneshot::Sender<Result<Index, DcfError>>>,
     next_forward: u64,
+    /// Peer addresses the transport currently knows.
+    peer_addrs: BTreeMap<NodeId, String>,
     /// Forwarded writes waiting for the leader's answer, with their deadline (ms).
     forwards: HashMap<u64, (u64, WriteReply)>,
+}
+
+/// A membership or priority change (one node at a time).
+#[derive(Clone, Debug)]
+pub enum ConfigChange {
+    Add(Member),
+    Remove(NodeId),
+    Role(NodeId, MemberKind),
+    Priority(NodeId, u64),
+}
+
+/// A leadership operation.
+#[derive(Clone, Copy, Debug)]
+pub enum LeadershipOp {
+    Promote { node: NodeId, timeout_ms: u64 },
+    Demote,
+    TimeoutNotify,
+    PauseRep { node: NodeId, time_us: u64 },
 }
 
 /// Where the result of a write goes.
@@ -186,7 +227,13 @@ pub(super) fn start(
             applied_index: opts.applied.get(sid).copied().unwrap_or(0),
         };
         let members = config.streams[sid].clone();
-        let core = StreamCore::new(core_options(node_id, *sid, &params), members, restored, 0);
+        let mut core = StreamCore::new(core_options(node_id, *sid, &params), members, restored, 0);
+        if let crate::storage::StoredWorkMode::Minority { vote_num } = ctrl.state().work_mode {
+            warn!(stream = sid, vote_num, "restarting in minority work mode");
+            core.restore_work_mode(WorkMode::Minority {
+                vote_num: vote_num as u64,
+            });
+        }
         streams.insert(*sid, StreamSlot { core, ctrl });
         logs.insert(*sid, log);
     }
@@ -238,7 +285,7 @@ pub(super) fn start(
         ..Published::default()
     }));
     let params = Arc::new(Mutex::new(params));
-    let engine = Engine {
+    let mut engine = Engine {
         node_id,
         start,
         streams,
@@ -251,7 +298,10 @@ pub(super) fn start(
         reads: HashMap::new(),
         next_forward: 1,
         forwards: HashMap::new(),
+        peer_addrs: BTreeMap::new(),
     };
+    engine.sync_peers();
+    engine.sync_peers();
     engine.publish();
     let handle = std::thread::Builder::new()
         .name(format!("dcf-engine-{node_id}"))
@@ -304,6 +354,7 @@ impl Engine {
             if !self.carry_out_actions() {
                 break;
             }
+            self.sync_peers();
             self.publish();
         }
         let _ = self.writer.send(WriterCmd::Stop);
@@ -439,6 +490,71 @@ impl Engine {
                 if let Some(slot) = self.streams.get_mut(&stream) {
                     slot.core.on_applied(index);
                 }
+            }
+            EngineEvent::ConfigChange {
+                stream,
+                change,
+                reply,
+            } => {
+                let r = match self.streams.get_mut(&stream) {
+                    Some(slot) => {
+                        let c = &mut slot.core;
+                        match change {
+                            ConfigChange::Add(m) => c.add_member(now, m),
+                            ConfigChange::Remove(n) => c.remove_member(now, n),
+                            ConfigChange::Role(n, k) => c.change_member_role(now, n, k),
+                            ConfigChange::Priority(n, p) => c.set_election_priority(now, n, p),
+                        }
+                        .map(|started| started.ticket())
+                        .map_err(DcfError::from)
+                    }
+                    None => Err(DcfError::NoStream(stream)),
+                };
+                let _ = reply.send(r);
+            }
+            EngineEvent::ConfigStatus {
+                stream,
+                ticket,
+                reply,
+            } => {
+                let r = match self.streams.get(&stream) {
+                    Some(slot) => Ok(slot.core.config_change_status(ticket)),
+                    None => Err(DcfError::NoStream(stream)),
+                };
+                let _ = reply.send(r);
+            }
+            EngineEvent::Leadership { stream, op, reply } => {
+                let r = match self.streams.get_mut(&stream) {
+                    Some(slot) => {
+                        let c = &mut slot.core;
+                        match op {
+                            LeadershipOp::Promote { node, timeout_ms } => {
+                                c.promote(now, node, timeout_ms).map(|_| Some(node))
+                            }
+                            LeadershipOp::Demote => c.demote(now),
+                            LeadershipOp::TimeoutNotify => c.timeout_notify(now).map(|_| None),
+                            LeadershipOp::PauseRep { node, time_us } => {
+                                c.pause_replication(now, node, time_us).map(|_| Some(node))
+                            }
+                        }
+                        .map_err(DcfError::from)
+                    }
+                    None => Err(DcfError::NoStream(stream)),
+                };
+                let _ = reply.send(r);
+            }
+            EngineEvent::SetWorkMode {
+                stream,
+                mode,
+                reply,
+            } => {
+                let r = match self.streams.get_mut(&stream) {
+                    Some(slot) => slot.core.set_work_mode(now, mode).map_err(DcfError::from),
+                    None => Err(DcfError::NoStream(stream)),
+                };
+                // Queries right after the reply must see the new mode.
+                self.publish();
+                let _ = reply.send(r);
             }
             EngineEvent::ParamsChanged => {
                 let params = lock(&self.params).clone();
@@ -645,6 +761,37 @@ impl Engine {
                 let _ = reply.send(Err(DcfError::Timeout));
             }
         }
+    }
+
+    /// Keeps the transport's peer list equal to the members of every
+    /// stream (membership changes add and remove nodes at run time).
+    fn sync_peers(&mut self) {
+        let mut want: BTreeMap<NodeId, String> = BTreeMap::new();
+        for slot in self.streams.values() {
+            let catching_up = slot.core.catching_up_member();
+            for m in slot.core.members().members.iter().chain(catching_up) {
+                if m.node_id != self.node_id {
+                    want.insert(m.node_id, format!("{}:{}", m.ip, m.port));
+                }
+            }
+        }
+        if want == self.peer_addrs {
+            return;
+        }
+        for (id, addr) in &want {
+            if self.peer_addrs.get(id) != Some(addr) {
+                match addr.parse() {
+                    Ok(a) => self.transport.set_peer(*id, a),
+                    Err(_) => warn!(node = id, %addr, "member address is not ip:port"),
+                }
+            }
+        }
+        for id in self.peer_addrs.keys() {
+            if !want.contains_key(id) {
+                self.transport.remove_peer(*id);
+            }
+        }
+        self.peer_addrs = want;
     }
 
     fn publish(&self) {

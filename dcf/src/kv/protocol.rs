@@ -56,6 +56,49 @@ pub enum RequestBody {
     GetParam {
         name: String,
     },
+    /// Add a node (`gs_ctl member --operation=add`); sent to the leader.
+    MemberAdd {
+        node_id: u32,
+        ip: String,
+        port: u16,
+        role: String,
+        wait_ms: u64,
+    },
+    /// Remove a node; sent to the leader.
+    MemberRemove {
+        node_id: u32,
+        wait_ms: u64,
+    },
+    /// Change a node's role (FOLLOWER, PASSIVE, LOGGER); sent to the leader.
+    MemberRole {
+        node_id: u32,
+        role: String,
+        wait_ms: u64,
+    },
+    /// Hand leadership to a node (`cm_ctl switchover`); sent to the leader.
+    Promote {
+        node_id: u32,
+        timeout_ms: u64,
+    },
+    /// The leader gives up leadership.
+    Demote,
+    /// Work mode of the contacted node (`cm_ctl setrunmode`):
+    /// `normal`, or `minority` with `vote_num`.
+    SetWorkMode {
+        mode: String,
+        vote_num: Option<u64>,
+    },
+    /// Change a node's election priority; sent to the leader.
+    SetPriority {
+        node_id: u32,
+        priority: u64,
+        wait_ms: u64,
+    },
+    /// Pause replication from the leader to a node for `time_us` µs.
+    PauseRep {
+        node_id: u32,
+        time_us: u64,
+    },
 }
 
 impl RequestBody {
@@ -68,6 +111,14 @@ impl RequestBody {
                 | RequestBody::Append { .. }
                 | RequestBody::Txn { .. }
                 | RequestBody::SetParam { .. }
+                | RequestBody::MemberAdd { .. }
+                | RequestBody::MemberRemove { .. }
+                | RequestBody::MemberRole { .. }
+                | RequestBody::Promote { .. }
+                | RequestBody::Demote
+                | RequestBody::SetWorkMode { .. }
+                | RequestBody::SetPriority { .. }
+                | RequestBody::PauseRep { .. }
         )
     }
 }

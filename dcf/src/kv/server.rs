@@ -195,9 +195,117 @@ impl Server {
                 Ok(v) => Response::ok(id, Value::String(v)),
                 Err(e) => Response::fail(id, e.to_string()),
             },
+            admin => self.admin(id, admin).await,
         };
         resp.node = Some(self.dcf.node_id());
         resp
+    }
+
+    /// Administrative requests (membership, leadership, work mode). A
+    /// change that timed out may still take effect, so it answers `info`.
+    async fn admin(&self, id: u64, body: RequestBody) -> Response {
+        use crate::core::{ConfigChangeError, LeadershipError, Member, MemberKind, Role, WorkMode};
+        let ms = Duration::from_millis;
+        let dcf = &self.dcf;
+        let kind_of = |role: &str| match Role::parse_config_role(role) {
+            Some(Role::Follower) => Ok(MemberKind::Voter),
+            Some(Role::Passive) => Ok(MemberKind::Passive),
+            Some(Role::Logger) => Ok(MemberKind::Logger),
+            _ => Err(format!(
+                "bad role {role:?}: expected FOLLOWER, PASSIVE or LOGGER"
+            )),
+        };
+        let r = match body {
+            RequestBody::MemberAdd {
+                node_id,
+                ip,
+                port,
+                role,
+                wait_ms,
+            } => match kind_of(&role) {
+                Ok(kind) => {
+                    let member = Member {
+                        node_id,
+                        ip,
+                        port,
+                        kind,
+                        initial_leader: false,
+                        weight: 1,
+                        group: 0,
+                        priority: 0,
+                    };
+                    dcf.add_member(KV_STREAM, member, ms(wait_ms))
+                        .await
+                        .map(|_| Value::Null)
+                }
+                Err(e) => return Response::fail(id, e),
+            },
+            RequestBody::MemberRemove { node_id, wait_ms } => dcf
+                .remove_member(KV_STREAM, node_id, ms(wait_ms))
+                .await
+                .map(|_| Value::Null),
+            RequestBody::MemberRole {
+                node_id,
+                role,
+                wait_ms,
+            } => match kind_of(&role) {
+                Ok(kind) => dcf
+                    .change_member_role(KV_STREAM, node_id, kind, ms(wait_ms))
+                    .await
+                    .map(|_| Value::Null),
+                Err(e) => return Response::fail(id, e),
+            },
+            RequestBody::SetPriority {
+                node_id,
+                priority,
+                wait_ms,
+            } => dcf
+                .set_election_priority(KV_STREAM, node_id, priority, ms(wait_ms))
+                .await
+                .map(|_| Value::Null),
+            RequestBody::Promote {
+                node_id,
+                timeout_ms,
+            } => dcf
+                .promote_leader(KV_STREAM, node_id, ms(timeout_ms))
+                .await
+                .map(|_| serde_json::json!({ "leader_id": node_id })),
+            RequestBody::Demote => dcf
+                .demote(KV_STREAM)
+                .await
+                .map(|to| serde_json::json!({ "handed_to": to })),
+            RequestBody::PauseRep { node_id, time_us } => dcf
+                .pause_rep(KV_STREAM, node_id, time_us)
+                .await
+                .map(|_| Value::Null),
+            RequestBody::SetWorkMode { mode, vote_num } => {
+                let mode = match (mode.as_str(), vote_num) {
+                    ("normal", None) => WorkMode::Normal,
+                    ("minority", Some(n)) => WorkMode::Minority { vote_num: n },
+                    _ => {
+                        return Response::fail(
+                            id,
+                            "work mode must be normal, or minority with vote_num",
+                        )
+                    }
+                };
+                dcf.set_work_mode(KV_STREAM, mode)
+                    .await
+                    .map(|_| Value::Null)
+            }
+            other => return Response::fail(id, format!("not an admin request: {other:?}")),
+        };
+        match r {
+            Ok(v) => Response::ok(id, v),
+            Err(DcfError::ConfigChange(ConfigChangeError::NotLeader { leader }))
+            | Err(DcfError::Leadership(LeadershipError::NotLeader { leader })) => {
+                self.not_leader(id, leader)
+            }
+            Err(DcfError::Timeout) => {
+                Response::info(id, "timed out; the change may still take effect")
+            }
+            Err(e) => Response::fail(id, e.to_string()),
+        }
     }
 
     fn not_leader(&self, id: u64, leader: Option<NodeId>) -> Response {

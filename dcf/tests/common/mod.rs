@@ -250,3 +250,30 @@ pub fn segment_files(data_dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+impl Cluster {
+    /// Starts one more node whose config lists every existing node and
+    /// itself (as `gs_ctl member add` expects); returns its id. It joins only
+    /// once the leader adds it with `dcfctl member add`.
+    pub fn start_extra_node(&mut self) -> u32 {
+        let id = self.nodes.len() as u32 + 1;
+        let peer_port = free_port();
+        let client_port = free_port();
+        let mut items: Vec<serde_json::Value> = serde_json::from_str(&self.config).unwrap();
+        items.push(serde_json::json!({
+            "stream_id": 1, "node_id": id, "ip": "127.0.0.1", "port": peer_port, "role": "FOLLOWER"
+        }));
+        let config = serde_json::Value::Array(items).to_string();
+        self.nodes.push(Node {
+            id,
+            peer_port,
+            client_addr: format!("127.0.0.1:{client_port}"),
+            data_dir: self.dir.path().join(format!("n{id}")),
+            child: None,
+        });
+        let saved = std::mem::replace(&mut self.config, config);
+        self.start_node(id);
+        self.config = saved;
+        id
+    }
+}

@@ -81,6 +81,10 @@ struct Shared {
     conns: Mutex<HashMap<u64, InConn>>,
     next_conn: AtomicU64,
     closed: AtomicBool,
+    /// The runtime the transport was started on: `set_peer` may be called
+    /// from threads outside it (the DCF engine thread), so tasks are
+    /// spawned through this handle.
+    runtime: tokio::runtime::Handle,
 }
 
 /// An outgoing peer: its queue, its address (watched by the writer so an
@@ -141,6 +145,7 @@ impl Transport {
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            runtime: tokio::runtime::Handle::current(),
         });
         for (id, addr) in initial {
             shared.set_peer(id, addr);
@@ -295,7 +300,9 @@ impl Shared {
         }
         let (tx, rx) = mpsc::channel(self.cfg.max_queue);
         let (addr_tx, addr_rx) = watch::channel(addr);
-        let task = tokio::spawn(peer_writer(node_id, addr_rx, rx, self.clone()));
+        let task = self
+            .runtime
+            .spawn(peer_writer(node_id, addr_rx, rx, self.clone()));
         peers.insert(
             node_id,
             Peer {

@@ -441,3 +441,21 @@ async fn bind_error_is_reported() {
         Err(TransportError::InvalidConfig(_))
     ));
 }
+
+/// Regression: the DCF engine calls `set_peer` from its own thread, outside
+/// the transport's runtime (membership changes add peers at run time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_peer_from_a_thread_outside_the_runtime() {
+    let mut n1 = start(cfg(1, any_local()), 64).await;
+    let mut n2 = start(cfg(2, any_local()).with_peer(1, n1.t.local_addr()), 64).await;
+    let n2_addr = n2.t.local_addr();
+    let t1 = std::sync::Arc::new(n1.t);
+    let t1b = t1.clone();
+    std::thread::spawn(move || t1b.set_peer(2, n2_addr))
+        .join()
+        .expect("set_peer must not panic");
+    t1.send(msg(1, 2, 5));
+    assert_eq!(seq_of(&recv(&mut n2.rx).await), 5);
+    n2.t.send(msg(2, 1, 6));
+    assert_eq!(seq_of(&recv(&mut n1.rx).await), 6);
+}
