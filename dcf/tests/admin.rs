@@ -80,12 +80,23 @@ async fn all_readable(c: &Cluster, prefix: &str, n: usize) {
 
 #[test]
 fn membership_promote_passive_priority_and_pause() {
+    admin_scenario(Cluster::start(3));
+}
+
+/// Every admin command again, over TLS with LZ4 compression.
+#[test]
+fn admin_commands_over_tls_with_lz4() {
+    admin_scenario(Cluster::start_with(3, tls_params));
+}
+
+fn admin_scenario(c: Cluster) {
+    let mut c = c;
     rt().block_on(async {
-        let mut c = Cluster::start(3);
         let leader = c
             .wait_leader(Duration::from_secs(5), None)
             .await
             .expect("leader");
+        c.assert_transport_options(leader);
         put_all(&c, "a", 20).await;
 
         // Add a 4th node: start it with a config listing it, then add it on the leader.

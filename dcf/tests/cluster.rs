@@ -37,14 +37,31 @@ async fn wait_caught_up(c: &Cluster, id: u32, leader: u32, within: Duration) -> 
 /// catches up; every value reads back.
 #[test]
 fn writes_survive_leader_kill_and_restart() {
+    leader_kill_scenario(Cluster::start(3));
+}
+
+/// The same scenario with LZ4-compressed frames between nodes.
+#[test]
+fn writes_survive_leader_kill_and_restart_with_lz4() {
+    leader_kill_scenario(Cluster::start_with(3, lz4_params));
+}
+
+/// The same scenario over mutually authenticated TLS (with LZ4).
+#[test]
+fn writes_survive_leader_kill_and_restart_over_tls() {
+    leader_kill_scenario(Cluster::start_with(3, tls_params));
+}
+
+fn leader_kill_scenario(c: Cluster) {
+    let mut c = c;
     rt().block_on(async {
-        let mut c = Cluster::start(3);
         let t0 = Instant::now();
         let leader = c
             .wait_leader(Duration::from_secs(5), None)
             .await
             .expect("leader within 5 s");
         eprintln!("leader {leader} elected after {:?}", t0.elapsed());
+        c.assert_transport_options(leader);
         let mut client = c.client();
         for i in 0..200 {
             if i % 50 == 0 {

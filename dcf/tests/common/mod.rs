@@ -41,6 +41,12 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes (node 1 configured LEADER) with fast timeouts.
     pub fn start(n: u32) -> Cluster {
+        Cluster::start_with(n, |_| Vec::new())
+    }
+
+    /// Like [`Cluster::start`], with extra `NAME=VALUE` parameters for every
+    /// node, made from the cluster's folder (for certificates).
+    pub fn start_with(n: u32, extra: impl FnOnce(&Path) -> Vec<String>) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut nodes = Vec::new();
         let mut items = Vec::new();
@@ -68,6 +74,8 @@ impl Cluster {
                 "HEARTBEAT_INTERVAL=200".into(),
             ],
         };
+        let more = extra(c.dir.path());
+        c.params.extend(more);
         for id in 1..=n {
             c.start_node(id);
         }
@@ -275,5 +283,66 @@ impl Cluster {
         self.start_node(id);
         self.config = saved;
         id
+    }
+}
+
+/// Transport options the process-level scenarios also run with.
+pub fn lz4_params(_dir: &Path) -> Vec<String> {
+    vec!["COMPRESS_ALGORITHM=2".into(), "COMPRESS_LEVEL=1".into()]
+}
+
+/// TLS for every node: a fresh CA in `dir` and one certificate (signed by
+/// it, valid for client and server use) shared by all nodes; peers are
+/// verified against the CA. LZ4 compression is turned on too.
+pub fn tls_params(dir: &Path) -> Vec<String> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name.push(DnType::CommonName, "test CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let issuer = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let mut node = CertificateParams::new(vec!["node.dcf.invalid".to_string()]).unwrap();
+    node.distinguished_name.push(DnType::CommonName, "dcf node");
+    node.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let key = KeyPair::generate().unwrap();
+    let cert = node.signed_by(&key, &issuer).unwrap();
+    let (ca_path, cert_path, key_path) = (
+        dir.join("ca.pem"),
+        dir.join("node.pem"),
+        dir.join("node.key"),
+    );
+    std::fs::write(&ca_path, issuer.pem()).unwrap();
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let mut p = vec![
+        format!("SSL_CA={}", ca_path.display()),
+        format!("SSL_CERT={}", cert_path.display()),
+        format!("SSL_KEY={}", key_path.display()),
+    ];
+    p.extend(lz4_params(dir));
+    p
+}
+
+impl Cluster {
+    /// Checks from node `id`'s log that the transport runs with the
+    /// cluster's TLS and compression parameters (so a scenario cannot pass
+    /// with them silently ignored).
+    pub fn assert_transport_options(&self, id: u32) {
+        let log = self.stderr_of(id);
+        let line = log
+            .lines()
+            .find(|l| l.contains("transport listening"))
+            .unwrap_or_else(|| panic!("node {id} logged no transport start:\n{log}"));
+        let tls = self.params.iter().any(|p| p.starts_with("SSL_CA="));
+        assert!(line.contains(&format!("tls={tls}")), "{line}");
+        if self.params.iter().any(|p| p == "COMPRESS_ALGORITHM=2") {
+            assert!(line.contains("compression=LZ4"), "{line}");
+        }
     }
 }
