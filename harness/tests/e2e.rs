@@ -168,6 +168,18 @@ fn check_valid_run(nemesis: &str, schedule: &str, expect_f: &str) {
             .any(|o| o["process"] == "nemesis" && o["f"] == expect_f),
         "no {expect_f} nemesis op in the history"
     );
+    // The collected node logs are there (and not emptied by collection).
+    let n1 = run.dir.join("nodes").join("n1");
+    let stderr = std::fs::metadata(n1.join("stderr.log"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let log = std::fs::metadata(n1.join("data").join("dcf-node.log"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(
+        stderr > 0 && log > 0,
+        "node 1's logs were collected ({stderr} and {log} bytes)"
+    );
     assert_nothing_left(&run);
 }
 
@@ -367,6 +379,26 @@ fn altered_history_is_invalid() {
         ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
+    // A panic in a node log makes the run at least unknown, never valid.
+    let log = run.dir.join("nodes").join("n2").join("stderr.log");
+    let original = std::fs::read_to_string(&log).unwrap_or_default();
+    std::fs::write(
+        &log,
+        format!("{original}thread 'main' panicked at src/x.rs:1:1:\nboom\n"),
+    )
+    .unwrap();
+    let out = Command::new(HARNESS)
+        .arg("analyze")
+        .arg(&run.dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::fs::write(&log, original).unwrap();
     let text = std::fs::read_to_string(run.dir.join("history.jsonl")).unwrap();
     let mut lines: Vec<Value> = text
         .lines()

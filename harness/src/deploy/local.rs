@@ -132,7 +132,15 @@ fn config_json(nodes: &[NodeSpec]) -> String {
 }
 
 /// Copies `src` into `dest` recursively (regular files and folders only).
+/// Copies `src` into `dest`. When both are the same folder (local nodes
+/// already keep their files in the run's store) there is nothing to do:
+/// copying a file onto itself would truncate it to nothing.
 fn copy_tree(src: &Path, dest: &Path) -> std::io::Result<()> {
+    if let (Ok(a), Ok(b)) = (src.canonicalize(), dest.canonicalize()) {
+        if a == b {
+            return Ok(());
+        }
+    }
     std::fs::create_dir_all(dest)?;
     for entry in std::fs::read_dir(src)? {
         let entry = entry?;
@@ -145,6 +153,32 @@ fn copy_tree(src: &Path, dest: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod copy_tests {
+    use super::copy_tree;
+
+    /// Regression: collecting a node into its own folder emptied its logs.
+    #[test]
+    fn copying_a_folder_onto_itself_keeps_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("n1");
+        std::fs::create_dir_all(node.join("data")).unwrap();
+        std::fs::write(node.join("stderr.log"), "hello").unwrap();
+        std::fs::write(node.join("data").join("dcf-node.log"), "world").unwrap();
+        copy_tree(&node, &node).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(node.join("stderr.log")).unwrap(),
+            "hello"
+        );
+        let other = dir.path().join("copy");
+        copy_tree(&node, &other).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(other.join("data").join("dcf-node.log")).unwrap(),
+            "world"
+        );
+    }
 }
 
 fn tail(path: &Path, max: usize) -> String {
