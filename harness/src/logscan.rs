@@ -2,7 +2,7 @@
 //! node panicked is never reported silently valid.
 
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A log line worth a reader's attention.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -14,19 +14,9 @@ pub struct Finding {
     pub text: String,
 }
 
-/// Classifies one log line: `panic`, `error`, or nothing.
-pub fn classify(line: &str) -> Option<&'static str> {
-    if line.contains("panicked at") || line.contains("RUST_BACKTRACE") {
-        Some("panic")
-    } else if line.contains(" ERROR ")
-        || line.starts_with("ERROR")
-        || line.contains("\u{1b}[31mERROR")
-    {
-        Some("error")
-    } else {
-        None
-    }
-}
+/// Classifies one log line: `panic`, `error`, or nothing (the report's
+/// rule, so the verdict and the page agree).
+pub use reports::logs::classify;
 
 /// Every finding in the `*.log` / `*.stderr` files under `nodes_dir/<node>/`
 /// (at most `limit` per file).
@@ -47,12 +37,11 @@ pub fn scan(nodes_dir: &Path, limit: usize) -> Vec<Finding> {
             .and_then(|n| n.to_str())
             .unwrap_or("?")
             .to_string();
-        let Ok(files) = std::fs::read_dir(&node_dir) else {
-            continue;
-        };
-        let mut files: Vec<_> = files
-            .flatten()
-            .map(|e| e.path())
+        // The node's own logs and the dcf-node.log under its data folder.
+        let mut files: Vec<PathBuf> = [node_dir.clone(), node_dir.join("data")]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flat_map(|rd| rd.flatten().map(|e| e.path()).collect::<Vec<_>>())
             .filter(|p| {
                 p.extension()
                     .and_then(|e| e.to_str())
