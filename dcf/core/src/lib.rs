@@ -56,6 +56,7 @@
 //! See [`minority`] for what minority mode guarantees.
 
 pub mod config;
+pub mod flow;
 pub mod types;
 
 pub use config::{
@@ -67,6 +68,8 @@ pub mod quorum;
 pub mod stream;
 
 pub mod minority;
+
+pub use flow::{LoadSample, LoadThresholds};
 
 pub use stream::{
     check_single_change, Action, ConfigChangeError, ConfigChangeStarted, ConfigChangeStatus,

@@ -23,6 +23,7 @@
 //! - followers acknowledge only entries that storage reported durable.
 
 use crate::config::{Member, MemberKind, NodeId, Role, StreamId, StreamMembers};
+use crate::flow::{LoadSample, LoadThresholds, PacingController, PassiveThrottle};
 use crate::log::MemLog;
 use crate::quorum::{has_quorum, quorum_index, VoterMatch};
 use crate::types::{Entry, EntryKind, Envelope, Index, Message, Term};
@@ -103,6 +104,11 @@ pub struct CoreOptions {
     /// AUTO_ELC_PRIORITY_EN: a new leader hands over to a reachable,
     /// caught-up node of higher priority.
     pub auto_priority_election: bool,
+    /// Commit-latency-driven send pacing ([`crate::flow::PacingController`]);
+    /// DCF turns it on when MEC_BATCH_SIZE = 0.
+    pub latency_pacing: bool,
+    /// FLOW_CONTROL_* thresholds for throttling PASSIVE peers.
+    pub load_thresholds: LoadThresholds,
 }
 
 impl CoreOptions {
@@ -120,6 +126,8 @@ impl CoreOptions {
             catchup_max_lag: 16,
             catchup_timeout_elections: 10,
             auto_priority_election: true,
+            latency_pacing: true,
+            load_thresholds: LoadThresholds::default(),
         }
     }
 }
@@ -399,6 +407,28 @@ pub struct StreamStatus {
     pub members: StreamMembers,
     pub peers: BTreeMap<NodeId, Progress>,
     pub leader_ready: bool,
+    /// Send-pacing control value 0..=100 (gap of value × 100 µs between
+    /// appends to one peer; 0 when pacing is off or not leading).
+    #[serde(default)]
+    pub pacing_value: u32,
+    /// Multiplier of entries per message to PASSIVE peers (0.8^k).
+    #[serde(default = "one")]
+    pub passive_batch_factor: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Flow-control state of a leader (see [`crate::flow`]).
+#[derive(Clone, Debug, Default)]
+struct FlowState {
+    pacing: PacingController,
+    passive: PassiveThrottle,
+    /// (index, proposal time ms) of this leader's proposals not yet committed.
+    proposed: VecDeque<(Index, u64)>,
+    /// When (ms) the last append carrying entries went to each peer.
+    last_append: BTreeMap<NodeId, u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -472,6 +502,7 @@ pub struct StreamCore {
     priority_attempts: u32,
     last_mode_report: Option<u64>,
     last_conflict_report: Option<u64>,
+    flow: FlowState,
 }
 
 impl StreamCore {
@@ -550,6 +581,7 @@ impl StreamCore {
             priority_attempts: 0,
             last_mode_report: None,
             last_conflict_report: None,
+            flow: FlowState::default(),
         };
         core.initial_election_timer();
         core
@@ -643,6 +675,12 @@ impl StreamCore {
                 BTreeMap::new()
             },
             leader_ready: self.is_leader_ready(),
+            pacing_value: if self.role == Role::Leader && self.opts.latency_pacing {
+                self.flow.pacing.value()
+            } else {
+                0
+            },
+            passive_batch_factor: self.flow.passive.factor(),
         }
     }
 
@@ -668,6 +706,32 @@ impl StreamCore {
     }
     pub fn set_majority_groups(&mut self, groups: Vec<u32>) {
         self.opts.majority_groups = groups;
+    }
+    /// MEC_BATCH_SIZE and the FLOW_CONTROL_* thresholds: `max_batch_entries`
+    /// entries per message, latency pacing on or off (turning it off
+    /// forgets the controller's state).
+    pub fn set_flow_params(
+        &mut self,
+        max_batch_entries: usize,
+        latency_pacing: bool,
+        thresholds: LoadThresholds,
+    ) {
+        self.opts.max_batch_entries = max_batch_entries.max(1);
+        if !latency_pacing {
+            self.flow.pacing.reset();
+        }
+        self.opts.latency_pacing = latency_pacing;
+        self.opts.load_thresholds = thresholds;
+    }
+
+    /// A periodic (about once a second) load measurement of this host; when
+    /// any value passes its FLOW_CONTROL_* threshold the batches sent to
+    /// PASSIVE peers shrink by another factor of 0.8, otherwise they grow
+    /// back by one step. Voters are never throttled by this.
+    pub fn report_load(&mut self, now: u64, sample: LoadSample) {
+        self.now = now.max(self.now);
+        let th = self.opts.load_thresholds;
+        self.flow.passive.report(&sample, &th);
     }
 
     /// DCF `pause_rep(node, µs)`: the leader sends no entries to `node` for
@@ -720,6 +784,7 @@ impl StreamCore {
                     return;
                 }
                 self.resend_stalled();
+                self.pace_tick();
                 if self.now >= self.heartbeat_deadline {
                     self.broadcast_heartbeat();
                 }
@@ -936,6 +1001,9 @@ impl StreamCore {
             data,
         };
         self.append_local(vec![entry]);
+        if self.opts.latency_pacing {
+            self.flow.proposed.push_back((index, self.now));
+        }
         Ok((self.term, index))
     }
 
@@ -1301,6 +1369,10 @@ impl StreamCore {
         self.peers.clear();
         self.transfer = None;
         self.catching_up = None;
+        // Latency history of an earlier term says little about this one.
+        self.flow.pacing.reset();
+        self.flow.proposed.clear();
+        self.flow.last_append.clear();
         self.sync_peers();
         self.emit_role();
         // Every new leader first appends a configuration entry of its own term.
@@ -1549,10 +1621,11 @@ impl StreamCore {
         let inflight = next.saturating_sub(p.match_index + 1);
         let limit_reached = inflight >= self.opts.max_inflight_entries;
         let paused = self.now < p.paused_until;
-        let entries = if limit_reached || paused {
+        let paced = !p.probing && self.pacing_holds(to);
+        let entries = if limit_reached || paused || paced {
             Vec::new()
         } else {
-            self.log.slice(next, self.opts.max_batch_entries)
+            self.log.slice(next, self.batch_limit(to))
         };
         if entries.is_empty() && !force {
             return;
@@ -1579,7 +1652,70 @@ impl StreamCore {
                 p.next_index = upto + 1;
             }
         }
+        if sent_upto.is_some() {
+            self.flow.last_append.insert(to, self.now);
+        }
         self.send(to, msg);
+    }
+
+    // ----- flow control (see `crate::flow`) ---------------------------------
+
+    /// Entries per message to `to`: MEC_BATCH_SIZE (or the default), shrunk
+    /// for PASSIVE peers while the host is overloaded.
+    fn batch_limit(&self, to: NodeId) -> usize {
+        let max = self.opts.max_batch_entries.max(1);
+        match self.members.get(to).map(|m| m.kind) {
+            Some(MemberKind::Passive) => self.flow.passive.batch(max),
+            _ => max,
+        }
+    }
+
+    /// True while the pacing gap since the last append with entries to `to`
+    /// has not passed; the entries then go with the first send after it.
+    fn pacing_holds(&self, to: NodeId) -> bool {
+        if !self.opts.latency_pacing {
+            return false;
+        }
+        let gap_us = self.flow.pacing.gap_us();
+        gap_us > 0
+            && self
+                .flow
+                .last_append
+                .get(&to)
+                .is_some_and(|t| self.now.saturating_sub(*t) * 1000 < gap_us)
+    }
+
+    /// Leader tick: closes commit-latency windows and retries peers whose
+    /// entries were held back by pacing.
+    fn pace_tick(&mut self) {
+        if !self.opts.latency_pacing {
+            return;
+        }
+        self.flow.pacing.on_time(self.now);
+        if self.flow.pacing.gap_us() == 0 {
+            return;
+        }
+        let last = self.log.last_index();
+        let now = self.now;
+        for (id, p) in &self.peers {
+            if !p.probing && p.next_index <= last && now >= p.paused_until {
+                self.dirty_peers.insert(*id);
+            }
+        }
+    }
+
+    /// Feeds the latency (proposal to commit) of newly committed entries of
+    /// this leader to the pacing controller.
+    fn observe_commits(&mut self) {
+        while let Some(&(index, at)) = self.flow.proposed.front() {
+            if index > self.commit {
+                break;
+            }
+            self.flow.proposed.pop_front();
+            self.flow
+                .pacing
+                .record_commit(self.now.saturating_sub(at) * 1000);
+        }
     }
 
     fn broadcast_heartbeat(&mut self) {
@@ -1798,8 +1934,10 @@ impl StreamCore {
     /// Sends pending appends to peers (called by [`take_actions`]).
     fn flush(&mut self) {
         if self.role != Role::Leader {
+            self.flow.proposed.clear();
             return;
         }
+        self.observe_commits();
         if self.read_round_wanted {
             self.broadcast_heartbeat();
         }

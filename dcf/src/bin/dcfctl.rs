@@ -90,6 +90,13 @@ enum Command {
         #[arg(long)]
         time_us: u64,
     },
+    /// DCF's `dcf_truncate` on the first endpoint's node: drop that node's
+    /// log entries below FIRST_KEPT (only applied ones are dropped). A
+    /// follower that later needs a dropped entry reports MISSING_LOG.
+    Truncate {
+        #[arg(long)]
+        first_kept: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -258,6 +265,12 @@ async fn run(cli: Cli) -> i32 {
                 time_us: *time_us,
             },
             true,
+        ),
+        Command::Truncate { first_kept } => (
+            RequestBody::Truncate {
+                first_kept: *first_kept,
+            },
+            false,
         ),
     };
     let resp = client.call(body, follow_leader).await;

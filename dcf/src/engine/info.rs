@@ -82,6 +82,12 @@ pub fn stream_info(s: &StreamStatus, config: &ClusterConfig, params: &Params) ->
         "leader_ip": leader.map(|m| m.ip.clone()),
         "leader_port": leader.map(|m| m.port),
         "nodes": nodes,
+        // Flow control (not in DCF's JSON; extra fields for `dcfctl status`):
+        // the send-pacing value (gap of value × 100 µs between appends to a
+        // peer, 0 = off) and the entries-per-message factor for PASSIVE peers.
+        "mec_batch_size": params.get_u64("MEC_BATCH_SIZE"),
+        "flow_control_value": s.pacing_value,
+        "passive_batch_factor": s.passive_batch_factor,
     })
 }
 

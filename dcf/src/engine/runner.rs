@@ -4,8 +4,9 @@
 use super::writer::{self, WriterCmd};
 use super::{lock, Dcf, DcfCallbacks, DcfError, Published, StartOptions};
 use crate::core::{
-    Action, ClusterConfig, ConfigChangeStatus, CoreOptions, Entry, Envelope, Index, Member,
-    MemberKind, Message, NodeId, Restored, RunMode, StreamCore, StreamId, Term, WorkMode,
+    Action, ClusterConfig, ConfigChangeStatus, CoreOptions, Entry, Envelope, Index, LoadSample,
+    LoadThresholds, Member, MemberKind, Message, NodeId, Restored, RunMode, StreamCore, StreamId,
+    Term, WorkMode,
 };
 use crate::params::Params;
 use crate::storage::{ControlFile, DataDir, HardState, Metadata, MetadataOrigin};
@@ -112,6 +113,8 @@ struct Engine {
     peer_addrs: BTreeMap<NodeId, String>,
     /// Forwarded writes waiting for the leader's answer, with their deadline (ms).
     forwards: HashMap<u64, (u64, WriteReply)>,
+    /// Host load for PASSIVE flow control, sampled once a second.
+    load: LoadSampler,
 }
 
 /// A membership or priority change (one node at a time).
@@ -153,6 +156,127 @@ fn apply_params(o: &mut CoreOptions, params: &Params) {
     o.majority_groups = params.majority_groups();
     let batch = params.get_u64("MEC_BATCH_SIZE");
     o.max_batch_entries = if batch == 0 { 256 } else { batch as usize };
+    // DCF: MEC_BATCH_SIZE = 0 means "default batch and commit-latency pacing".
+    o.latency_pacing = batch == 0;
+    o.load_thresholds = load_thresholds(params);
+}
+
+/// The FLOW_CONTROL_* thresholds for throttling PASSIVE peers.
+fn load_thresholds(params: &Params) -> LoadThresholds {
+    LoadThresholds {
+        cpu_percent: params.get_u64("FLOW_CONTROL_CPU_THRESHOLD"),
+        disk_rawait_us: params.get_u64("FLOW_CONTROL_DISK_RAWAIT_THRESHOLD"),
+        net_queue: params.get_u64("FLOW_CONTROL_NET_QUEUE_MESSAGE_NUM_THRESHOLD"),
+    }
+}
+
+/// How often the host load is measured for PASSIVE flow control.
+const LOAD_SAMPLE_PERIOD: Duration = Duration::from_secs(1);
+
+/// Linux USER_HZ: the unit of the CPU times in `/proc/<pid>/stat`. It is
+/// 100 on every architecture Linux exposes to user space, so it is not
+/// worth a `sysconf` dependency.
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+
+/// Measures this process's CPU usage and the read wait of the disk holding
+/// the data directory from `/proc` (Linux). What cannot be read (another
+/// OS, a data directory on tmpfs/overlay with no entry in
+/// `/proc/diskstats`) reads as 0, which never triggers throttling.
+struct LoadSampler {
+    at: Instant,
+    cpu_ticks: Option<u64>,
+    /// `major:minor` of the data directory's device, if it is a block device.
+    device: Option<(u64, u64)>,
+    /// Reads completed and milliseconds spent reading, at the last sample.
+    disk: Option<(u64, u64)>,
+}
+
+impl LoadSampler {
+    fn new(data_dir: &std::path::Path) -> LoadSampler {
+        let device = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(data_dir).ok().map(|m| {
+                let dev = m.dev();
+                let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+                let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+                (major, minor)
+            })
+        }
+        .filter(|(major, _)| *major != 0);
+        let mut s = LoadSampler {
+            at: Instant::now(),
+            cpu_ticks: None,
+            device,
+            disk: None,
+        };
+        s.cpu_ticks = process_cpu_ticks();
+        s.disk = s.disk_counters();
+        s
+    }
+
+    fn due(&self) -> bool {
+        self.at.elapsed() >= LOAD_SAMPLE_PERIOD
+    }
+
+    /// One sample covering the time since the previous one.
+    fn sample(&mut self, net_queue: usize) -> LoadSample {
+        let wall = self.at.elapsed().as_secs_f64().max(1e-3);
+        self.at = Instant::now();
+        let cpu = process_cpu_ticks();
+        let cpu_percent = match (self.cpu_ticks, cpu) {
+            (Some(a), Some(b)) => {
+                (b.saturating_sub(a) as f64 / CLOCK_TICKS_PER_SEC / wall * 100.0) as u64
+            }
+            _ => 0,
+        };
+        self.cpu_ticks = cpu;
+        let disk = self.disk_counters();
+        let disk_rawait_us = match (self.disk, disk) {
+            (Some((r0, ms0)), Some((r1, ms1))) if r1 > r0 => {
+                ms1.saturating_sub(ms0) * 1000 / (r1 - r0)
+            }
+            _ => 0,
+        };
+        self.disk = disk;
+        LoadSample {
+            cpu_percent,
+            disk_rawait_us,
+            net_queue: net_queue as u64,
+        }
+    }
+
+    fn disk_counters(&self) -> Option<(u64, u64)> {
+        let (major, minor) = self.device?;
+        let text = std::fs::read_to_string("/proc/diskstats").ok()?;
+        text.lines().find_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 7 || f[0].parse() != Ok(major) || f[1].parse() != Ok(minor) {
+                return None;
+            }
+            // reads completed (4th field), time spent reading in ms (7th).
+            Some((f[3].parse().ok()?, f[6].parse().ok()?))
+        })
+    }
+}
+
+/// DCF's name of an exception, for logs and tools grepping them.
+fn exception_name(e: &crate::core::Exception) -> &'static str {
+    match e {
+        crate::core::Exception::MissingLog { .. } => "MISSING_LOG",
+        crate::core::Exception::CommittedEntryConflict { .. } => "COMMITTED_ENTRY_CONFLICT",
+    }
+}
+
+/// utime + stime of this process, in clock ticks.
+fn process_cpu_ticks() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces and parentheses: skip past the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of the line; field 3 (state) is f[0].
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some(utime + stime)
 }
 
 pub(super) fn start(
@@ -299,6 +423,7 @@ pub(super) fn start(
         next_forward: 1,
         forwards: HashMap::new(),
         peer_addrs: BTreeMap::new(),
+        load: LoadSampler::new(&opts.data_dir),
     };
     engine.sync_peers();
     engine.sync_peers();
@@ -349,6 +474,12 @@ impl Engine {
                     slot.core.tick(now);
                 }
                 self.expire_forwards(now);
+                if self.load.due() {
+                    let sample = self.load.sample(self.transport.queued_messages());
+                    for slot in self.streams.values_mut() {
+                        slot.core.report_load(now, sample);
+                    }
+                }
                 next_tick = Instant::now() + super::runner::TICK;
             }
             if !self.carry_out_actions() {
@@ -565,6 +696,11 @@ impl Engine {
                     slot.core.set_heartbeat_interval(o.heartbeat_interval_ms);
                     slot.core.set_run_mode(o.run_mode);
                     slot.core.set_majority_groups(o.majority_groups);
+                    slot.core.set_flow_params(
+                        o.max_batch_entries,
+                        o.latency_pacing,
+                        o.load_thresholds,
+                    );
                 }
             }
             EngineEvent::StorageFailed(msg) => {
@@ -632,7 +768,14 @@ impl Engine {
                             self.callbacks.on_status(sid, role, term, leader);
                         }
                         Action::Exception(e) => {
-                            warn!(stream = sid, exception = ?e, "DCF exception");
+                            // The core repeats a lasting condition once a
+                            // second, so this warns once a second while it lasts.
+                            warn!(
+                                stream = sid,
+                                exception = exception_name(&e),
+                                detail = ?e,
+                                "DCF exception"
+                            );
                             self.callbacks.on_exception(sid, e);
                         }
                         Action::SaveWorkMode(mode) => {

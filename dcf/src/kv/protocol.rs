@@ -99,6 +99,11 @@ pub enum RequestBody {
         node_id: u32,
         time_us: u64,
     },
+    /// `dcf_truncate` on the contacted node: drop its log entries below
+    /// `first_kept` (entries not yet applied are kept).
+    Truncate {
+        first_kept: u64,
+    },
 }
 
 impl RequestBody {
@@ -119,6 +124,7 @@ impl RequestBody {
                 | RequestBody::SetWorkMode { .. }
                 | RequestBody::SetPriority { .. }
                 | RequestBody::PauseRep { .. }
+                | RequestBody::Truncate { .. }
         )
     }
 }

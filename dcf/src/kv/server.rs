@@ -195,6 +195,12 @@ impl Server {
                 Ok(v) => Response::ok(id, Value::String(v)),
                 Err(e) => Response::fail(id, e.to_string()),
             },
+            RequestBody::Truncate { first_kept } => {
+                match self.dcf.truncate(KV_STREAM, first_kept).await {
+                    Ok(()) => Response::ok(id, Value::Null),
+                    Err(e) => Response::fail(id, e.to_string()),
+                }
+            }
             admin => self.admin(id, admin).await,
         };
         resp.node = Some(self.dcf.node_id());

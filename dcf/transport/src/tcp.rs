@@ -257,6 +257,16 @@ impl Transport {
             .collect()
     }
 
+    /// Envelopes queued for all peers and not yet taken by their writers:
+    /// the send-queue length DCF's flow control compares with
+    /// FLOW_CONTROL_NET_QUEUE_MESSAGE_NUM_THRESHOLD. Cheap (no I/O).
+    pub fn queued_messages(&self) -> usize {
+        lock(&self.shared.peers)
+            .values()
+            .map(|p| p.tx.max_capacity() - p.tx.capacity())
+            .sum()
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> TransportStats {
         self.shared.counters.snapshot()
