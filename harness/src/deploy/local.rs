@@ -155,32 +155,6 @@ fn copy_tree(src: &Path, dest: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod copy_tests {
-    use super::copy_tree;
-
-    /// Regression: collecting a node into its own folder emptied its logs.
-    #[test]
-    fn copying_a_folder_onto_itself_keeps_its_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let node = dir.path().join("n1");
-        std::fs::create_dir_all(node.join("data")).unwrap();
-        std::fs::write(node.join("stderr.log"), "hello").unwrap();
-        std::fs::write(node.join("data").join("dcf-node.log"), "world").unwrap();
-        copy_tree(&node, &node).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(node.join("stderr.log")).unwrap(),
-            "hello"
-        );
-        let other = dir.path().join("copy");
-        copy_tree(&node, &other).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(other.join("data").join("dcf-node.log")).unwrap(),
-            "world"
-        );
-    }
-}
-
 fn tail(path: &Path, max: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let start = text.len().saturating_sub(max);
@@ -618,5 +592,31 @@ impl Drop for LocalDeployment {
         if let Err(e) = self.teardown() {
             tracing::error!(error = %e, "teardown on drop failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod copy_tests {
+    use super::copy_tree;
+
+    /// Regression: collecting a node into its own folder emptied its logs.
+    #[test]
+    fn copying_a_folder_onto_itself_keeps_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("n1");
+        std::fs::create_dir_all(node.join("data")).unwrap();
+        std::fs::write(node.join("stderr.log"), "hello").unwrap();
+        std::fs::write(node.join("data").join("dcf-node.log"), "world").unwrap();
+        copy_tree(&node, &node).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(node.join("stderr.log")).unwrap(),
+            "hello"
+        );
+        let other = dir.path().join("copy");
+        copy_tree(&node, &other).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(other.join("data").join("dcf-node.log")).unwrap(),
+            "world"
+        );
     }
 }
