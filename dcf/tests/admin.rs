@@ -99,6 +99,17 @@ fn admin_scenario(c: Cluster) {
         c.assert_transport_options(leader);
         put_all(&c, "a", 20).await;
 
+        // set-param / get-param on the contacted node, with DCF's names and checks.
+        let (code, _, err) = ctl_on(&c, leader, &["set-param", "ELECTION_TIMEOUT", "1500"]);
+        assert_eq!(code, 0, "set-param: {err}");
+        let (code, out, _) = ctl_on(&c, leader, &["get-param", "election_timeout"]);
+        assert_eq!((code, out.trim()), (0, "1500"));
+        let (code, _, err) = ctl_on(&c, leader, &["set-param", "ELECTION_TIMEOUT", "0"]);
+        assert_eq!(code, 1, "out-of-range value refused");
+        assert!(err.contains("ELECTION_TIMEOUT"), "{err}");
+        let (code, _, _) = ctl_on(&c, leader, &["get-param", "NO_SUCH_PARAM"]);
+        assert_eq!(code, 1);
+
         // Add a 4th node: start it with a config listing it, then add it on the leader.
         let n4 = c.start_extra_node();
         let port4 = c.node(n4).peer_port.to_string();
