@@ -122,6 +122,37 @@ fn assert_nothing_left(run: &Run) {
     );
 }
 
+/// Starts `dcf-harness test ARGS` in the background and waits until its
+/// history holds more than `ops` lines; returns the child and how many
+/// lines there were.
+fn spawn_and_wait_for_history(
+    store: &Path,
+    args: &[&str],
+    ops: usize,
+) -> (std::process::Child, usize) {
+    let child = Command::new(HARNESS)
+        .arg("test")
+        .arg("--store")
+        .arg(store)
+        .arg("--node-binary")
+        .arg(node_binary())
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let history = store.join("latest").join("history.jsonl");
+    let end = Instant::now() + Duration::from_secs(40);
+    let mut n = 0;
+    while Instant::now() < end && n <= ops {
+        std::thread::sleep(Duration::from_millis(500));
+        n = std::fs::read_to_string(&history)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+    }
+    (child, n)
+}
+
 fn short_run(nemesis: &str, schedule: &str) -> (tempfile::TempDir, Run) {
     let store = tempfile::tempdir().unwrap();
     let run = harness_test(
@@ -291,42 +322,23 @@ fn unsafe_local_reads_are_caught() {
 #[test]
 fn killed_harness_leaves_an_analysable_history() {
     let store = tempfile::tempdir().unwrap();
-    let mut child = Command::new(HARNESS)
-        .arg("test")
-        .arg("--store")
-        .arg(store.path())
-        .arg("--node-binary")
-        .arg(node_binary())
-        .args([
-            "--nodes",
-            "3",
-            "--nemesis",
-            "none",
-            "--time-limit",
-            "60",
-            "--rate",
-            "100",
-            "--seed",
-            "5",
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let latest = store.path().join("latest");
-    let end = Instant::now() + Duration::from_secs(40);
-    let mut ops = 0;
-    while Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(500));
-        if let Ok(text) = std::fs::read_to_string(latest.join("history.jsonl")) {
-            ops = text.lines().count();
-            if ops > 200 {
-                break;
-            }
-        }
-    }
+    let args = [
+        "--nodes",
+        "3",
+        "--nemesis",
+        "none",
+        "--time-limit",
+        "60",
+        "--rate",
+        "100",
+        "--seed",
+        "5",
+    ];
+    let (mut child, ops) = spawn_and_wait_for_history(store.path(), &args, 200);
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
     assert!(ops > 200, "the run recorded operations before the kill");
+    let latest = store.path().join("latest");
     let run_dir = std::fs::canonicalize(&latest).unwrap();
     let cleanup = Command::new(HARNESS)
         .arg("cleanup")
@@ -433,39 +445,20 @@ fn altered_history_is_invalid() {
 #[test]
 fn sigterm_tears_down_and_checks() {
     let store = tempfile::tempdir().unwrap();
-    let mut child = Command::new(HARNESS)
-        .arg("test")
-        .arg("--store")
-        .arg(store.path())
-        .arg("--node-binary")
-        .arg(node_binary())
-        .args([
-            "--nodes",
-            "3",
-            "--nemesis",
-            "pause",
-            "--schedule",
-            "1:pause:one",
-            "--time-limit",
-            "60",
-            "--seed",
-            "13",
-        ])
-        .stderr(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let args = [
+        "--nodes",
+        "3",
+        "--nemesis",
+        "pause",
+        "--schedule",
+        "1:pause:one",
+        "--time-limit",
+        "60",
+        "--seed",
+        "13",
+    ];
+    let (mut child, _) = spawn_and_wait_for_history(store.path(), &args, 100);
     let latest = store.path().join("latest");
-    let end = Instant::now() + Duration::from_secs(40);
-    while Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(500));
-        let n = std::fs::read_to_string(latest.join("history.jsonl"))
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
-        if n > 100 {
-            break;
-        }
-    }
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert_eq!(

@@ -1079,12 +1079,19 @@ impl StreamCore {
     /// PASSIVE is still needed until the change commits, e.g. to finish
     /// committing it; its own vote then does not count).
     fn may_lead(&self) -> bool {
-        self.self_kind().is_some_and(|k| k.may_lead())
+        self.self_kind_allows(MemberKind::may_lead)
+    }
+
+    /// True if `allowed` holds for this node's kind in the newest
+    /// configuration, or (while that one is uncommitted) in the newest
+    /// committed one.
+    fn self_kind_allows(&self, allowed: fn(MemberKind) -> bool) -> bool {
+        self.self_kind().is_some_and(allowed)
             || (self.latest_config_uncommitted()
                 && self
                     .committed_config()
                     .get(self.opts.node_id)
-                    .is_some_and(|m| m.kind.may_lead()))
+                    .is_some_and(|m| allowed(m.kind)))
     }
 
     fn latest_config_uncommitted(&self) -> bool {
@@ -1095,12 +1102,7 @@ impl StreamCore {
 
     /// True if this node answers vote requests (same rule as `may_lead`).
     fn may_vote(&self) -> bool {
-        self.self_kind().is_some_and(|k| k.votes())
-            || (self.latest_config_uncommitted()
-                && self
-                    .committed_config()
-                    .get(self.opts.node_id)
-                    .is_some_and(|m| m.kind.votes()))
+        self.self_kind_allows(MemberKind::votes)
     }
 
     fn may_campaign_on_timeout(&self) -> bool {

@@ -149,28 +149,7 @@ fn new_leader_after_leader_isolated() {
     let mut net = Net::new(5);
     net.run(500);
     let old = net.leader().unwrap();
-    // isolate the old leader: drop all its traffic
-    let end = net.now + 3000;
-    while net.now < end {
-        net.now += 10;
-        let ids: Vec<NodeId> = net.nodes.keys().copied().collect();
-        for id in &ids {
-            let now = net.now;
-            net.nodes.get_mut(id).unwrap().tick(now);
-            net.drain(*id);
-        }
-        while let Some(env) = net.queue.pop_front() {
-            if env.from == old || env.to == old {
-                continue;
-            }
-            let now = net.now;
-            net.nodes
-                .get_mut(&env.to)
-                .unwrap()
-                .step(now, env.from, env.msg);
-            net.drain(env.to);
-        }
-    }
+    run_isolating(&mut net, old, 3000);
     let leaders: Vec<NodeId> = net
         .nodes
         .values()
