@@ -42,6 +42,42 @@ fn x_max(run: &RunData) -> f64 {
     (run.duration as f64 / 1e9).max(1.0)
 }
 
+/// The common frame of every plot: caption, margins and label areas.
+fn chart_frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: String,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(caption, ("sans-serif", 20))
+        .margin(8)
+        .x_label_area_size(34)
+        .y_label_area_size(62);
+    b
+}
+
+/// The grid and axes of every plot: time on x, `y_desc` on y (labels
+/// formatted by `y_label` when given).
+fn draw_mesh<Y>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, Y>>,
+    y_desc: &str,
+    y_label: Option<&dyn Fn(&f64) -> String>,
+) -> Result<(), String>
+where
+    Y: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc("time since start (s)")
+        .x_label_formatter(&|v| secs_label(*v))
+        .y_desc(y_desc)
+        .light_line_style(RGBColor(238, 238, 238))
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 15));
+    if let Some(f) = y_label {
+        mesh.y_label_formatter(f);
+    }
+    mesh.draw().map_err(|e| e.to_string())
+}
+
 /// Shades each fault period over the full height and labels it at the top;
 /// kinds get their own label row so overlapping faults stay readable.
 fn draw_bands<Y>(
@@ -173,24 +209,10 @@ pub fn latency_plot(run: &RunData) -> Result<String, ReportError> {
     {
         let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Latency of every operation", ("sans-serif", 20))
-            .margin(8)
-            .x_label_area_size(34)
-            .y_label_area_size(62)
+        let mut chart = chart_frame(&root, "Latency of every operation".into())
             .build_cartesian_2d(0f64..xm, (lo..hi).log_scale())
             .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("time since start (s)")
-            .x_label_formatter(&|v| secs_label(*v))
-            .y_desc("latency (ms, log)")
-            .y_label_formatter(&|v| ms_label(*v))
-            .light_line_style(RGBColor(238, 238, 238))
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 15))
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        draw_mesh(&mut chart, "latency (ms, log)", Some(&|v| ms_label(*v))).map_err(&err)?;
         draw_bands(&mut chart, &run.faults, lo, hi, log_y(lo, hi)).map_err(&err)?;
         for outcome in Outcome::ALL {
             let c = rgb(outcome_colour(outcome));
@@ -262,27 +284,10 @@ pub fn quantile_plot(run: &RunData) -> Result<String, ReportError> {
     {
         let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!("Latency quantiles per {width} s"),
-                ("sans-serif", 20),
-            )
-            .margin(8)
-            .x_label_area_size(34)
-            .y_label_area_size(62)
+        let mut chart = chart_frame(&root, format!("Latency quantiles per {width} s"))
             .build_cartesian_2d(0f64..xm, (lo..hi).log_scale())
             .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("time since start (s)")
-            .x_label_formatter(&|v| secs_label(*v))
-            .y_desc("latency (ms, log)")
-            .y_label_formatter(&|v| ms_label(*v))
-            .light_line_style(RGBColor(238, 238, 238))
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 15))
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        draw_mesh(&mut chart, "latency (ms, log)", Some(&|v| ms_label(*v))).map_err(&err)?;
         draw_bands(&mut chart, &run.faults, lo, hi, log_y(lo, hi)).map_err(&err)?;
         for (name, q, c) in series {
             let pts: Vec<(f64, f64)> = buckets
@@ -355,26 +360,13 @@ pub fn throughput_plot(run: &RunData) -> Result<String, ReportError> {
     {
         let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!("Throughput (completions per second, {width} s buckets)"),
-                ("sans-serif", 20),
-            )
-            .margin(8)
-            .x_label_area_size(34)
-            .y_label_area_size(62)
-            .build_cartesian_2d(0f64..xm, 0f64..hi)
-            .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("time since start (s)")
-            .x_label_formatter(&|v| secs_label(*v))
-            .y_desc("ops/s")
-            .light_line_style(RGBColor(238, 238, 238))
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 15))
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        let mut chart = chart_frame(
+            &root,
+            format!("Throughput (completions per second, {width} s buckets)"),
+        )
+        .build_cartesian_2d(0f64..xm, 0f64..hi)
+        .map_err(|e| err(e.to_string()))?;
+        draw_mesh(&mut chart, "ops/s", None).map_err(&err)?;
         draw_bands(&mut chart, &run.faults, 0.0, hi, |frac| hi * (1.0 - frac)).map_err(&err)?;
         for outcome in Outcome::ALL {
             let c = rgb(outcome_colour(outcome));
