@@ -153,6 +153,19 @@ fn spawn_and_wait_for_history(
     (child, n)
 }
 
+/// Runs `dcf-harness analyze DIR`; returns its exit code and stdout.
+fn analyze(dir: &Path) -> (i32, String) {
+    let out = Command::new(HARNESS)
+        .arg("analyze")
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
 fn short_run(nemesis: &str, schedule: &str) -> (tempfile::TempDir, Run) {
     let store = tempfile::tempdir().unwrap();
     let run = harness_test(
@@ -350,18 +363,8 @@ fn killed_harness_leaves_an_analysable_history() {
         "{}",
         String::from_utf8_lossy(&cleanup.stderr)
     );
-    let out = Command::new(HARNESS)
-        .arg("analyze")
-        .arg(&run_dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "analyze: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, stdout) = analyze(&run_dir);
+    assert_eq!(code, 0, "analyze: {stdout}");
     assert!(run_dir.join("results.json").is_file());
     assert_nothing_left(&Run {
         code: 0,
@@ -399,17 +402,8 @@ fn altered_history_is_invalid() {
         format!("{original}thread 'main' panicked at src/x.rs:1:1:\nboom\n"),
     )
     .unwrap();
-    let out = Command::new(HARNESS)
-        .arg("analyze")
-        .arg(&run.dir)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (code, stdout) = analyze(&run.dir);
+    assert_eq!(code, 2, "{stdout}");
     std::fs::write(&log, original).unwrap();
     let text = std::fs::read_to_string(run.dir.join("history.jsonl")).unwrap();
     let mut lines: Vec<Value> = text
@@ -424,17 +418,8 @@ fn altered_history_is_invalid() {
     lines[pos]["value"] = Value::from(4242);
     let altered: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     std::fs::write(run.dir.join("history.jsonl"), altered.join("\n") + "\n").unwrap();
-    let out = Command::new(HARNESS)
-        .arg("analyze")
-        .arg(&run.dir)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (code, stdout) = analyze(&run.dir);
+    assert_eq!(code, 1, "{stdout}");
     let r: Value =
         serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(r["valid"], Value::Bool(false));
