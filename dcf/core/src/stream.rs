@@ -734,6 +734,17 @@ impl StreamCore {
         self.flow.passive.report(&sample, &th);
     }
 
+    /// Leadership operations are only for the leader.
+    fn require_leader(&self) -> Result<(), LeadershipError> {
+        if self.role == Role::Leader {
+            Ok(())
+        } else {
+            Err(LeadershipError::NotLeader {
+                leader: self.leader,
+            })
+        }
+    }
+
     /// DCF `pause_rep(node, µs)`: the leader sends no entries to `node` for
     /// `duration_us` (heartbeats continue, so the node keeps following and
     /// catches up afterwards). Only on the leader, for a member.
@@ -744,11 +755,7 @@ impl StreamCore {
         duration_us: u64,
     ) -> Result<(), LeadershipError> {
         self.now = now.max(self.now);
-        if self.role != Role::Leader {
-            return Err(LeadershipError::NotLeader {
-                leader: self.leader,
-            });
-        }
+        self.require_leader()?;
         let until = self.now + duration_us.div_ceil(1000);
         match self.peers.get_mut(&node) {
             Some(p) => {
@@ -2264,11 +2271,7 @@ impl StreamCore {
         timeout_ms: u64,
     ) -> Result<(), LeadershipError> {
         self.now = now.max(self.now);
-        if self.role != Role::Leader {
-            return Err(LeadershipError::NotLeader {
-                leader: self.leader,
-            });
-        }
+        self.require_leader()?;
         if target == self.opts.node_id {
             return Ok(());
         }
@@ -2298,11 +2301,7 @@ impl StreamCore {
     /// or, if there is none, steps down (returns `None`).
     pub fn demote(&mut self, now: u64) -> Result<Option<NodeId>, LeadershipError> {
         self.now = now.max(self.now);
-        if self.role != Role::Leader {
-            return Err(LeadershipError::NotLeader {
-                leader: self.leader,
-            });
-        }
+        self.require_leader()?;
         if let Some(t) = &self.transfer {
             return Err(LeadershipError::TransferInProgress(t.target));
         }
