@@ -1,117 +1,32 @@
 //! A small lossless cluster driven step by step: election, replication,
 //! commit and linearizable reads on a healthy network.
 
+mod common;
+
+use common::Net;
 use dcf_core::*;
-use std::collections::{BTreeMap, VecDeque};
 
-struct Net {
-    nodes: BTreeMap<NodeId, StreamCore>,
-    queue: VecDeque<Envelope>,
-    applied: BTreeMap<NodeId, Vec<Entry>>,
-    reads: Vec<(NodeId, u64, Index)>,
-    now: u64,
+/// Nodes with a 300 ms election timeout, stepped 10 ms at a time.
+fn net(n: u32, mode: RunMode) -> Net {
+    Net::new(n, 10, |i| {
+        let mut o = CoreOptions::new(i, 1);
+        o.run_mode = mode;
+        o.election_timeout_ms = 300;
+        o.heartbeat_interval_ms = 100;
+        o
+    })
 }
 
-fn members(n: u32) -> StreamMembers {
-    let json: Vec<String> = (1..=n)
-        .map(|i| {
-            format!(
-                r#"{{"stream_id":1,"node_id":{i},"ip":"127.0.0.1","port":{},"role":"{}"}}"#,
-                1700 + i,
-                if i == 1 { "LEADER" } else { "FOLLOWER" }
-            )
-        })
-        .collect();
-    ClusterConfig::parse(&format!("[{}]", json.join(",")))
-        .unwrap()
-        .streams[&1]
-        .clone()
-}
-
-impl Net {
-    fn new(n: u32) -> Net {
-        Net::with_mode(n, RunMode::Auto)
-    }
-
-    fn with_mode(n: u32, mode: RunMode) -> Net {
-        let m = members(n);
-        let nodes = (1..=n)
-            .map(|i| {
-                let mut o = CoreOptions::new(i, 1);
-                o.run_mode = mode;
-                o.election_timeout_ms = 300;
-                o.heartbeat_interval_ms = 100;
-                (i, StreamCore::new(o, m.clone(), Restored::default(), 0))
-            })
-            .collect();
-        Net {
-            nodes,
-            queue: VecDeque::new(),
-            applied: BTreeMap::new(),
-            reads: vec![],
-            now: 0,
-        }
-    }
-
-    fn drain(&mut self, id: NodeId) {
-        let actions = self.nodes.get_mut(&id).unwrap().take_actions();
-        for a in actions {
-            match a {
-                Action::Send(env) => self.queue.push_back(env),
-                Action::AppendLog(es) => {
-                    let last = es.last().unwrap();
-                    let (i, t) = (last.index, last.term);
-                    self.nodes
-                        .get_mut(&id)
-                        .unwrap()
-                        .on_persisted(self.now, i, t);
-                }
-                Action::Apply(es) => {
-                    let last = es.last().unwrap().index;
-                    self.applied.entry(id).or_default().extend(es);
-                    self.nodes.get_mut(&id).unwrap().on_applied(last);
-                }
-                Action::ReadReady { ctx, index } => self.reads.push((id, ctx, index)),
-                _ => {}
-            }
-        }
-    }
-
-    fn run(&mut self, ms: u64) {
-        let end = self.now + ms;
-        while self.now < end {
-            self.now += 10;
-            let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-            for id in &ids {
-                let now = self.now;
-                self.nodes.get_mut(id).unwrap().tick(now);
-                self.drain(*id);
-            }
-            for _ in 0..10_000 {
-                let Some(env) = self.queue.pop_front() else {
-                    break;
-                };
-                let now = self.now;
-                self.nodes
-                    .get_mut(&env.to)
-                    .unwrap()
-                    .step(now, env.from, env.msg);
-                self.drain(env.to);
-            }
-        }
-    }
-
-    fn leader(&self) -> Option<NodeId> {
-        self.nodes
-            .values()
-            .find(|n| n.role() == Role::Leader)
-            .map(|n| n.node_id())
-    }
+/// Runs `ms` with `node` cut off from everyone.
+fn run_isolating(net: &mut Net, node: NodeId, ms: u64) {
+    net.isolated.insert(node);
+    net.run(ms);
+    net.isolated.remove(&node);
 }
 
 #[test]
 fn three_nodes_elect_replicate_and_read() {
-    let mut net = Net::new(3);
+    let mut net = net(3, RunMode::Auto);
     net.run(200);
     let leader = net.leader().expect("a leader within 200 ms");
     assert_eq!(leader, 1, "the configured LEADER campaigns first");
@@ -146,7 +61,7 @@ fn three_nodes_elect_replicate_and_read() {
 
 #[test]
 fn new_leader_after_leader_isolated() {
-    let mut net = Net::new(5);
+    let mut net = net(5, RunMode::Auto);
     net.run(500);
     let old = net.leader().unwrap();
     run_isolating(&mut net, old, 3000);
@@ -163,35 +78,11 @@ fn new_leader_after_leader_isolated() {
     assert_eq!(leaders.len(), 1);
 }
 
-fn run_isolating(net: &mut Net, old: NodeId, ms: u64) {
-    let end = net.now + ms;
-    while net.now < end {
-        net.now += 10;
-        let ids: Vec<NodeId> = net.nodes.keys().copied().collect();
-        for id in &ids {
-            let now = net.now;
-            net.nodes.get_mut(id).unwrap().tick(now);
-            net.drain(*id);
-        }
-        while let Some(env) = net.queue.pop_front() {
-            if env.from == old || env.to == old {
-                continue;
-            }
-            let now = net.now;
-            net.nodes
-                .get_mut(&env.to)
-                .unwrap()
-                .step(now, env.from, env.msg);
-            net.drain(env.to);
-        }
-    }
-}
-
 /// MANUAL: the configured LEADER campaigns once at start-up, but losing it
 /// starts no election (leadership changes only by promote).
 #[test]
 fn manual_run_mode_elects_at_start_only() {
-    let mut net = Net::with_mode(3, RunMode::Manual);
+    let mut net = net(3, RunMode::Manual);
     net.run(300);
     assert_eq!(
         net.leader(),
@@ -214,7 +105,7 @@ fn manual_run_mode_elects_at_start_only() {
 /// DISABLE: no elections at all.
 #[test]
 fn disable_run_mode_never_elects() {
-    let mut net = Net::with_mode(3, RunMode::Disable);
+    let mut net = net(3, RunMode::Disable);
     net.run(3000);
     assert_eq!(net.leader(), None);
     assert!(net.nodes.values().all(|n| n.term() == 0));

@@ -2,132 +2,16 @@
 //! simulator (`tests/sim.rs`), each driven step by step on a small,
 //! lossless network with controllable partitions.
 
+mod common;
+
+use common::{members, Net};
 use dcf_core::*;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-struct Net {
-    nodes: BTreeMap<NodeId, StreamCore>,
-    queue: VecDeque<Envelope>,
-    applied: BTreeMap<NodeId, Vec<Entry>>,
-    reads: Vec<(NodeId, u64, Index)>,
-    failed_reads: Vec<(NodeId, u64)>,
-    /// Nodes whose traffic (both ways) is dropped.
-    isolated: BTreeSet<NodeId>,
-    now: u64,
-}
-
-fn members(n: u32, leader: NodeId) -> StreamMembers {
-    let mut m = StreamMembers::default();
-    for i in 1..=n {
-        m.members.push(Member {
-            node_id: i,
-            ip: "127.0.0.1".into(),
-            port: 1700 + i as u16,
-            kind: MemberKind::Voter,
-            initial_leader: i == leader,
-            weight: 1,
-            group: 0,
-            priority: 0,
-        });
-    }
-    m
-}
 
 fn opts(i: NodeId) -> CoreOptions {
     let mut o = CoreOptions::new(i, 1);
     o.election_timeout_ms = 100;
     o.heartbeat_interval_ms = 20;
     o
-}
-
-impl Net {
-    fn new(n: u32) -> Net {
-        let m = members(n, 1);
-        let nodes = (1..=n)
-            .map(|i| {
-                (
-                    i,
-                    StreamCore::new(opts(i), m.clone(), Restored::default(), 0),
-                )
-            })
-            .collect();
-        Net {
-            nodes,
-            queue: VecDeque::new(),
-            applied: BTreeMap::new(),
-            reads: vec![],
-            failed_reads: vec![],
-            isolated: BTreeSet::new(),
-            now: 0,
-        }
-    }
-
-    fn drain(&mut self, id: NodeId) {
-        loop {
-            let actions = self.nodes.get_mut(&id).unwrap().take_actions();
-            if actions.is_empty() {
-                return;
-            }
-            for a in actions {
-                match a {
-                    Action::Send(env) => self.queue.push_back(env),
-                    Action::AppendLog(es) => {
-                        let last = es.last().unwrap();
-                        let (i, t) = (last.index, last.term);
-                        let now = self.now;
-                        self.nodes.get_mut(&id).unwrap().on_persisted(now, i, t);
-                    }
-                    Action::Apply(es) => {
-                        let last = es.last().unwrap().index;
-                        self.applied.entry(id).or_default().extend(es);
-                        self.nodes.get_mut(&id).unwrap().on_applied(last);
-                    }
-                    Action::ReadReady { ctx, index } => self.reads.push((id, ctx, index)),
-                    Action::ReadFailed { ctx } => self.failed_reads.push((id, ctx)),
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    fn run(&mut self, ms: u64) {
-        let end = self.now + ms;
-        while self.now < end {
-            self.now += 1;
-            let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-            for id in &ids {
-                let now = self.now;
-                self.nodes.get_mut(id).unwrap().tick(now);
-                self.drain(*id);
-            }
-            while let Some(env) = self.queue.pop_front() {
-                if self.isolated.contains(&env.from) || self.isolated.contains(&env.to) {
-                    continue;
-                }
-                let now = self.now;
-                self.nodes
-                    .get_mut(&env.to)
-                    .unwrap()
-                    .step(now, env.from, env.msg);
-                self.drain(env.to);
-            }
-        }
-    }
-
-    fn leaders(&self) -> Vec<(NodeId, Term)> {
-        self.nodes
-            .values()
-            .filter(|n| n.role() == Role::Leader)
-            .map(|n| (n.node_id(), n.term()))
-            .collect()
-    }
-
-    fn newest_leader(&self) -> Option<NodeId> {
-        self.leaders()
-            .into_iter()
-            .max_by_key(|(_, t)| *t)
-            .map(|(n, _)| n)
-    }
 }
 
 /// A follower used to echo, in the acknowledgements it sends when storage
@@ -137,7 +21,7 @@ impl Net {
 /// after another leader had already committed a newer write.
 #[test]
 fn stale_heartbeat_rounds_from_an_old_leader_do_not_confirm_reads() {
-    let mut net = Net::new(3);
+    let mut net = Net::new(3, 1, opts);
     // Node 1 leads for a long time: its heartbeat round counter grows large.
     net.run(2000);
     assert_eq!(net.leaders(), vec![(1, 1)]);
