@@ -9,39 +9,6 @@ use dcf::kv::protocol::{Outcome, RequestBody};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn until<T>(within: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + within;
-    while Instant::now() < end {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
-}
-
-/// dcfctl against the leader's endpoint only (admin commands run there).
-fn ctl_on(c: &Cluster, node: u32, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(CTL_BIN)
-        .arg("--endpoints")
-        .arg(&c.node(node).client_addr)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
 async fn role_of(c: &Cluster, node: u32, member: u32) -> Option<String> {
     let s = c.status(node).await?;
     s["nodes"]
@@ -100,21 +67,20 @@ fn admin_scenario(c: Cluster) {
         put_all(&c, "a", 20).await;
 
         // set-param / get-param on the contacted node, with DCF's names and checks.
-        let (code, _, err) = ctl_on(&c, leader, &["set-param", "ELECTION_TIMEOUT", "1500"]);
+        let (code, _, err) = c.dcfctl_on(leader, &["set-param", "ELECTION_TIMEOUT", "1500"]);
         assert_eq!(code, 0, "set-param: {err}");
-        let (code, out, _) = ctl_on(&c, leader, &["get-param", "election_timeout"]);
+        let (code, out, _) = c.dcfctl_on(leader, &["get-param", "election_timeout"]);
         assert_eq!((code, out.trim()), (0, "1500"));
-        let (code, _, err) = ctl_on(&c, leader, &["set-param", "ELECTION_TIMEOUT", "0"]);
+        let (code, _, err) = c.dcfctl_on(leader, &["set-param", "ELECTION_TIMEOUT", "0"]);
         assert_eq!(code, 1, "out-of-range value refused");
         assert!(err.contains("ELECTION_TIMEOUT"), "{err}");
-        let (code, _, _) = ctl_on(&c, leader, &["get-param", "NO_SUCH_PARAM"]);
+        let (code, _, _) = c.dcfctl_on(leader, &["get-param", "NO_SUCH_PARAM"]);
         assert_eq!(code, 1);
 
         // Add a 4th node: start it with a config listing it, then add it on the leader.
         let n4 = c.start_extra_node();
         let port4 = c.node(n4).peer_port.to_string();
-        let (code, out, err) = ctl_on(
-            &c,
+        let (code, out, err) = c.dcfctl_on(
             leader,
             &[
                 "member",
@@ -154,8 +120,7 @@ fn admin_scenario(c: Cluster) {
         );
 
         // A second change while none is in progress works; an invalid one is refused.
-        let (code, _, err) = ctl_on(
-            &c,
+        let (code, _, err) = c.dcfctl_on(
             leader,
             &["member", "role", "--node-id", "9", "--role", "PASSIVE"],
         );
@@ -164,8 +129,7 @@ fn admin_scenario(c: Cluster) {
         // Promote a follower: leader within 5 s, no acknowledged write lost.
         let target = (1..=4).find(|i| *i != leader).unwrap();
         let t0 = Instant::now();
-        let (code, out, err) = ctl_on(
-            &c,
+        let (code, out, err) = c.dcfctl_on(
             leader,
             &[
                 "promote",
@@ -184,8 +148,7 @@ fn admin_scenario(c: Cluster) {
 
         // PASSIVE and back (4 voters, so one may become passive).
         let other = (1..=4).find(|i| *i != leader).unwrap();
-        let (code, out, err) = ctl_on(
-            &c,
+        let (code, out, err) = c.dcfctl_on(
             leader,
             &[
                 "member",
@@ -199,8 +162,7 @@ fn admin_scenario(c: Cluster) {
         assert_eq!(code, 0, "to PASSIVE: {out} {err}");
         assert_eq!(role_of(&c, leader, other).await.as_deref(), Some("PASSIVE"));
         put_all(&c, "b", 10).await;
-        let (code, out, err) = ctl_on(
-            &c,
+        let (code, out, err) = c.dcfctl_on(
             leader,
             &[
                 "member",
@@ -219,8 +181,7 @@ fn admin_scenario(c: Cluster) {
 
         // pause-rep: the paused follower's log stops while others advance, then catches up.
         let paused = (1..=4).find(|i| *i != leader).unwrap();
-        let (code, out, err) = ctl_on(
-            &c,
+        let (code, out, err) = c.dcfctl_on(
             leader,
             &[
                 "pause-rep",
@@ -249,8 +210,7 @@ fn admin_scenario(c: Cluster) {
 
         // Remove a node.
         let gone = (1..=4).find(|i| *i != leader).unwrap();
-        let (code, out, err) = ctl_on(
-            &c,
+        let (code, out, err) = c.dcfctl_on(
             leader,
             &["member", "remove", "--node-id", &gone.to_string()],
         );
@@ -264,7 +224,7 @@ fn admin_scenario(c: Cluster) {
         put_all(&c, "d", 10).await;
 
         // Demote: another node ends up leading.
-        let (code, out, err) = ctl_on(&c, leader, &["demote"]);
+        let (code, out, err) = c.dcfctl_on(leader, &["demote"]);
         assert_eq!(code, 0, "demote: {out} {err}");
         let next = c.wait_leader(Duration::from_secs(10), Some(leader)).await;
         assert!(next.is_some(), "someone else leads after demote");
@@ -282,8 +242,7 @@ fn admin_scenario(c: Cluster) {
             .map(|n| n["node_id"].as_u64().unwrap())
             .collect();
         let favourite = *members.iter().find(|id| **id != leader as u64).unwrap() as u32;
-        let (code, out, err) = ctl_on(
-            &c,
+        let (code, out, err) = c.dcfctl_on(
             leader,
             &[
                 "set-priority",
@@ -333,11 +292,8 @@ fn minority_mode_keeps_a_survivor_serving() {
                 c.kill(id);
             }
         }
-        let (code, out, err) = ctl_on(
-            &c,
-            survivor,
-            &["set-work-mode", "minority", "--vote-num", "1"],
-        );
+        let (code, out, err) =
+            c.dcfctl_on(survivor, &["set-work-mode", "minority", "--vote-num", "1"]);
         assert_eq!(code, 0, "set-work-mode minority: {out} {err}");
         let s = c.status(survivor).await.unwrap();
         assert_eq!(s["work_mode"], "MINORITY");
@@ -354,7 +310,7 @@ fn minority_mode_keeps_a_survivor_serving() {
                 c.start_node(id);
             }
         }
-        let (code, out, err) = ctl_on(&c, survivor, &["set-work-mode", "normal"]);
+        let (code, out, err) = c.dcfctl_on(survivor, &["set-work-mode", "normal"]);
         assert_eq!(code, 0, "back to normal: {out} {err}");
         let converged = until(Duration::from_secs(15), async || {
             let mut lasts = Vec::new();
@@ -380,7 +336,7 @@ fn minority_mode_keeps_a_survivor_serving() {
         all_readable(&c, "m", 10).await;
         all_readable(&c, "x", 10).await;
         // Bad usage is refused before anything is sent.
-        let (code, _, _) = ctl_on(&c, survivor, &["set-work-mode", "minority"]);
+        let (code, _, _) = c.dcfctl_on(survivor, &["set-work-mode", "minority"]);
         assert_eq!(code, 64);
     });
 }

@@ -8,13 +8,6 @@ use serde_json::Value;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 async fn last_index(c: &Cluster, id: u32) -> Option<u64> {
     c.status(id).await.and_then(|s| s["last_index"].as_u64())
 }

@@ -17,42 +17,6 @@ use rcgen::{
 };
 use serde_json::Value;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// A cluster of `members` configured nodes, none started yet (node 1 is
-/// the configured LEADER); the same layout as `Cluster::start`, so that
-/// each node can be started with its own parameters.
-fn cluster(members: u32) -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let mut nodes = Vec::new();
-    let mut items = Vec::new();
-    for id in 1..=members {
-        let peer_port = free_port();
-        items.push(format!(
-            r#"{{"stream_id":1,"node_id":{id},"ip":"127.0.0.1","port":{peer_port},"role":"{}"}}"#,
-            if id == 1 { "LEADER" } else { "FOLLOWER" }
-        ));
-        nodes.push(Node {
-            id,
-            peer_port,
-            client_addr: format!("127.0.0.1:{}", free_port()),
-            data_dir: dir.path().join(format!("n{id}")),
-            child: None,
-        });
-    }
-    Cluster {
-        dir,
-        config: format!("[{}]", items.join(",")),
-        nodes,
-        params: Vec::new(),
-    }
-}
-
 fn base_params() -> Vec<String> {
     vec![
         "ELECTION_TIMEOUT=1000".into(),
@@ -107,7 +71,7 @@ async fn all_caught_up(c: &Cluster, ids: &[u32], leader: u32) {
 
 fn compressed_cluster_works(algorithm: u32, level: u32) {
     rt().block_on(async {
-        let mut c = cluster(3);
+        let mut c = Cluster::configured(3);
         c.params = base_params();
         c.params.push(format!("COMPRESS_ALGORITHM={algorithm}"));
         c.params.push(format!("COMPRESS_LEVEL={level}"));
@@ -195,7 +159,7 @@ impl Ca {
 #[test]
 fn tls_cluster_serves_and_rogue_node_cannot_join() {
     rt().block_on(async {
-        let mut c = cluster(4);
+        let mut c = Cluster::configured(4);
         let ca = Ca::new(c.dir.path(), "cluster");
         let rogue = Ca::new(c.dir.path(), "rogue");
         for id in 1..=3 {
@@ -260,7 +224,7 @@ fn tls_cluster_serves_and_rogue_node_cannot_join() {
 
 #[test]
 fn partial_tls_parameters_fail_the_start() {
-    let mut c = cluster(1);
+    let mut c = Cluster::configured(1);
     let ca = Ca::new(c.dir.path(), "cluster");
     c.params = base_params();
     // SSL_CA and SSL_CERT without SSL_KEY.

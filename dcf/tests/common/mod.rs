@@ -39,6 +39,34 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// `n` configured nodes on free loopback ports (node 1 the configured
+    /// LEADER), none started and no parameters set.
+    pub fn configured(n: u32) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut nodes = Vec::new();
+        let mut items = Vec::new();
+        for id in 1..=n {
+            let peer_port = free_port();
+            items.push(format!(
+                r#"{{"stream_id":1,"node_id":{id},"ip":"127.0.0.1","port":{peer_port},"role":"{}"}}"#,
+                if id == 1 { "LEADER" } else { "FOLLOWER" }
+            ));
+            nodes.push(Node {
+                id,
+                peer_port,
+                client_addr: format!("127.0.0.1:{}", free_port()),
+                data_dir: dir.path().join(format!("n{id}")),
+                child: None,
+            });
+        }
+        Cluster {
+            dir,
+            config: format!("[{}]", items.join(",")),
+            nodes,
+            params: Vec::new(),
+        }
+    }
+
     /// Starts `n` nodes (node 1 configured LEADER) with fast timeouts.
     pub fn start(n: u32) -> Cluster {
         Cluster::start_with(n, |_| Vec::new())
@@ -47,33 +75,11 @@ impl Cluster {
     /// Like [`Cluster::start`], with extra `NAME=VALUE` parameters for every
     /// node, made from the cluster's folder (for certificates).
     pub fn start_with(n: u32, extra: impl FnOnce(&Path) -> Vec<String>) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let mut nodes = Vec::new();
-        let mut items = Vec::new();
-        for id in 1..=n {
-            let peer_port = free_port();
-            let client_port = free_port();
-            items.push(format!(
-                r#"{{"stream_id":1,"node_id":{id},"ip":"127.0.0.1","port":{peer_port},"role":"{}"}}"#,
-                if id == 1 { "LEADER" } else { "FOLLOWER" }
-            ));
-            nodes.push(Node {
-                id,
-                peer_port,
-                client_addr: format!("127.0.0.1:{client_port}"),
-                data_dir: dir.path().join(format!("n{id}")),
-                child: None,
-            });
-        }
-        let mut c = Cluster {
-            dir,
-            config: format!("[{}]", items.join(",")),
-            nodes,
-            params: vec![
-                "ELECTION_TIMEOUT=1000".into(),
-                "HEARTBEAT_INTERVAL=200".into(),
-            ],
-        };
+        let mut c = Cluster::configured(n);
+        c.params = vec![
+            "ELECTION_TIMEOUT=1000".into(),
+            "HEARTBEAT_INTERVAL=200".into(),
+        ];
         let more = extra(c.dir.path());
         c.params.extend(more);
         for id in 1..=n {
@@ -164,17 +170,13 @@ impl Cluster {
 
     /// Runs `dcfctl --endpoints ... ARGS`; returns (exit code, stdout, stderr).
     pub fn dcfctl(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(CTL_BIN)
-            .arg("--endpoints")
-            .arg(self.endpoints().join(","))
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        run_dcfctl(&self.endpoints().join(","), args)
+    }
+
+    /// Runs `dcfctl` against node `id`'s endpoint only (admin commands run
+    /// on the node they are sent to).
+    pub fn dcfctl_on(&self, id: u32, args: &[&str]) -> (i32, String, String) {
+        run_dcfctl(&self.node(id).client_addr, args)
     }
 
     /// Everything node `id` wrote to stderr over all its runs.
@@ -345,4 +347,38 @@ impl Cluster {
             assert!(line.contains("compression=LZ4"), "{line}");
         }
     }
+}
+
+fn run_dcfctl(endpoints: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(CTL_BIN)
+        .arg("--endpoints")
+        .arg(endpoints)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// A current-thread tokio runtime for a test body.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Polls `f` every 100 ms until it returns `Some` or `within` runs out.
+pub async fn until<T>(within: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
 }
