@@ -1,21 +1,25 @@
 //! The per-stream control file: the current term and the vote, which Raft
 //! requires to be durable before any reply that depends on them, plus the
-//! work mode (NORMAL / MINORITY) so a restarted node keeps it.
+//! work mode (NORMAL / MINORITY) so a restarted node keeps it, and the
+//! index of the committed configuration entry that the membership in the
+//! node's metadata comes from (so a restart after the log was compacted
+//! past it still knows which configuration entries are newer).
 //!
 //! Stored with `dualfile` (crate-private) (two alternating copies, sequence number
 //! and CRC32C, like DCF's control file), so a crash during `save` leaves
 //! the previous state readable, and `save` returns only after fsync.
 //!
-//! Payload layout (little-endian), version 1:
+//! Payload layout (little-endian), version 2:
 //!
 //! ```text
 //! offset size field
-//!      0    2 payload version (1)
+//!      0    2 payload version (2)
 //!      2    8 term
 //!     10    1 voted_for present (0/1)
 //!     11    4 voted_for node id
 //!     15    1 work mode (0 = NORMAL, 1 = MINORITY)
 //!     16    4 vote_num of MINORITY mode (0 otherwise)
+//!     20    8 config index (version 2; 0 in version 1)
 //! ```
 //!
 //! New fields are appended at the end with a new payload version; older
@@ -28,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: [u8; 4] = *b"DCFC";
 const FILE_NAME: &str = "dcf_ctrl";
-const PAYLOAD_VERSION: u16 = 1;
+const PAYLOAD_VERSION: u16 = 2;
 
 /// The Raft hard state of one stream.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,6 +56,9 @@ pub enum StoredWorkMode {
 pub struct ControlState {
     pub hard: HardState,
     pub work_mode: StoredWorkMode,
+    /// Index of the committed configuration entry the metadata's
+    /// membership of this stream comes from (0: the first-start config).
+    pub config_index: u64,
 }
 
 /// The crash-safe control file of one stream.
@@ -116,6 +123,16 @@ impl ControlFile {
         self.save_state(&next)
     }
 
+    /// Durably saves the index of the committed configuration entry whose
+    /// membership the metadata now holds (write the metadata first).
+    pub fn save_config_index(&mut self, index: u64) -> Result<()> {
+        let next = ControlState {
+            config_index: index,
+            ..self.state
+        };
+        self.save_state(&next)
+    }
+
     /// Durably saves the whole state.
     pub fn save_state(&mut self, s: &ControlState) -> Result<()> {
         self.file.write(&encode(s))?;
@@ -141,6 +158,7 @@ fn encode(s: &ControlState) -> Vec<u8> {
     };
     b.push(mode);
     b.extend_from_slice(&vote_num.to_le_bytes());
+    b.extend_from_slice(&s.config_index.to_le_bytes());
     b
 }
 
@@ -168,9 +186,15 @@ fn decode(p: &[u8]) -> std::result::Result<ControlState, String> {
         1 => StoredWorkMode::Minority { vote_num },
         m => return Err(format!("bad work mode {m}")),
     };
+    let config_index = if version >= 2 {
+        r.u64().ok_or_else(short)?
+    } else {
+        0
+    };
     Ok(ControlState {
         hard: HardState { term, voted_for },
         work_mode,
+        config_index,
     })
 }
 
@@ -191,6 +215,7 @@ mod tests {
         .unwrap();
         c.save_work_mode(StoredWorkMode::Minority { vote_num: 2 })
             .unwrap();
+        c.save_config_index(42).unwrap();
         let c = ControlFile::open(&dir).unwrap();
         assert_eq!(
             c.load(),
@@ -203,6 +228,25 @@ mod tests {
             c.state().work_mode,
             StoredWorkMode::Minority { vote_num: 2 }
         );
+        assert_eq!(c.state().config_index, 42);
+    }
+
+    /// A control file written by the previous format (version 1, without
+    /// the configuration index) still loads, with index 0.
+    #[test]
+    fn version_1_payload_loads_with_config_index_0() {
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(&1u16.to_le_bytes());
+        v1.extend_from_slice(&9u64.to_le_bytes());
+        v1.push(1);
+        v1.extend_from_slice(&2u32.to_le_bytes());
+        v1.push(0);
+        v1.extend_from_slice(&0u32.to_le_bytes());
+        let s = decode(&v1).unwrap();
+        assert_eq!(s.hard.term, 9);
+        assert_eq!(s.hard.voted_for, Some(2));
+        assert_eq!(s.config_index, 0);
+        assert!(decode(&encode(&s)).is_ok_and(|back| back == s));
     }
 
     /// A crash while writing the newer copy (simulated by cutting it at

@@ -909,6 +909,48 @@ impl StreamLog {
     }
 }
 
+impl StreamLog {
+    /// Replaces the whole log by an empty one that continues after
+    /// (`last`, `last_term`), durably: what a node does after installing a
+    /// checkpoint up to `last` that its log does not reach or contradicts.
+    ///
+    /// Segments go first, newest first, so a crash leaves a prefix of the
+    /// old log (which the engine reconciles with the checkpoint at the
+    /// next start); only then does the control file move the first index,
+    /// and the new open segment is created last.
+    pub fn reset(&mut self, last: u64, last_term: u64) -> Result<()> {
+        self.check_usable()?;
+        if last == 0 || last >= MAX_INDEX {
+            return Err(StorageError::invalid(
+                &self.dir,
+                format!("cannot reset the log to continue after index {last}"),
+            ));
+        }
+        let r = self.reset_inner(last, last_term);
+        self.poison_on_err(r)
+    }
+
+    fn reset_inner(&mut self, last: u64, last_term: u64) -> Result<()> {
+        self.pending.clear();
+        while let Some(s) = self.segments.pop() {
+            drop(s.file);
+            fs::remove_file(&s.path).ctx(&s.path)?;
+        }
+        fsync_dir(&self.dir)?;
+        self.ctrl.write(&encode_log_ctrl(last + 1, last_term))?;
+        self.first_index = last + 1;
+        self.prev_term = last_term;
+        self.base = last + 1;
+        self.locs.clear();
+        self.segments
+            .push(create_open_segment(&self.dir, last + 1)?);
+        fsync_dir(&self.dir)?;
+        self.dir_dirty = false;
+        self.durable = last;
+        Ok(())
+    }
+}
+
 impl Drop for StreamLog {
     /// Hands buffered appends to the OS (not fsynced: they were never
     /// promised to be durable).

@@ -637,3 +637,62 @@ fn recovery_logs_one_warning_with_the_amount() {
     });
     assert!(warns2.lock().unwrap().is_empty());
 }
+
+/// `reset` replaces the log by an empty one continuing after a
+/// checkpoint, durably, whether the checkpoint lies inside the log (a log
+/// that contradicts it) or beyond it; a log copied at every step of the
+/// reset (a crash) reopens as a prefix of the old log or as the new one.
+#[test]
+fn reset_continues_after_a_checkpoint_and_survives_crashes() {
+    for target in [20u64, 500] {
+        let d = tempfile::tempdir().unwrap();
+        let old = build(d.path(), 600, 60, 40);
+        let (mut log, _) = open(d.path(), 600);
+        assert!(log.segment_paths().len() > 2);
+        log.reset(target, 9).unwrap();
+        assert_eq!(log.first_index(), target + 1);
+        assert_eq!(log.last_index(), target);
+        assert_eq!(log.last_term(), 9);
+        assert_eq!(log.term_at(target), Some(9));
+        assert_eq!(log.durable_index(), target);
+        log.append(&[ent(target + 1, 10, 5)]).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let (log, report) = open(d.path(), 600);
+        assert!(report.is_clean());
+        assert_eq!(log.first_index(), target + 1);
+        assert_eq!(all(&log), vec![ent(target + 1, 10, 5)]);
+        assert_eq!(log.term_at(target), Some(9));
+        drop(log);
+
+        // Crash states: every prefix of the old segments with the old
+        // control file is a valid (shorter) old log.
+        let src = tempfile::tempdir().unwrap();
+        build(src.path(), 600, 60, 40);
+        let mut segs: Vec<PathBuf> = fs::read_dir(src.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name().unwrap().to_str().unwrap().starts_with("log_")
+                    && !p.to_str().unwrap().contains("ctrl")
+            })
+            .collect();
+        segs.sort_by_key(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            let first = name
+                .strip_prefix("log_inprogress_")
+                .or_else(|| name.strip_prefix("log_").and_then(|r| r.split('_').next()));
+            first.unwrap().parse::<u64>().unwrap()
+        });
+        for removed in 1..=segs.len() {
+            let c = tempfile::tempdir().unwrap();
+            copy_dir(src.path(), c.path());
+            for p in segs.iter().rev().take(removed) {
+                fs::remove_file(c.path().join(p.file_name().unwrap())).unwrap();
+            }
+            let (log, _) = open(c.path(), 600);
+            let got = all(&log);
+            assert_eq!(got, old[..got.len()].to_vec(), "{removed} segments removed");
+        }
+    }
+}
