@@ -62,14 +62,16 @@ pub mod types;
 pub use config::{
     ClusterConfig, ConfigError, Member, MemberKind, NodeId, Role, StreamId, StreamMembers,
 };
-pub use types::{Entry, EntryKind, Envelope, Index, Message, Term};
+pub use types::{Entry, EntryKind, Envelope, Index, Message, SnapshotStatus, Term};
 pub mod log;
 pub mod quorum;
+pub mod snapshot;
 pub mod stream;
 
 pub mod minority;
 
 pub use flow::{LoadSample, LoadThresholds};
+pub use snapshot::SnapshotMeta;
 
 pub use stream::{
     check_single_change, Action, ConfigChangeError, ConfigChangeStarted, ConfigChangeStatus,

@@ -26,6 +26,7 @@ use crate::config::{Member, MemberKind, NodeId, Role, StreamId, StreamMembers};
 use crate::flow::{LoadSample, LoadThresholds, PacingController, PassiveThrottle};
 use crate::log::MemLog;
 use crate::quorum::{has_quorum, quorum_index, VoterMatch};
+use crate::snapshot::SnapshotMeta;
 use crate::types::{Entry, EntryKind, Envelope, Index, Message, Term};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -109,6 +110,16 @@ pub struct CoreOptions {
     pub latency_pacing: bool,
     /// FLOW_CONTROL_* thresholds for throttling PASSIVE peers.
     pub load_thresholds: LoadThresholds,
+    /// The host can send and install checkpoints: a leader asks for one
+    /// ([`Action::SendSnapshot`]) when a peer needs entries it compacted
+    /// away. Off, such a peer only raises MISSING_LOG (DCF's behaviour).
+    pub snapshot_transfer: bool,
+    /// Most applied entries kept in memory beyond what replication still
+    /// needs; older ones are read back from storage
+    /// ([`Action::SendWithStoredEntries`]).
+    pub cache_max_entries: usize,
+    /// Most bytes of applied entry data kept in memory.
+    pub cache_max_bytes: usize,
 }
 
 impl CoreOptions {
@@ -128,6 +139,9 @@ impl CoreOptions {
             auto_priority_election: true,
             latency_pacing: true,
             load_thresholds: LoadThresholds::default(),
+            snapshot_transfer: false,
+            cache_max_entries: 4096,
+            cache_max_bytes: 32 << 20,
         }
     }
 }
@@ -145,6 +159,11 @@ pub struct Restored {
     /// The host's applied index (DCF does not persist it; the host passes
     /// it with `set_applied_index` before start).
     pub applied_index: Index,
+    /// The index of the committed configuration entry that the membership
+    /// passed to [`StreamCore::new`] comes from (0: the configuration the
+    /// stream was first started with). Configuration entries of the log at
+    /// or below it are older and ignored.
+    pub config_index: Index,
 }
 
 /// DCF exception callbacks the core raises.
@@ -202,6 +221,26 @@ pub enum Action {
     /// start. Like [`Action::SaveHardState`], carry it out before later
     /// actions.
     SaveWorkMode(WorkMode),
+    /// Send `env` (a [`Message::Append`] without entries) with the entries
+    /// `from..=to` read from storage filled in ([`Message::entries_mut`]):
+    /// the core no longer holds them in memory.
+    SendWithStoredEntries {
+        env: Envelope,
+        from: Index,
+        to: Index,
+    },
+    /// Peer `to` needs entries below this node's first index: send it the
+    /// host's newest checkpoint (see [`crate::snapshot`]). Repeated while
+    /// the peer stays behind; report a transfer that failed for good with
+    /// [`StreamCore::snapshot_transfer_failed`].
+    SendSnapshot { to: NodeId },
+    /// Remove every log entry below `first_kept` (the entry before it is
+    /// covered by a checkpoint).
+    CompactLog { first_kept: Index },
+    /// Replace the whole log by an empty one continuing after
+    /// (`last`, `last_term`): an installed checkpoint covers everything
+    /// up to `last` and the old log did not match it.
+    ResetLog { last: Index, last_term: Term },
 }
 
 /// Why a proposal or read was refused. All of these are definite: nothing
@@ -385,6 +424,9 @@ pub struct Progress {
     /// (`pause_rep`); heartbeats still go out so leadership is kept.
     #[serde(default)]
     pub paused_until: u64,
+    /// When (ms) a checkpoint was last asked for on the peer's behalf.
+    #[serde(default)]
+    pub snapshot_requested_at: Option<u64>,
 }
 
 /// A snapshot of the stream's state for queries (DCF stream info).
@@ -431,6 +473,16 @@ struct FlowState {
     last_append: BTreeMap<NodeId, u64>,
 }
 
+/// What merging received entries into the log did.
+enum Merge {
+    /// Everything up to `verified` now matches the sender's log.
+    Merged { verified: Index },
+    /// The entry before them does not match: retry from `hint`.
+    Rejected { hint: Index },
+    /// They conflict with the committed entry at `index`: refused.
+    CommittedConflict { index: Index },
+}
+
 #[derive(Clone, Debug)]
 struct PendingRead {
     ctx: u64,
@@ -463,6 +515,9 @@ pub struct StreamCore {
     applied: Index,
     /// Entries up to here were handed out with [`Action::Apply`].
     apply_sent: Index,
+    /// `apply_sent` when the host last took the actions: entries up to
+    /// here may leave memory.
+    apply_taken: Index,
 
     // candidate state
     votes: BTreeMap<NodeId, bool>,
@@ -488,6 +543,9 @@ pub struct StreamCore {
     acked: Index,
     last_seq_seen: u64,
     last_missing_log_report: Option<u64>,
+    /// Since when (ms) this follower has been behind its leader's first
+    /// index (with checkpoint transfer on, MISSING_LOG waits for a while).
+    behind_leader_since: Option<u64>,
 
     work_mode: WorkMode,
     actions: Vec<Action>,
@@ -507,8 +565,9 @@ pub struct StreamCore {
 
 impl StreamCore {
     /// A stream restarting from `restored` with `members` as the membership
-    /// it was configured with (configuration entries in the restored log
-    /// take precedence, newest last).
+    /// it was configured with, committed at `restored.config_index`
+    /// (configuration entries above it in the restored log take
+    /// precedence, newest last).
     pub fn new(
         opts: CoreOptions,
         members: StreamMembers,
@@ -516,10 +575,10 @@ impl StreamCore {
         now: u64,
     ) -> StreamCore {
         let log = MemLog::new(restored.first_index, restored.prev_term, restored.entries);
-        let mut config_history = vec![(0, members.clone())];
+        let mut config_history = vec![(restored.config_index, members.clone())];
         let mut effective = members;
         for e in log.iter() {
-            if e.kind == EntryKind::Config {
+            if e.kind == EntryKind::Config && e.index > restored.config_index {
                 if let Ok(m) = serde_json::from_slice::<StreamMembers>(&e.data) {
                     config_history.push((e.index, m.clone()));
                     effective = m;
@@ -555,6 +614,7 @@ impl StreamCore {
             commit,
             applied,
             apply_sent: applied,
+            apply_taken: applied,
             votes: BTreeMap::new(),
             transfer_campaign: false,
             startup_campaign: false,
@@ -571,6 +631,7 @@ impl StreamCore {
             acked: 0,
             last_seq_seen: 0,
             last_missing_log_report: None,
+            behind_leader_since: None,
             work_mode: WorkMode::Normal,
             actions: Vec::new(),
             catching_up: None,
@@ -623,7 +684,9 @@ impl StreamCore {
         &self.members
     }
     /// The configuration entries in the log, oldest first, as (index,
-    /// membership); index 0 is the configuration the stream started with.
+    /// membership). The first one is the committed configuration the
+    /// stream was (re)started with or took from a checkpoint (index 0: the
+    /// configuration it was first started with).
     pub fn config_entries(&self) -> &[(Index, StreamMembers)] {
         &self.config_history
     }
@@ -686,8 +749,14 @@ impl StreamCore {
 
     /// Takes the actions produced so far (after sending any appends that
     /// proposals made pending, so several proposals share one message).
+    ///
+    /// Entries handed out by earlier calls that are no longer needed are
+    /// dropped from memory first (so the entries of the actions returned
+    /// now stay readable with [`StreamCore::entry`] until the next call).
     pub fn take_actions(&mut self) -> Vec<Action> {
+        self.trim_cache();
         self.flush();
+        self.apply_taken = self.apply_sent;
         std::mem::take(&mut self.actions)
     }
 
@@ -768,11 +837,96 @@ impl StreamCore {
 
     /// DCF `truncate`: forgets entries below `first_kept`, which must be
     /// applied (the host decides; entries not yet applied are kept).
-    pub fn compact_log(&mut self, first_kept: Index) {
+    /// Emits [`Action::CompactLog`] with the index actually kept, which is
+    /// also returned.
+    pub fn compact_log(&mut self, first_kept: Index) -> Index {
         let keep = first_kept
             .min(self.applied + 1)
             .min(self.log.last_index() + 1);
-        self.log.compact_to(keep);
+        if keep > self.log.first_index() {
+            self.log.compact_to(keep);
+            self.actions.push(Action::CompactLog { first_kept: keep });
+        }
+        self.log.first_index()
+    }
+
+    /// Installs a checkpoint the host received from another node and has
+    /// already made its durable state (see [`crate::snapshot`]): the log
+    /// continues after it (the matching suffix is kept, anything else is
+    /// dropped), everything up to `meta.index` counts as committed and
+    /// applied, and `meta.members` is the committed configuration at that
+    /// index. Returns false, changing nothing, if the checkpoint is not
+    /// ahead of what was handed to the host already
+    /// ([`StreamCore::wants_snapshot`] tells in advance).
+    pub fn install_snapshot(&mut self, now: u64, meta: SnapshotMeta) -> bool {
+        self.now = now.max(self.now);
+        if !self.wants_snapshot(meta.index) {
+            return false;
+        }
+        let s = meta.index;
+        let keeps_suffix = self.log.term_at(s) == Some(meta.term);
+        if keeps_suffix {
+            self.log.compact_to(s + 1);
+            self.actions.push(Action::CompactLog { first_kept: s + 1 });
+        } else {
+            self.log.reset(s, meta.term);
+            self.actions.push(Action::ResetLog {
+                last: s,
+                last_term: meta.term,
+            });
+        }
+        self.durable = self.durable.max(s).min(self.log.last_index());
+        self.commit = self.commit.max(s);
+        self.apply_sent = self.apply_sent.max(s);
+        self.apply_taken = self.apply_taken.max(s);
+        self.applied = self.applied.max(s);
+        // The checkpoint's configuration is committed; entries of the kept
+        // suffix that change it stay on top.
+        let mut history = vec![(s, meta.members)];
+        if keeps_suffix {
+            history.extend(self.config_history.iter().filter(|(i, _)| *i > s).cloned());
+        }
+        self.config_history = history;
+        self.members = self
+            .config_history
+            .last()
+            .map(|(_, m)| m.clone())
+            .expect("non-empty");
+        self.behind_leader_since = None;
+        if let Some(leader) = self.leader.filter(|_| self.role == Role::Follower) {
+            // A checkpoint holds committed entries only, so it matches any
+            // leader's log up to its index.
+            self.ack_upto = self.ack_upto.max(s);
+            let upto = self.durable.min(self.ack_upto);
+            self.acked = self.acked.max(upto);
+            self.send(
+                leader,
+                Message::AppendResponse {
+                    term: self.term,
+                    success: true,
+                    index: upto,
+                    last_index: self.log.last_index(),
+                    applied_index: self.applied,
+                    seq: self.last_seq_seen,
+                },
+            );
+        }
+        self.emit_apply();
+        true
+    }
+
+    /// True if a checkpoint at `index` would move this node forward: it
+    /// is past everything already handed to the host for applying.
+    pub fn wants_snapshot(&self, index: Index) -> bool {
+        self.role != Role::Leader && index > self.apply_sent
+    }
+
+    /// The host gave up sending a checkpoint to `to` (none available, or
+    /// the transfer failed): the next heartbeat may ask again.
+    pub fn snapshot_transfer_failed(&mut self, to: NodeId) {
+        if let Some(p) = self.peers.get_mut(&to) {
+            p.snapshot_requested_at = None;
+        }
     }
 
     // ----- host events ---------------------------------------------------
@@ -877,7 +1031,11 @@ impl StreamCore {
                 Message::VoteRequest { .. } => {
                     self.become_follower(mterm, None);
                 }
-                Message::Forward { .. } | Message::ForwardReply { .. } | Message::User { .. } => {
+                Message::Forward { .. }
+                | Message::ForwardReply { .. }
+                | Message::User { .. }
+                | Message::SnapshotChunk { .. }
+                | Message::SnapshotAck { .. } => {
                     return;
                 }
             }
@@ -974,7 +1132,11 @@ impl StreamCore {
                 }
             }
             // Host messages are handled by the engine (filtered above).
-            Message::Forward { .. } | Message::ForwardReply { .. } | Message::User { .. } => {}
+            Message::Forward { .. }
+            | Message::ForwardReply { .. }
+            | Message::User { .. }
+            | Message::SnapshotChunk { .. }
+            | Message::SnapshotAck { .. } => {}
         }
     }
 
@@ -1102,9 +1264,11 @@ impl StreamCore {
     }
 
     fn latest_config_uncommitted(&self) -> bool {
-        self.config_history
-            .last()
-            .is_some_and(|(i, _)| *i > self.commit)
+        self.config_history.len() > 1
+            && self
+                .config_history
+                .last()
+                .is_some_and(|(i, _)| *i > self.commit)
     }
 
     /// True if this node answers vote requests (same rule as `may_lead`).
@@ -1451,11 +1615,19 @@ impl StreamCore {
                 },
             );
         };
-        if leader_first > 0 && last + 1 < leader_first && prev_index > last {
+        let behind = leader_first > 0 && last + 1 < leader_first && prev_index > last;
+        if !behind {
+            self.behind_leader_since = None;
+        } else {
+            let since = *self.behind_leader_since.get_or_insert(self.now);
+            // With checkpoint transfer on, the leader sends one: only a
+            // node left behind for long reports the missing entries.
+            let waited = !self.opts.snapshot_transfer
+                || self.now >= since + 5 * self.opts.election_timeout_ms;
             let report_due = self
                 .last_missing_log_report
                 .is_none_or(|t| self.now >= t + 1000);
-            if report_due {
+            if waited && report_due {
                 self.last_missing_log_report = Some(self.now);
                 self.actions.push(Action::Exception(Exception::MissingLog {
                     leader: from,
@@ -1464,64 +1636,21 @@ impl StreamCore {
                 }));
             }
         }
-        if prev_index > last {
-            reject(self, last + 1);
-            return;
-        }
-        // Entries at or below our prefix boundary are committed and match.
-        let boundary = self.log.first_index() - 1;
-        let mut entries = entries;
-        let mut prev_index = prev_index;
-        if prev_index < boundary {
-            entries.retain(|e| e.index > boundary);
-            prev_index = boundary;
-        } else if self.log.term_at(prev_index) != Some(prev_term) {
-            let floor = self.commit + 1;
-            let hint = self.log.first_of_term(prev_index, floor);
-            reject(self, hint);
-            return;
-        }
-        let verified = prev_index.max(entries.last().map(|e| e.index).unwrap_or(prev_index));
-        // Skip entries we already have; truncate at the first conflict.
-        let mut new_from = None;
-        for (i, e) in entries.iter().enumerate() {
-            match self.log.term_at(e.index) {
-                Some(t) if t == e.term => continue,
-                Some(_) => {
-                    if e.index <= self.commit {
-                        // A committed entry can never be overwritten; a
-                        // leader asking for it is broken (or a minority
-                        // leader that lacks what the lost majority
-                        // committed). Refuse the message and tell the host.
-                        let due = self
-                            .last_conflict_report
-                            .is_none_or(|t| self.now >= t + 1000);
-                        if due {
-                            self.last_conflict_report = Some(self.now);
-                            self.actions.push(Action::Exception(
-                                Exception::CommittedEntryConflict {
-                                    leader: from,
-                                    index: e.index,
-                                    local_commit: self.commit,
-                                },
-                            ));
-                        }
-                        return;
-                    }
-                    self.truncate_local(e.index);
-                    new_from = Some(i);
-                    break;
-                }
-                None => {
-                    new_from = Some(i);
-                    break;
-                }
+        let verified = match self.merge_entries(prev_index, prev_term, entries) {
+            Merge::Merged { verified } => verified,
+            Merge::Rejected { hint } => {
+                reject(self, hint);
+                return;
             }
-        }
-        if let Some(i) = new_from {
-            let fresh: Vec<Entry> = entries[i..].to_vec();
-            self.append_local(fresh);
-        }
+            Merge::CommittedConflict { index } => {
+                // A committed entry can never be overwritten; a leader
+                // asking for it is broken (or a minority leader that
+                // lacks what the lost majority committed). Refuse the
+                // message and tell the host.
+                self.report_committed_conflict(from, index);
+                return;
+            }
+        };
         self.ack_upto = self.ack_upto.max(verified);
         let new_commit = commit.min(verified);
         if new_commit > self.commit {
@@ -1541,6 +1670,70 @@ impl StreamCore {
                 seq,
             },
         );
+    }
+
+    /// Merges entries that follow (`prev_index`, `prev_term`) into the log:
+    /// entries already present are skipped, the log is truncated at the
+    /// first conflict and the rest appended. Never touches a committed
+    /// entry.
+    fn merge_entries(&mut self, prev_index: Index, prev_term: Term, entries: Vec<Entry>) -> Merge {
+        let last = self.log.last_index();
+        if prev_index > last {
+            return Merge::Rejected { hint: last + 1 };
+        }
+        // Entries at or below our prefix boundary are committed and match.
+        let boundary = self.log.first_index() - 1;
+        let mut entries = entries;
+        let mut prev_index = prev_index;
+        if prev_index < boundary {
+            entries.retain(|e| e.index > boundary);
+            prev_index = boundary;
+        } else if self.log.term_at(prev_index) != Some(prev_term) {
+            let floor = self.commit + 1;
+            let hint = self.log.first_of_term(prev_index, floor);
+            return Merge::Rejected { hint };
+        }
+        let verified = prev_index.max(entries.last().map(|e| e.index).unwrap_or(prev_index));
+        // Skip entries we already have; truncate at the first conflict.
+        let mut new_from = None;
+        for (i, e) in entries.iter().enumerate() {
+            match self.log.term_at(e.index) {
+                Some(t) if t == e.term => continue,
+                Some(_) => {
+                    if e.index <= self.commit {
+                        return Merge::CommittedConflict { index: e.index };
+                    }
+                    self.truncate_local(e.index);
+                    new_from = Some(i);
+                    break;
+                }
+                None => {
+                    new_from = Some(i);
+                    break;
+                }
+            }
+        }
+        if let Some(i) = new_from {
+            let fresh: Vec<Entry> = entries[i..].to_vec();
+            self.append_local(fresh);
+        }
+        Merge::Merged { verified }
+    }
+
+    /// Raises COMMITTED_ENTRY_CONFLICT (at most once a second).
+    fn report_committed_conflict(&mut self, from: NodeId, index: Index) {
+        let due = self
+            .last_conflict_report
+            .is_none_or(|t| self.now >= t + 1000);
+        if due {
+            self.last_conflict_report = Some(self.now);
+            self.actions
+                .push(Action::Exception(Exception::CommittedEntryConflict {
+                    leader: from,
+                    index,
+                    local_commit: self.commit,
+                }));
+        }
     }
 
     // ----- replication: leader side ---------------------------------------
@@ -1569,6 +1762,7 @@ impl StreamCore {
             if index > p.match_index {
                 p.match_index = index.min(last);
                 p.last_progress = now;
+                p.snapshot_requested_at = None;
             }
             if p.match_index >= last {
                 p.last_progress = now;
@@ -1621,22 +1815,34 @@ impl StreamCore {
         let Some(p) = self.peers.get(&to).cloned() else {
             return;
         };
-        let last = self.log.last_index();
         let first = self.log.first_index();
+        if p.next_index < first {
+            self.request_snapshot(to);
+        }
         let mut next = p.next_index.max(first).max(1);
         if p.probing && !force {
             return;
         }
+        let last = self.log.last_index();
         let inflight = next.saturating_sub(p.match_index + 1);
         let limit_reached = inflight >= self.opts.max_inflight_entries;
         let paused = self.now < p.paused_until;
         let paced = !p.probing && self.pacing_holds(to);
-        let entries = if limit_reached || paused || paced {
-            Vec::new()
-        } else {
-            self.log.slice(next, self.batch_limit(to))
-        };
-        if entries.is_empty() && !force {
+        let batch = self.batch_limit(to);
+        let mut entries = Vec::new();
+        let mut stored = None;
+        if !(limit_reached || paused || paced) && next <= last {
+            if next >= self.log.cached_from() {
+                entries = self.log.slice(next, batch);
+                entries.truncate((last + 1 - next) as usize);
+            } else {
+                let upto = (next + batch as u64 - 1)
+                    .min(self.log.cached_from() - 1)
+                    .min(last);
+                stored = Some(upto);
+            }
+        }
+        if entries.is_empty() && stored.is_none() && !force {
             return;
         }
         if next > last + 1 {
@@ -1644,7 +1850,7 @@ impl StreamCore {
         }
         let prev_index = next - 1;
         let prev_term = self.log.term_at(prev_index).unwrap_or(0);
-        let sent_upto = entries.last().map(|e| e.index);
+        let sent_upto = entries.last().map(|e| e.index).or(stored);
         let msg = Message::Append {
             term: self.term,
             prev_index,
@@ -1664,7 +1870,70 @@ impl StreamCore {
         if sent_upto.is_some() {
             self.flow.last_append.insert(to, self.now);
         }
-        self.send(to, msg);
+        match stored {
+            Some(upto) => self.actions.push(Action::SendWithStoredEntries {
+                env: Envelope {
+                    stream: self.opts.stream_id,
+                    from: self.opts.node_id,
+                    to,
+                    msg,
+                },
+                from: next,
+                to: upto,
+            }),
+            None => self.send(to, msg),
+        }
+    }
+
+    /// Asks the host to send a checkpoint to `to`, which needs entries
+    /// below the first index (at most once per two election timeouts
+    /// while no transfer result came back).
+    fn request_snapshot(&mut self, to: NodeId) {
+        if !self.opts.snapshot_transfer {
+            return;
+        }
+        let now = self.now;
+        let retry = 2 * self.opts.election_timeout_ms;
+        let Some(p) = self.peers.get_mut(&to) else {
+            return;
+        };
+        if p.snapshot_requested_at.is_some_and(|t| now < t + retry) {
+            return;
+        }
+        p.snapshot_requested_at = Some(now);
+        self.actions.push(Action::SendSnapshot { to });
+    }
+
+    /// Drops from memory the entries that are applied and that neither
+    /// replication nor the recent-entries allowance needs any more
+    /// ([`CoreOptions::cache_max_entries`], [`CoreOptions::cache_max_bytes`]);
+    /// they stay in storage.
+    fn trim_cache(&mut self) {
+        let last = self.log.last_index();
+        let unapplied = self.apply_taken + 1;
+        let recent = (last + 1).saturating_sub(self.opts.cache_max_entries as u64);
+        let mut floor = recent;
+        if self.role == Role::Leader {
+            // Peers that are not far behind get their entries from memory.
+            let wanted = self
+                .peers
+                .values()
+                .map(|p| p.match_index + 1)
+                .filter(|i| *i >= recent.saturating_sub(self.opts.max_batch_entries as u64))
+                .min();
+            if let Some(w) = wanted {
+                floor = floor.min(w);
+            }
+        }
+        let floor = floor.min(unapplied);
+        if floor > self.log.cached_from() {
+            self.log.evict_below(floor);
+        }
+        while self.log.cached().1 > self.opts.cache_max_bytes && self.log.cached_from() < unapplied
+        {
+            let next = self.log.cached_from() + 1;
+            self.log.evict_below(next);
+        }
     }
 
     // ----- flow control (see `crate::flow`) ---------------------------------
@@ -1861,8 +2130,9 @@ impl StreamCore {
             return;
         }
         let mut config_changed = false;
+        let base = self.config_history[0].0;
         for e in &entries {
-            if e.kind == EntryKind::Config {
+            if e.kind == EntryKind::Config && e.index > base {
                 if let Ok(m) = serde_json::from_slice::<StreamMembers>(&e.data) {
                     self.config_history.push((e.index, m.clone()));
                     self.members = m;
@@ -1889,7 +2159,11 @@ impl StreamCore {
         // A configuration entry removed by truncation rolls the
         // configuration back to the newest one still in the log.
         let before = self.config_history.len();
-        self.config_history.retain(|(i, _)| *i == 0 || *i < from);
+        let base = self.config_history[0].clone();
+        self.config_history.retain(|(i, _)| *i < from);
+        if self.config_history.first() != Some(&base) {
+            self.config_history.insert(0, base);
+        }
         if self.config_history.len() != before {
             self.members = self
                 .config_history
@@ -2209,10 +2483,10 @@ impl StreamCore {
                 status: ConfigChangeStatus::CatchingUp { node: c.node },
             });
         }
-        let (index, _) = self.config_history.last()?;
-        if *index == 0 || *index <= self.commit {
+        if !self.latest_config_uncommitted() {
             return None;
         }
+        let (index, _) = self.config_history.last()?;
         let term = self.log.term_at(*index).unwrap_or(0);
         let ticket = self.tickets.iter().find_map(|(t, s)| match s {
             TicketState::Appended {
@@ -2511,14 +2785,22 @@ impl StreamCore {
         }
     }
 
-    /// The newest configuration whose entry is committed (or the initial one).
+    /// The newest configuration whose entry is committed (the first one
+    /// of the history is committed by construction).
     fn committed_config(&self) -> &StreamMembers {
+        &self.config_history[self.committed_config_pos()].1
+    }
+
+    /// The position in `config_history` of the newest committed configuration.
+    fn committed_config_pos(&self) -> usize {
         self.config_history
             .iter()
+            .enumerate()
+            .skip(1)
             .rev()
-            .find(|(i, _)| *i <= self.commit)
-            .map(|(_, m)| m)
-            .unwrap_or(&self.members)
+            .find(|(_, (i, _))| *i <= self.commit)
+            .map(|(p, _)| p)
+            .unwrap_or(0)
     }
 
     /// Makes the leader's peers follow the configuration: every member of
@@ -2551,6 +2833,7 @@ impl StreamCore {
                     minority: false,
                     mode_reported_at: 0,
                     paused_until: 0,
+                    snapshot_requested_at: None,
                 });
                 self.dirty_peers.insert(id);
             }
@@ -2563,13 +2846,7 @@ impl StreamCore {
     }
 
     fn on_leader_commit_advanced(&mut self) {
-        let committed_cfg_at = self
-            .config_history
-            .iter()
-            .rev()
-            .find(|(i, _)| *i <= self.commit)
-            .map(|(i, _)| *i)
-            .unwrap_or(0);
+        let committed_cfg_at = self.config_history[self.committed_config_pos()].0;
         if committed_cfg_at > self.leader_start_index {
             // A change committed: peers of removed nodes go, and the
             // priority order may have changed.

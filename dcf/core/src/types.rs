@@ -110,6 +110,52 @@ pub enum Message {
     /// A host message (`send_msg` / `broadcast_msg`), delivered to the
     /// receiver's user-message callback. Handled by the engine.
     User { data: Vec<u8> },
+    /// A piece of a checkpoint (bytes `offset..offset + data.len()` of a
+    /// file of `total` bytes) for a node that needs entries the sender
+    /// compacted away; `crc` is the CRC32C of `data`, `members` the JSON of
+    /// the checkpoint's membership. Data-less chunks ask where to resume.
+    /// Handled by the engine.
+    SnapshotChunk {
+        index: Index,
+        term: Term,
+        members: Vec<u8>,
+        total: u64,
+        offset: u64,
+        crc: u32,
+        data: Vec<u8>,
+    },
+    /// The receiver's answer to a [`Message::SnapshotChunk`]: how many
+    /// bytes of checkpoint (`index`, `term`) it holds, or that it installed
+    /// or refused it. Handled by the engine.
+    SnapshotAck {
+        index: Index,
+        term: Term,
+        next_offset: u64,
+        status: SnapshotStatus,
+    },
+}
+
+/// Where a checkpoint transfer stands on the receiving node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum SnapshotStatus {
+    /// Still receiving: send from `next_offset` on.
+    Receiving = 0,
+    /// Installed: the node continues from the log.
+    Installed = 1,
+    /// Refused (not needed any more, or the host could not install it).
+    Refused = 2,
+}
+
+impl SnapshotStatus {
+    pub fn from_u8(v: u8) -> Option<SnapshotStatus> {
+        match v {
+            0 => Some(SnapshotStatus::Receiving),
+            1 => Some(SnapshotStatus::Installed),
+            2 => Some(SnapshotStatus::Refused),
+            _ => None,
+        }
+    }
 }
 
 impl Message {
@@ -122,7 +168,20 @@ impl Message {
             | Message::AppendResponse { term, .. }
             | Message::TimeoutNow { term }
             | Message::WorkModeReport { term, .. } => *term,
-            Message::Forward { .. } | Message::ForwardReply { .. } | Message::User { .. } => 0,
+            Message::Forward { .. }
+            | Message::ForwardReply { .. }
+            | Message::User { .. }
+            | Message::SnapshotChunk { .. }
+            | Message::SnapshotAck { .. } => 0,
+        }
+    }
+
+    /// The entries a message carries, for a host filling in entries read
+    /// from storage ([`crate::Action::SendWithStoredEntries`]).
+    pub fn entries_mut(&mut self) -> Option<&mut Vec<Entry>> {
+        match self {
+            Message::Append { entries, .. } => Some(entries),
+            _ => None,
         }
     }
 
@@ -130,7 +189,11 @@ impl Message {
     pub fn is_host_message(&self) -> bool {
         matches!(
             self,
-            Message::Forward { .. } | Message::ForwardReply { .. } | Message::User { .. }
+            Message::Forward { .. }
+                | Message::ForwardReply { .. }
+                | Message::User { .. }
+                | Message::SnapshotChunk { .. }
+                | Message::SnapshotAck { .. }
         )
     }
 }

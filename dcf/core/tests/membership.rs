@@ -100,6 +100,7 @@ impl Net {
             prev_term: 0,
             entries: d.log.clone(),
             applied_index: if keep_applied { d.applied } else { 0 },
+            config_index: 0,
         };
         let mut core = StreamCore::new(opts(i), d.base.clone(), restored, self.now);
         core.restore_work_mode(d.work_mode);
@@ -163,6 +164,18 @@ impl Net {
                     Action::RoleChanged { role, term, .. } => self.roles.push((id, role, term)),
                     Action::Exception(e) => self.exceptions.push((id, e)),
                     Action::ReadReady { .. } | Action::ReadFailed { .. } => {}
+                    Action::SendWithStoredEntries { mut env, from, to } => {
+                        if let Some(entries) = env.msg.entries_mut() {
+                            let log = &self.disks[&id].log;
+                            *entries = log[(from - 1) as usize..to as usize].to_vec();
+                        }
+                        self.queue.push_back(env);
+                    }
+                    a @ (Action::SendSnapshot { .. }
+                    | Action::CompactLog { .. }
+                    | Action::ResetLog { .. }) => {
+                        panic!("n{id}: unexpected {a:?} (these tests never compact)")
+                    }
                 }
             }
         }

@@ -111,6 +111,7 @@ fn restart_with_applied_index_beyond_the_durable_log_applies_nothing_twice() {
         prev_term: 0,
         entries: (1..=3).map(entry).collect(),
         applied_index: 5,
+        config_index: 0,
     };
     let mut core = StreamCore::new(opts(1), m, restored, 0);
     assert_eq!(core.applied_index(), 5, "the host's applied index is kept");

@@ -18,11 +18,11 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
-fn check_seeds(seeds: Vec<u64>, cfg: &SimConfig) {
+fn check_seeds(seeds: Vec<u64>, cfg: &SimConfig) -> world::Stats {
     let started = Instant::now();
     let (failures, stats) = run_seeds(&seeds, cfg);
     eprintln!(
-        "sim: {} seeds in {:.1?}: {} events, {} elections, {} committed entries, {} reads, {} crashes, {} runs stuck behind a LOGGER's log (known limitation), {} runs with membership changes, {} committed membership changes, {} leadership transfers started, {} failures",
+        "sim: {} seeds in {:.1?}: {} events, {} elections, {} committed entries, {} reads, {} crashes, {} runs with membership changes, {} committed membership changes, {} leadership transfers started, {} checkpoints in {} runs, {} compactions in {} runs, {} checkpoint installs in {} runs, {} failures",
         seeds.len(),
         started.elapsed(),
         stats.events,
@@ -30,10 +30,15 @@ fn check_seeds(seeds: Vec<u64>, cfg: &SimConfig) {
         stats.committed,
         stats.reads_ok,
         stats.crashes,
-        stats.stuck_behind_logger,
         stats.runs_with_changes,
         stats.config_changes,
         stats.transfers,
+        stats.checkpoints,
+        stats.runs_with_checkpoints,
+        stats.compactions,
+        stats.runs_with_compactions,
+        stats.installs,
+        stats.runs_with_installs,
         failures.len()
     );
     if !failures.is_empty() {
@@ -44,6 +49,7 @@ fn check_seeds(seeds: Vec<u64>, cfg: &SimConfig) {
         }
         panic!("{msg}");
     }
+    stats
 }
 
 /// The default run: 500 seeds (or `DCF_SIM_SEEDS`), or one replayed seed.
@@ -57,7 +63,18 @@ fn simulated_clusters_keep_every_invariant() {
         return;
     }
     let n = env_u64("DCF_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
-    check_seeds((0..n).collect(), &SimConfig::default());
+    let stats = check_seeds((0..n).collect(), &SimConfig::default());
+    // The run must really exercise checkpoints, compaction and transfers.
+    for (what, runs) in [
+        ("checkpoints", stats.runs_with_checkpoints),
+        ("compactions", stats.runs_with_compactions),
+        ("checkpoint installs", stats.runs_with_installs),
+    ] {
+        assert!(
+            n < 100 || runs * 4 >= n,
+            "only {runs} of {n} runs had {what}: the simulator no longer covers them"
+        );
+    }
 }
 
 /// A longer campaign: more seeds, longer fault phases, busier nemesis.
@@ -102,6 +119,7 @@ fn simulator_catches_a_host_that_acknowledges_unsynced_writes() {
 fn regression_seeds() {
     let cfg = SimConfig {
         membership: false,
+        snapshots: false,
         ..SimConfig::default()
     };
     check_seeds(vec![8, 36, 39, 57, 211, 497, 309], &cfg);
@@ -116,5 +134,30 @@ fn regression_seeds() {
 /// refused a candidate whose removal was not yet committed.
 #[test]
 fn membership_regression_seeds() {
-    check_seeds(vec![7, 8, 264, 1816], &SimConfig::default());
+    let cfg = SimConfig {
+        snapshots: false,
+        ..SimConfig::default()
+    };
+    check_seeds(vec![7, 8, 264, 1816], &cfg);
+}
+
+/// Seeds that caught bugs of checkpoints and compaction (each fails if
+/// its fix is reverted): 1075: a node that installed a checkpoint over a
+/// log it dropped kept that log's configuration entries.
+#[test]
+fn snapshot_regression_seeds() {
+    check_seeds(vec![1075], &SimConfig::default());
+}
+
+/// A host that compacts its log without a checkpoint loses committed
+/// entries from its state machine at the next restart: the simulator
+/// must notice (this is the bug `dcfctl truncate` + restart once had).
+#[test]
+fn simulator_catches_truncation_without_a_checkpoint() {
+    let f = first_failure(HostBug::TruncateWithoutCheckpoint, 200).expect("some seed must fail");
+    eprintln!("{f}");
+    assert!(
+        f.invariant == "applied sequence" || f.invariant.starts_with("state machine"),
+        "{f}"
+    );
 }

@@ -10,14 +10,16 @@
 
 mod info;
 mod runner;
+mod transfer;
 mod writer;
 
 use crate::core::{
-    ClusterConfig, Entry, Exception, Index, NodeId, Role, StreamId, StreamStatus, Term,
+    ClusterConfig, Entry, Exception, Index, NodeId, Role, SnapshotMeta, StreamId, StreamStatus,
+    Term,
 };
 use crate::params::{ParamError, Params};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -106,6 +108,27 @@ pub trait DcfCallbacks: Send + Sync + 'static {
     /// A message another node sent with `send_msg` / `broadcast_msg`
     /// (DCF's user-message callback).
     fn on_user_message(&self, _stream: StreamId, _from: NodeId, _data: Vec<u8>) {}
+    /// The host's newest checkpoint of `stream` and the file holding it,
+    /// to send to a node that needs entries the log no longer has (only
+    /// asked for when [`StartOptions::snapshot_transfer`] is on). The file
+    /// must stay readable while it is sent (an open file survives its
+    /// unlinking on Unix). `None`: such a node only raises MISSING_LOG.
+    fn latest_snapshot(&self, _stream: StreamId) -> Option<(SnapshotMeta, PathBuf)> {
+        None
+    }
+    /// Installs a checkpoint received from another node: `path` holds the
+    /// file its host wrote (the host owns it from now on, e.g. renames it
+    /// into place). Verify it; when this returns `Ok`, the checkpoint must
+    /// be the host's durable state and the host must apply only entries
+    /// after `meta.index` from then on. An `Err` leaves everything as it was.
+    fn install_snapshot(
+        &self,
+        _stream: StreamId,
+        _meta: &SnapshotMeta,
+        _path: &Path,
+    ) -> Result<(), String> {
+        Err("this host does not install checkpoints".into())
+    }
 }
 
 /// Callbacks that ignore everything.
@@ -121,6 +144,15 @@ pub struct StartOptions {
     pub callbacks: Arc<dyn DcfCallbacks>,
     /// Applied index per stream (`dcf_set_applied_index` before start).
     pub applied: BTreeMap<StreamId, Index>,
+    /// The host's newest checkpoint per stream: its index is the applied
+    /// index, the log is made to continue after it, and its membership
+    /// is used if it is newer than the metadata's.
+    pub snapshots: BTreeMap<StreamId, SnapshotMeta>,
+    /// The host sends and installs checkpoints
+    /// ([`DcfCallbacks::latest_snapshot`], [`DcfCallbacks::install_snapshot`]):
+    /// a node behind the leader's first index gets one instead of raising
+    /// MISSING_LOG.
+    pub snapshot_transfer: bool,
 }
 
 impl StartOptions {
@@ -130,6 +162,8 @@ impl StartOptions {
             params: Params::default(),
             callbacks: Arc::new(NoCallbacks),
             applied: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
+            snapshot_transfer: false,
         }
     }
 }

@@ -1,12 +1,13 @@
 //! The engine thread: owns every stream's core, feeds it events and
 //! carries out its actions in order.
 
+use super::transfer::{AckOutcome, Chunk, ChunkOutcome, Transfers};
 use super::writer::{self, WriterCmd};
 use super::{lock, Dcf, DcfCallbacks, DcfError, Published, StartOptions};
 use crate::core::{
-    Action, ClusterConfig, ConfigChangeStatus, CoreOptions, Entry, Envelope, Index, LoadSample,
-    LoadThresholds, Member, MemberKind, Message, NodeId, Restored, RunMode, StreamCore, StreamId,
-    Term, WorkMode,
+    Action, ClusterConfig, ConfigChangeStatus, CoreOptions, Entry, EntryKind, Envelope, Index,
+    LoadSample, LoadThresholds, Member, MemberKind, Message, NodeId, Restored, RunMode,
+    SnapshotMeta, SnapshotStatus, StreamCore, StreamId, StreamMembers, Term, WorkMode,
 };
 use crate::params::Params;
 use crate::storage::{ControlFile, DataDir, HardState, Metadata, MetadataOrigin};
@@ -100,6 +101,11 @@ struct StreamSlot {
 struct Engine {
     node_id: NodeId,
     start: Instant,
+    data: DataDir,
+    /// The configuration as persisted in the metadata (committed
+    /// membership changes are written back to it).
+    config: ClusterConfig,
+    transfers: Transfers,
     streams: BTreeMap<StreamId, StreamSlot>,
     transport: Arc<Transport>,
     writer: mpsc::Sender<WriterCmd>,
@@ -142,11 +148,41 @@ type WriteReply = oneshot::Sender<Result<(Term, Index), DcfError>>;
 const MAX_FORWARDS: usize = 256;
 const FORWARD_TIMEOUT_MS: u64 = 3000;
 
-fn core_options(node_id: NodeId, stream: StreamId, params: &Params) -> CoreOptions {
+fn core_options(
+    node_id: NodeId,
+    stream: StreamId,
+    params: &Params,
+    snapshot_transfer: bool,
+) -> CoreOptions {
     let mut o = CoreOptions::new(node_id, stream);
     apply_params(&mut o, params);
     o.seed = rand::random();
+    o.snapshot_transfer = snapshot_transfer;
     o
+}
+
+/// Persists a committed configuration of `stream` (at log `index`) in the
+/// metadata, then its index in the control file, unless a newer one is
+/// there already. Metadata first: a crash in between leaves the newer
+/// membership labelled with an older index, which only means older
+/// configuration entries of the log may still override it (as before).
+fn persist_config(
+    data: &DataDir,
+    config: &mut ClusterConfig,
+    ctrl: &mut ControlFile,
+    stream: StreamId,
+    index: Index,
+    members: &StreamMembers,
+) -> Result<bool, crate::storage::StorageError> {
+    if index <= ctrl.state().config_index {
+        return Ok(false);
+    }
+    if config.streams.get(&stream) != Some(members) {
+        config.streams.insert(stream, members.clone());
+        Metadata::store(data.metadata_dir(), &config.to_json())?;
+    }
+    ctrl.save_config_index(index)?;
+    Ok(true)
 }
 
 fn apply_params(o: &mut CoreOptions, params: &Params) {
@@ -295,7 +331,7 @@ pub(super) fn start(
     {
         warn!("the passed config differs from the persisted metadata; using the persisted one");
     }
-    let config = ClusterConfig::parse(&json)?;
+    let mut config = ClusterConfig::parse(&json)?;
     let my_streams = config.streams_of(node_id);
     if my_streams.is_empty() {
         return Err(DcfError::NotInConfig(node_id));
@@ -323,8 +359,36 @@ pub(super) fn start(
                 "truncated a torn or corrupt log tail at start-up"
             );
         }
-        let ctrl = ControlFile::open(&dirs.ctrl)?;
+        let mut ctrl = ControlFile::open(&dirs.ctrl)?;
         let hs = ctrl.load();
+        let checkpoint = opts.snapshots.get(sid);
+        let applied = opts
+            .applied
+            .get(sid)
+            .copied()
+            .unwrap_or(0)
+            .max(checkpoint.map_or(0, |c| c.index));
+        let mut log = log;
+        if let Some(c) = checkpoint.filter(|c| c.index > 0) {
+            if log.term_at(c.index) != Some(c.term) {
+                warn!(
+                    stream = sid,
+                    checkpoint = c.index,
+                    checkpoint_term = c.term,
+                    log_first = log.first_index(),
+                    log_last = log.last_index(),
+                    "the log does not continue the host's checkpoint; restarting the log after it"
+                );
+                log.reset(c.index, c.term)?;
+            }
+            if persist_config(&data, &mut config, &mut ctrl, *sid, c.index, &c.members)? {
+                info!(
+                    stream = sid,
+                    index = c.index,
+                    "membership taken from the checkpoint"
+                );
+            }
+        }
         let first = log.first_index();
         let last = log.last_index();
         let prev_term = log.term_at(first.saturating_sub(1)).unwrap_or(0);
@@ -348,10 +412,16 @@ pub(super) fn start(
             first_index: first,
             prev_term,
             entries,
-            applied_index: opts.applied.get(sid).copied().unwrap_or(0),
+            applied_index: applied,
+            config_index: ctrl.state().config_index,
         };
         let members = config.streams[sid].clone();
-        let mut core = StreamCore::new(core_options(node_id, *sid, &params), members, restored, 0);
+        let mut core = StreamCore::new(
+            core_options(node_id, *sid, &params, opts.snapshot_transfer),
+            members,
+            restored,
+            0,
+        );
         if let crate::storage::StoredWorkMode::Minority { vote_num } = ctrl.state().work_mode {
             warn!(stream = sid, vote_num, "restarting in minority work mode");
             core.restore_work_mode(WorkMode::Minority {
@@ -403,7 +473,12 @@ pub(super) fn start(
         }
     });
 
-    let writer_tx = writer::spawn(logs, events_tx.clone())?;
+    let writer_tx = writer::spawn(logs, events_tx.clone(), transport.clone())?;
+    let transfer_dirs = my_streams
+        .iter()
+        .map(|sid| (*sid, data.stream_dir(*sid).join("checkpoint_in")))
+        .collect();
+    let transfers = Transfers::new(node_id, transfer_dirs)?;
     let published = Arc::new(Mutex::new(Published {
         config: config.clone(),
         ..Published::default()
@@ -412,6 +487,9 @@ pub(super) fn start(
     let mut engine = Engine {
         node_id,
         start,
+        data,
+        config,
+        transfers,
         streams,
         transport,
         writer: writer_tx.0,
@@ -474,6 +552,7 @@ impl Engine {
                     slot.core.tick(now);
                 }
                 self.expire_forwards(now);
+                self.tick_transfers(now);
                 if self.load.due() {
                     let sample = self.load.sample(self.transport.queued_messages());
                     for slot in self.streams.values_mut() {
@@ -578,17 +657,27 @@ impl Engine {
                 stream,
                 index,
                 reply,
-            } => {
-                let r = match self.streams.get(&stream) {
-                    Some(slot) => slot
-                        .core
-                        .entry(index)
-                        .cloned()
-                        .ok_or(DcfError::NoEntry(index)),
-                    None => Err(DcfError::NoStream(stream)),
-                };
-                let _ = reply.send(r);
-            }
+            } => match self.streams.get(&stream) {
+                Some(slot) => match slot.core.entry(index) {
+                    Some(e) => {
+                        let _ = reply.send(Ok(e.clone()));
+                    }
+                    None if index >= slot.core.first_index() && index <= slot.core.last_index() => {
+                        // No longer in memory: storage has it.
+                        let _ = self.writer.send(WriterCmd::Read {
+                            stream,
+                            index,
+                            reply,
+                        });
+                    }
+                    None => {
+                        let _ = reply.send(Err(DcfError::NoEntry(index)));
+                    }
+                },
+                None => {
+                    let _ = reply.send(Err(DcfError::NoStream(stream)));
+                }
+            },
             EngineEvent::Truncate {
                 stream,
                 first_kept,
@@ -596,12 +685,9 @@ impl Engine {
             } => {
                 let r = match self.streams.get_mut(&stream) {
                     Some(slot) => {
-                        let keep = first_kept.min(slot.core.applied_index() + 1);
-                        slot.core.compact_log(keep);
-                        let _ = self.writer.send(WriterCmd::TruncatePrefix {
-                            stream,
-                            first_kept: keep,
-                        });
+                        // The core keeps unapplied entries and emits
+                        // `CompactLog` for what it drops.
+                        slot.core.compact_log(first_kept);
                         Ok(())
                     }
                     None => Err(DcfError::NoStream(stream)),
@@ -752,7 +838,39 @@ impl Engine {
                             });
                         }
                         Action::Send(env) => self.transport.send(env),
-                        Action::Apply(entries) => self.callbacks.on_commit(sid, entries, is_leader),
+                        Action::Apply(entries) => {
+                            if !self.persist_committed_configs(sid, &entries) {
+                                return false;
+                            }
+                            self.callbacks.on_commit(sid, entries, is_leader)
+                        }
+                        Action::SendWithStoredEntries { env, from, to } => {
+                            let _ = self.writer.send(WriterCmd::SendStored {
+                                stream: sid,
+                                env,
+                                from,
+                                to,
+                            });
+                        }
+                        Action::SendSnapshot { to } => self.send_snapshot(sid, to),
+                        Action::CompactLog { first_kept } => {
+                            info!(stream = sid, first_kept, "compacting the log");
+                            let _ = self.writer.send(WriterCmd::TruncatePrefix {
+                                stream: sid,
+                                first_kept,
+                            });
+                        }
+                        Action::ResetLog { last, last_term } => {
+                            info!(
+                                stream = sid,
+                                last, last_term, "the log restarts after an installed checkpoint"
+                            );
+                            let _ = self.writer.send(WriterCmd::Reset {
+                                stream: sid,
+                                last,
+                                last_term,
+                            });
+                        }
                         Action::ReadReady { ctx, index } => {
                             if let Some(r) = self.reads.remove(&ctx) {
                                 let _ = r.send(Ok(index));
@@ -769,13 +887,27 @@ impl Engine {
                         }
                         Action::Exception(e) => {
                             // The core repeats a lasting condition once a
-                            // second, so this warns once a second while it lasts.
-                            warn!(
-                                stream = sid,
-                                exception = exception_name(&e),
-                                detail = ?e,
-                                "DCF exception"
-                            );
+                            // second, so this logs once a second while it lasts.
+                            let normal = self.streams[&sid].core.work_mode() == WorkMode::Normal;
+                            if matches!(e, crate::core::Exception::CommittedEntryConflict { .. })
+                                && normal
+                            {
+                                // In normal mode this cannot happen unless
+                                // consensus is broken: a safety alarm.
+                                error!(
+                                    stream = sid,
+                                    exception = exception_name(&e),
+                                    detail = ?e,
+                                    "SAFETY ALARM: a leader sent entries that conflict with a committed entry"
+                                );
+                            } else {
+                                warn!(
+                                    stream = sid,
+                                    exception = exception_name(&e),
+                                    detail = ?e,
+                                    "DCF exception"
+                                );
+                            }
                             self.callbacks.on_exception(sid, e);
                         }
                         Action::SaveWorkMode(mode) => {
@@ -888,7 +1020,234 @@ impl Engine {
             Message::User { data } if self.streams.contains_key(&env.stream) => {
                 self.callbacks.on_user_message(env.stream, env.from, data);
             }
+            Message::SnapshotChunk {
+                index,
+                term,
+                members,
+                total,
+                offset,
+                crc,
+                data,
+            } => {
+                let chunk = Chunk {
+                    index,
+                    term,
+                    members: &members,
+                    total,
+                    offset,
+                    crc,
+                    data: &data,
+                };
+                let (next_offset, status) = self.receive_chunk(env.stream, env.from, &chunk);
+                self.transport.send(Envelope {
+                    stream: env.stream,
+                    from: self.node_id,
+                    to: env.from,
+                    msg: Message::SnapshotAck {
+                        index,
+                        term,
+                        next_offset,
+                        status,
+                    },
+                });
+            }
+            Message::SnapshotAck {
+                index,
+                term,
+                next_offset,
+                status,
+            } => {
+                let now = self.now();
+                match self.transfers.on_ack(
+                    env.stream,
+                    env.from,
+                    (index, term),
+                    next_offset,
+                    status,
+                    now,
+                ) {
+                    AckOutcome::Send(e) => self.transport.send(e),
+                    AckOutcome::Done => {
+                        info!(
+                            stream = env.stream,
+                            to = env.from,
+                            index,
+                            "checkpoint transfer done"
+                        );
+                    }
+                    AckOutcome::Failed => {
+                        warn!(
+                            stream = env.stream,
+                            to = env.from,
+                            index,
+                            "the receiver refused the checkpoint"
+                        );
+                        if let Some(slot) = self.streams.get_mut(&env.stream) {
+                            slot.core.snapshot_transfer_failed(env.from);
+                        }
+                    }
+                    AckOutcome::Ignore => {}
+                }
+            }
             _ => {}
+        }
+    }
+
+    /// Persists every configuration entry among `entries` (committed, as
+    /// they are being applied) in the metadata, so that a restart after
+    /// the log was compacted past it still uses it. False if storage failed.
+    fn persist_committed_configs(&mut self, sid: StreamId, entries: &[Entry]) -> bool {
+        for e in entries.iter().filter(|e| e.kind == EntryKind::Config) {
+            let Ok(members) = serde_json::from_slice::<StreamMembers>(&e.data) else {
+                continue;
+            };
+            let slot = self.streams.get_mut(&sid).expect("stream exists");
+            match persist_config(
+                &self.data,
+                &mut self.config,
+                &mut slot.ctrl,
+                sid,
+                e.index,
+                &members,
+            ) {
+                Ok(true) => {
+                    info!(stream = sid, index = e.index, members = ?members.ids().collect::<Vec<_>>(), "persisted the committed membership");
+                    lock(&self.published).config = self.config.clone();
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    let msg = format!("persisting the membership of stream {sid}: {err}");
+                    error!("{msg}");
+                    self.callbacks.on_fatal(msg);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// The core asks to send a checkpoint to `to`: start (or keep up) a
+    /// transfer of the host's newest one.
+    fn send_snapshot(&mut self, sid: StreamId, to: NodeId) {
+        let now = self.now();
+        let Some((meta, path)) = self.callbacks.latest_snapshot(sid) else {
+            warn!(
+                stream = sid,
+                to, "a node needs compacted entries but the host has no checkpoint to send"
+            );
+            if let Some(slot) = self.streams.get_mut(&sid) {
+                slot.core.snapshot_transfer_failed(to);
+            }
+            return;
+        };
+        if self.transfers.sending(sid, to, &meta) {
+            return;
+        }
+        info!(stream = sid, to, index = meta.index, term = meta.term, file = %path.display(), "sending a checkpoint");
+        match self.transfers.start(sid, to, meta, &path, now) {
+            Ok(env) => self.transport.send(env),
+            Err(e) => {
+                warn!(stream = sid, to, error = %e, file = %path.display(), "cannot send the checkpoint");
+                if let Some(slot) = self.streams.get_mut(&sid) {
+                    slot.core.snapshot_transfer_failed(to);
+                }
+            }
+        }
+    }
+
+    /// A checkpoint chunk arrived; returns the answer (offset and status).
+    fn receive_chunk(
+        &mut self,
+        sid: StreamId,
+        from: NodeId,
+        chunk: &Chunk<'_>,
+    ) -> (u64, SnapshotStatus) {
+        let (index, total) = (chunk.index, chunk.total);
+        let Some(slot) = self.streams.get(&sid) else {
+            return (0, SnapshotStatus::Refused);
+        };
+        if !slot.core.wants_snapshot(index) {
+            // Already there (or leading): nothing more to send.
+            return (total, SnapshotStatus::Installed);
+        }
+        let outcome = self.transfers.on_chunk(sid, from, chunk);
+        match outcome {
+            Ok(ChunkOutcome::Ack(next)) => (next, SnapshotStatus::Receiving),
+            Ok(ChunkOutcome::Refuse) => (0, SnapshotStatus::Refused),
+            Ok(ChunkOutcome::Complete { meta, path }) => {
+                if self.install_snapshot(sid, from, meta, &path) {
+                    (total, SnapshotStatus::Installed)
+                } else {
+                    (0, SnapshotStatus::Refused)
+                }
+            }
+            Err(e) => {
+                warn!(stream = sid, from, error = %e, "cannot store a received checkpoint chunk");
+                (0, SnapshotStatus::Refused)
+            }
+        }
+    }
+
+    /// The host installs a received checkpoint, the metadata takes its
+    /// membership, then the core continues after it.
+    fn install_snapshot(
+        &mut self,
+        sid: StreamId,
+        from: NodeId,
+        meta: SnapshotMeta,
+        path: &std::path::Path,
+    ) -> bool {
+        let now = self.now();
+        if let Err(e) = self.callbacks.install_snapshot(sid, &meta, path) {
+            warn!(stream = sid, from, index = meta.index, error = %e, "the host refused the received checkpoint");
+            let _ = std::fs::remove_file(path);
+            return false;
+        }
+        let slot = self.streams.get_mut(&sid).expect("stream exists");
+        if let Err(err) = persist_config(
+            &self.data,
+            &mut self.config,
+            &mut slot.ctrl,
+            sid,
+            meta.index,
+            &meta.members,
+        ) {
+            let msg = format!("persisting the membership of stream {sid}: {err}");
+            error!("{msg}");
+            self.callbacks.on_fatal(msg);
+            return false;
+        }
+        lock(&self.published).config = self.config.clone();
+        info!(
+            stream = sid,
+            from,
+            index = meta.index,
+            term = meta.term,
+            "installed a checkpoint received from the leader"
+        );
+        let index = meta.index;
+        if !slot.core.install_snapshot(now, meta) {
+            warn!(
+                stream = sid,
+                index, "the core no longer needed the installed checkpoint"
+            );
+        }
+        true
+    }
+
+    fn tick_transfers(&mut self, now: u64) {
+        let (resend, failed) = self.transfers.tick(now);
+        for env in resend {
+            self.transport.send(env);
+        }
+        for (sid, to) in failed {
+            warn!(
+                stream = sid,
+                to, "checkpoint transfer got no answer; giving up for now"
+            );
+            if let Some(slot) = self.streams.get_mut(&sid) {
+                slot.core.snapshot_transfer_failed(to);
+            }
         }
     }
 
@@ -907,8 +1266,17 @@ impl Engine {
     }
 
     /// Keeps the transport's peer list equal to the members of every
-    /// stream (membership changes add and remove nodes at run time).
+    /// stream (membership changes add and remove nodes at run time), and
+    /// checkpoint transfers to the peers a leader still replicates to.
     fn sync_peers(&mut self) {
+        for (sid, slot) in &self.streams {
+            let status_peers = slot.core.role() == crate::core::Role::Leader;
+            let members = slot.core.members();
+            let catching_up = slot.core.catching_up_member().map(|m| m.node_id);
+            self.transfers.retain_outgoing(*sid, |to| {
+                status_peers && (members.get(to).is_some() || catching_up == Some(to))
+            });
+        }
         let mut want: BTreeMap<NodeId, String> = BTreeMap::new();
         for slot in self.streams.values() {
             let catching_up = slot.core.catching_up_member();

@@ -2,15 +2,23 @@
 //! log, in the order the cores asked for them, with group commit: it
 //! drains everything queued, writes it, fsyncs each touched log once and
 //! then reports durability back to the engine.
+//!
+//! It also reads back entries the cores no longer hold in memory: appends
+//! to slow followers ([`WriterCmd::SendStored`], sent from here straight to
+//! the transport) and `dcf_read` of old entries. Reads are ordered with the
+//! writes queued before them, so they see exactly the log the core saw.
 
 use super::runner::EngineEvent;
-use crate::core::{Entry, Index, StreamId};
+use super::DcfError;
+use crate::core::{Entry, Envelope, Index, StreamId, Term};
 use crate::storage::{RecoveryReport, StorageError, StreamLog, StreamLogOptions};
+use crate::transport::Transport;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use tracing::error;
+use tokio::sync::oneshot;
+use tracing::{debug, error};
 
 /// Work for the writer thread.
 pub enum WriterCmd {
@@ -25,6 +33,25 @@ pub enum WriterCmd {
     TruncatePrefix {
         stream: StreamId,
         first_kept: Index,
+    },
+    /// Replace the log by an empty one continuing after (`last`, `last_term`).
+    Reset {
+        stream: StreamId,
+        last: Index,
+        last_term: Term,
+    },
+    /// Fill `env`'s entries with `from..=to` read from the log and send it.
+    SendStored {
+        stream: StreamId,
+        env: Envelope,
+        from: Index,
+        to: Index,
+    },
+    /// Read one entry (`dcf_read` of an entry no longer in memory).
+    Read {
+        stream: StreamId,
+        index: Index,
+        reply: oneshot::Sender<Result<Entry, DcfError>>,
     },
     Stop,
 }
@@ -45,11 +72,12 @@ pub fn open_log(
 pub fn spawn(
     logs: BTreeMap<StreamId, StreamLog>,
     events: mpsc::Sender<EngineEvent>,
+    transport: Arc<Transport>,
 ) -> std::io::Result<(mpsc::Sender<WriterCmd>, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<WriterCmd>();
     let handle = std::thread::Builder::new()
         .name("dcf-writer".into())
-        .spawn(move || run(logs, rx, events))?;
+        .spawn(move || run(logs, rx, events, transport))?;
     Ok((tx, handle))
 }
 
@@ -57,6 +85,7 @@ fn run(
     mut logs: BTreeMap<StreamId, StreamLog>,
     rx: mpsc::Receiver<WriterCmd>,
     events: mpsc::Sender<EngineEvent>,
+    transport: Arc<Transport>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -88,6 +117,49 @@ fn run(
                     .get_mut(&stream)
                     .map(|log| log.truncate_prefix(first_kept))
                     .unwrap_or(Ok(())),
+                WriterCmd::Reset {
+                    stream,
+                    last,
+                    last_term,
+                } => logs
+                    .get_mut(&stream)
+                    .map(|log| log.reset(last, last_term))
+                    .unwrap_or(Ok(())),
+                WriterCmd::SendStored {
+                    stream,
+                    mut env,
+                    from,
+                    to,
+                } => {
+                    if let Some(log) = logs.get(&stream) {
+                        match log.entries(from, to, u64::MAX) {
+                            Ok(entries) => {
+                                if let Some(slot) = env.msg.entries_mut() {
+                                    *slot = entries;
+                                    transport.send(env);
+                                }
+                            }
+                            // Compacted since the core asked: the peer
+                            // asks again or gets a checkpoint.
+                            Err(e) => {
+                                debug!(stream, from, to, error = %e, "stored entries no longer readable")
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                WriterCmd::Read {
+                    stream,
+                    index,
+                    reply,
+                } => {
+                    let r = match logs.get(&stream) {
+                        Some(log) => log.entry(index).map_err(|_| DcfError::NoEntry(index)),
+                        None => Err(DcfError::NoStream(stream)),
+                    };
+                    let _ = reply.send(r);
+                    Ok(())
+                }
                 WriterCmd::Stop => {
                     stop = true;
                     Ok(())

@@ -60,7 +60,7 @@ use std::cell::RefCell;
 use std::io::Read;
 
 use bytes::{BufMut, BytesMut};
-use dcf_core::{Entry, EntryKind, Envelope, Message, NodeId};
+use dcf_core::{Entry, EntryKind, Envelope, Message, NodeId, SnapshotStatus};
 
 use crate::error::FrameError;
 use crate::header::{Compression, FrameHeader, DEFAULT_MAX_FRAME, HEADER_LEN};
@@ -77,6 +77,8 @@ const TAG_FORWARD: u8 = 6;
 const TAG_FORWARD_REPLY: u8 = 7;
 const TAG_USER: u8 = 8;
 const TAG_WORK_MODE_REPORT: u8 = 9;
+const TAG_SNAPSHOT_CHUNK: u8 = 12;
+const TAG_SNAPSHOT_ACK: u8 = 13;
 
 /// stream + from + to + tag.
 const ENVELOPE_FIXED: usize = 4 + 4 + 4 + 1;
@@ -187,15 +189,11 @@ impl Codec {
             + match &env.msg {
                 Message::VoteRequest { .. } => 8 + 1 + 8 + 8 + 1,
                 Message::VoteResponse { .. } => 8 + 1 + 1,
-                Message::Append { entries, .. } => {
-                    7 * 8
-                        + 1
-                        + 4
-                        + entries
-                            .iter()
-                            .map(|e| ENTRY_FIXED + e.data.len())
-                            .sum::<usize>()
+                Message::Append { entries, .. } => 7 * 8 + 1 + entries_len(entries),
+                Message::SnapshotChunk { members, data, .. } => {
+                    4 * 8 + 4 + 4 + members.len() + 4 + data.len()
                 }
+                Message::SnapshotAck { .. } => 3 * 8 + 1,
                 Message::AppendResponse { .. } => 8 + 1 + 4 * 8,
                 Message::TimeoutNow { .. } => 8,
                 Message::WorkModeReport { .. } => 8 + 1,
@@ -491,6 +489,54 @@ fn put_bool(out: &mut BytesMut, b: bool) {
     out.put_u8(u8::from(b));
 }
 
+/// Bytes of a counted list of entries.
+fn entries_len(entries: &[Entry]) -> usize {
+    4 + entries
+        .iter()
+        .map(|e| ENTRY_FIXED + e.data.len())
+        .sum::<usize>()
+}
+
+fn put_entries(out: &mut BytesMut, entries: &[Entry]) {
+    // Bounded by the frame size check done by the caller (< u32::MAX).
+    out.put_u32_le(entries.len() as u32);
+    for e in entries {
+        out.put_u64_le(e.term);
+        out.put_u64_le(e.index);
+        out.put_u64_le(e.key);
+        out.put_u8(e.kind as u8);
+        out.put_u32_le(e.data.len() as u32);
+        out.put_slice(&e.data);
+    }
+}
+
+fn put_bytes(out: &mut BytesMut, b: &[u8]) {
+    out.put_u32_le(b.len() as u32);
+    out.put_slice(b);
+}
+
+fn get_entries(r: &mut Reader<'_>) -> Result<Vec<Entry>, FrameError> {
+    let count = r.count("entry", ENTRY_FIXED)?;
+    let mut entries = Vec::with_capacity(count);
+    for _ in 0..count {
+        let term = r.u64("entry term")?;
+        let index = r.u64("entry index")?;
+        let key = r.u64("entry key")?;
+        let k = r.u8("entry kind")?;
+        let kind = EntryKind::from_u8(k).ok_or(FrameError::UnknownEntryKind(k))?;
+        let len = r.u32("entry length")? as usize;
+        let data = r.bytes("entry data", len)?.to_vec();
+        entries.push(Entry {
+            term,
+            index,
+            key,
+            kind,
+            data,
+        });
+    }
+    Ok(entries)
+}
+
 fn put_envelope(env: &Envelope, out: &mut BytesMut) {
     out.put_u32_le(env.stream);
     out.put_u32_le(env.from);
@@ -544,16 +590,36 @@ fn put_envelope(env: &Envelope, out: &mut BytesMut) {
                 out.put_u64_le(v);
             }
             put_bool(out, *minority);
-            // Bounded by the frame size check done by the caller (< u32::MAX).
-            out.put_u32_le(entries.len() as u32);
-            for e in entries {
-                out.put_u64_le(e.term);
-                out.put_u64_le(e.index);
-                out.put_u64_le(e.key);
-                out.put_u8(e.kind as u8);
-                out.put_u32_le(e.data.len() as u32);
-                out.put_slice(&e.data);
+            put_entries(out, entries);
+        }
+        Message::SnapshotChunk {
+            index,
+            term,
+            members,
+            total,
+            offset,
+            crc,
+            data,
+        } => {
+            out.put_u8(TAG_SNAPSHOT_CHUNK);
+            for v in [*index, *term, *total, *offset] {
+                out.put_u64_le(v);
             }
+            out.put_u32_le(*crc);
+            put_bytes(out, members);
+            put_bytes(out, data);
+        }
+        Message::SnapshotAck {
+            index,
+            term,
+            next_offset,
+            status,
+        } => {
+            out.put_u8(TAG_SNAPSHOT_ACK);
+            for v in [*index, *term, *next_offset] {
+                out.put_u64_le(v);
+            }
+            out.put_u8(*status as u8);
         }
         Message::AppendResponse {
             term,
@@ -635,24 +701,7 @@ fn get_envelope(r: &mut Reader<'_>) -> Result<Envelope, FrameError> {
             let min_applied = r.u64("min_applied")?;
             let seq = r.u64("seq")?;
             let minority = r.bool()?;
-            let count = r.count("entry", ENTRY_FIXED)?;
-            let mut entries = Vec::with_capacity(count);
-            for _ in 0..count {
-                let term = r.u64("entry term")?;
-                let index = r.u64("entry index")?;
-                let key = r.u64("entry key")?;
-                let k = r.u8("entry kind")?;
-                let kind = EntryKind::from_u8(k).ok_or(FrameError::UnknownEntryKind(k))?;
-                let len = r.u32("entry length")? as usize;
-                let data = r.bytes("entry data", len)?.to_vec();
-                entries.push(Entry {
-                    term,
-                    index,
-                    key,
-                    kind,
-                    data,
-                });
-            }
+            let entries = get_entries(r)?;
             Message::Append {
                 term,
                 prev_index,
@@ -698,6 +747,39 @@ fn get_envelope(r: &mut Reader<'_>) -> Result<Envelope, FrameError> {
             let len = r.u32("user message length")? as usize;
             let data = r.bytes("user message data", len)?.to_vec();
             Message::User { data }
+        }
+        TAG_SNAPSHOT_CHUNK => {
+            let index = r.u64("snapshot index")?;
+            let term = r.u64("snapshot term")?;
+            let total = r.u64("snapshot size")?;
+            let offset = r.u64("chunk offset")?;
+            let crc = r.u32("chunk crc")?;
+            let len = r.u32("members length")? as usize;
+            let members = r.bytes("members", len)?.to_vec();
+            let len = r.u32("chunk length")? as usize;
+            let data = r.bytes("chunk data", len)?.to_vec();
+            Message::SnapshotChunk {
+                index,
+                term,
+                members,
+                total,
+                offset,
+                crc,
+                data,
+            }
+        }
+        TAG_SNAPSHOT_ACK => {
+            let index = r.u64("snapshot index")?;
+            let term = r.u64("snapshot term")?;
+            let next_offset = r.u64("next offset")?;
+            let s = r.u8("snapshot status")?;
+            let status = SnapshotStatus::from_u8(s).ok_or(FrameError::UnknownMessageTag(s))?;
+            Message::SnapshotAck {
+                index,
+                term,
+                next_offset,
+                status,
+            }
         }
         t => return Err(FrameError::UnknownMessageTag(t)),
     };

@@ -2,7 +2,7 @@
 //! malformed frame, with hand-built inputs.
 
 use bytes::BytesMut;
-use dcf_core::{Entry, EntryKind, Envelope, Message};
+use dcf_core::{Entry, EntryKind, Envelope, Message, SnapshotStatus};
 use dcf_transport::{Codec, Frame, FrameError, Hello, HEADER_LEN, MAGIC, VERSION};
 
 fn env(msg: Message) -> Envelope {
@@ -120,6 +120,21 @@ fn all_variants() -> Vec<Envelope> {
         env(Message::User { data: vec![] }),
         env(Message::User {
             data: vec![1, 2, 3],
+        }),
+        env(Message::SnapshotChunk {
+            index: 500,
+            term: 6,
+            members: b"{\"members\":[]}".to_vec(),
+            total: 1 << 40,
+            offset: 262_144,
+            crc: 0xdead_beef,
+            data: vec![9; 100],
+        }),
+        env(Message::SnapshotAck {
+            index: 500,
+            term: 6,
+            next_offset: 262_244,
+            status: SnapshotStatus::Installed,
         }),
         Envelope {
             stream: u32::MAX,

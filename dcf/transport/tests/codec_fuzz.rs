@@ -7,7 +7,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::BytesMut;
-use dcf_core::{Entry, EntryKind, Envelope, Message};
+use dcf_core::{Entry, EntryKind, Envelope, Message, SnapshotStatus};
 use dcf_transport::{Codec, Frame, HEADER_LEN};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -32,7 +32,22 @@ fn num(rng: &mut StdRng) -> u64 {
 }
 
 fn random_envelope(rng: &mut StdRng) -> Envelope {
-    let msg = match rng.gen_range(0..9) {
+    let entries = |rng: &mut StdRng| -> Vec<Entry> {
+        (0..rng.gen_range(0..4))
+            .map(|_| Entry {
+                term: num(rng),
+                index: num(rng),
+                key: num(rng),
+                kind: if rng.gen() {
+                    EntryKind::Data
+                } else {
+                    EntryKind::Config
+                },
+                data: (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect(),
+            })
+            .collect()
+    };
+    let msg = match rng.gen_range(0..13) {
         0 => Message::VoteRequest {
             term: num(rng),
             pre_vote: rng.gen(),
@@ -49,19 +64,7 @@ fn random_envelope(rng: &mut StdRng) -> Envelope {
             term: num(rng),
             prev_index: num(rng),
             prev_term: num(rng),
-            entries: (0..rng.gen_range(0..4))
-                .map(|_| Entry {
-                    term: num(rng),
-                    index: num(rng),
-                    key: num(rng),
-                    kind: if rng.gen() {
-                        EntryKind::Data
-                    } else {
-                        EntryKind::Config
-                    },
-                    data: (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect(),
-                })
-                .collect(),
+            entries: entries(rng),
             commit: num(rng),
             first_index: num(rng),
             min_applied: num(rng),
@@ -94,6 +97,25 @@ fn random_envelope(rng: &mut StdRng) -> Envelope {
         7 => Message::WorkModeReport {
             term: num(rng),
             minority: rng.gen(),
+        },
+        10 => Message::SnapshotChunk {
+            index: num(rng),
+            term: num(rng),
+            members: (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect(),
+            total: num(rng),
+            offset: num(rng),
+            crc: rng.gen(),
+            data: (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect(),
+        },
+        11 => Message::SnapshotAck {
+            index: num(rng),
+            term: num(rng),
+            next_offset: num(rng),
+            status: [
+                SnapshotStatus::Receiving,
+                SnapshotStatus::Installed,
+                SnapshotStatus::Refused,
+            ][rng.gen_range(0..3)],
         },
         _ => Message::TimeoutNow { term: num(rng) },
     };

@@ -15,7 +15,14 @@
 //! - crashes and restarts through `StreamCore::new` from the durable state,
 //!   with the host's applied index or 0 (the host then rebuilds its state
 //!   machine from scratch);
-//! - clients proposing and asking for read indexes at random nodes.
+//! - clients proposing and asking for read indexes at random nodes;
+//! - hosts with a state machine (a hash chain over the applied entries)
+//!   that take checkpoints every few entries, compact their logs below
+//!   them, restart from their newest (or, when it is "corrupt", previous)
+//!   checkpoint, and send checkpoints to peers that need compacted
+//!   entries, crashing in the middle of each of these steps;
+//! - small in-memory entry caches, so leaders read old entries back from
+//!   storage.
 //!
 //! Invariants are checked after every event (see [`World::fail`] call sites).
 
@@ -35,6 +42,9 @@ pub enum HostBug {
     /// The host reports entries durable as soon as they are written, but a
     /// crash still loses them.
     EarlyPersist,
+    /// The host compacts its log up to what it applied without writing a
+    /// checkpoint first (its state machine lives only in memory).
+    TruncateWithoutCheckpoint,
 }
 
 #[derive(Clone, Debug)]
@@ -51,6 +61,10 @@ pub struct SimConfig {
     /// (promote, demote, timeout_notify). Off, the random sequence of a
     /// seed is the one it had before these existed (regression seeds).
     pub membership: bool,
+    /// Hosts take checkpoints, compact their logs, restart from
+    /// checkpoints and transfer them (drawing from a second random
+    /// stream, so the first one is unchanged when this is off).
+    pub snapshots: bool,
 }
 
 impl Default for SimConfig {
@@ -61,6 +75,7 @@ impl Default for SimConfig {
             host_bug: HostBug::None,
             nemesis_gap_ms: 250,
             membership: true,
+            snapshots: true,
         }
     }
 }
@@ -112,6 +127,34 @@ pub struct Stats {
     pub runs_with_changes: u64,
     /// Leaderships gained through promote / demote / priority hand-over.
     pub transfers: u64,
+    /// Checkpoints written, log compactions, checkpoints installed from a peer.
+    pub checkpoints: u64,
+    pub compactions: u64,
+    pub installs: u64,
+    /// Runs with at least one checkpoint / compaction / install.
+    pub runs_with_checkpoints: u64,
+    pub runs_with_compactions: u64,
+    pub runs_with_installs: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, x: &Stats) {
+        self.events += x.events;
+        self.elections += x.elections;
+        self.committed += x.committed;
+        self.reads_ok += x.reads_ok;
+        self.crashes += x.crashes;
+        self.stuck_behind_logger += x.stuck_behind_logger;
+        self.transfers += x.transfers;
+        self.runs_with_changes += x.runs_with_changes;
+        self.config_changes += x.config_changes;
+        self.checkpoints += x.checkpoints;
+        self.compactions += x.compactions;
+        self.installs += x.installs;
+        self.runs_with_checkpoints += x.runs_with_checkpoints;
+        self.runs_with_compactions += x.runs_with_compactions;
+        self.runs_with_installs += x.runs_with_installs;
+    }
 }
 
 // ----- trace -------------------------------------------------------------
@@ -138,6 +181,8 @@ enum Tr {
     Read(NodeId, u64, Index),
     ReadReady(NodeId, u64, Index),
     Op(NodeId, String),
+    Checkpoint(NodeId, Index, Index),
+    Install(NodeId, NodeId, Index),
 }
 
 impl fmt::Display for Tr {
@@ -165,6 +210,10 @@ impl fmt::Display for Tr {
             Tr::Read(n, c, need) => write!(f, "n{n} read ctx {c} (needs >= {need})"),
             Tr::ReadReady(n, c, i) => write!(f, "n{n} read ready ctx {c} index {i}"),
             Tr::Op(n, what) => write!(f, "OP at n{n}: {what}"),
+            Tr::Checkpoint(n, at, first) => {
+                write!(f, "n{n} checkpoint at {at}, log kept from {first}")
+            }
+            Tr::Install(n, from, at) => write!(f, "n{n} installs n{from}'s checkpoint at {at}"),
         }
     }
 }
@@ -196,9 +245,8 @@ fn summarize(m: &Message) -> (&'static str, u64, u64) {
         Message::AppendResponse { success, index, .. } => ("AppendResp", *success as u64, *index),
         Message::TimeoutNow { .. } => ("TimeoutNow", 0, 0),
         Message::WorkModeReport { minority, .. } => ("WorkModeReport", *minority as u64, 0),
-        Message::Forward { .. } | Message::ForwardReply { .. } | Message::User { .. } => {
-            ("HostMessage", 0, 0)
-        }
+        m if m.is_host_message() => ("HostMessage", 0, 0),
+        _ => ("?", 0, 0),
     }
 }
 
@@ -211,6 +259,21 @@ enum Ev {
     Restart(NodeId),
     Client,
     Nemesis,
+    /// A host writes a checkpoint at what it applied, then compacts.
+    Checkpoint(NodeId, u32),
+    /// A checkpoint sent by `from` reaches `to`.
+    SnapshotArrive {
+        from: NodeId,
+        to: NodeId,
+        ckpt: Ckpt,
+    },
+}
+
+/// A host checkpoint: its state machine at `meta.index`.
+#[derive(Clone, Debug)]
+struct Ckpt {
+    meta: SnapshotMeta,
+    state: u64,
 }
 
 struct Queued {
@@ -244,34 +307,90 @@ struct Node {
     opts: CoreOptions,
     incarnation: u32,
     hard: HardState,
+    /// The stored log: first index, term before it, durable entries from
+    /// `first` on, then the unsynced tail.
+    first: Index,
+    prev_term: Term,
     durable: Vec<Entry>,
     tail: Vec<Entry>,
     sync_pending: bool,
     host_applied: Index,
+    /// Term of the entry at `host_applied`.
+    applied_term: Term,
+    /// The host's state machine: a hash chain over the applied entries.
+    state: u64,
+    /// The membership in force at `host_applied` (from applied
+    /// configuration entries), which checkpoints carry.
+    host_members: StreamMembers,
+    /// Durable checkpoints, newest last (at most two are kept).
+    checkpoints: Vec<Ckpt>,
+    checkpoint_pending: bool,
     last_commit: Index,
-    /// The configuration the node is started with (the engine's persisted
-    /// metadata); configuration entries in its log take precedence.
+    /// The configuration the node was first started with.
     base_members: StreamMembers,
+    /// The engine's metadata: the newest committed configuration and its
+    /// index (0: `base_members`).
+    meta_config: (Index, StreamMembers),
 }
 
 impl Node {
+    fn fresh(opts: CoreOptions, base: StreamMembers) -> Node {
+        Node {
+            core: None,
+            opts,
+            incarnation: 0,
+            hard: HardState::default(),
+            first: 1,
+            prev_term: 0,
+            durable: vec![],
+            tail: vec![],
+            sync_pending: false,
+            host_applied: 0,
+            applied_term: 0,
+            state: STATE_INIT,
+            host_members: base.clone(),
+            checkpoints: vec![],
+            checkpoint_pending: false,
+            last_commit: 0,
+            meta_config: (0, base.clone()),
+            base_members: base,
+        }
+    }
     fn log_len(&self) -> Index {
-        (self.durable.len() + self.tail.len()) as Index
+        self.first - 1 + (self.durable.len() + self.tail.len()) as Index
+    }
+    fn entry(&self, i: Index) -> Option<&Entry> {
+        if i < self.first {
+            return None;
+        }
+        let k = (i - self.first) as usize;
+        self.durable
+            .get(k)
+            .or_else(|| self.tail.get(k - self.durable.len().min(k)))
+            .filter(|e| e.index == i)
     }
     fn term_at(&self, i: Index) -> Term {
-        if i == 0 {
-            return 0;
+        if i + 1 == self.first {
+            return self.prev_term;
         }
-        let i = (i - 1) as usize;
-        if i < self.durable.len() {
-            self.durable[i].term
-        } else {
-            self.tail
-                .get(i - self.durable.len())
-                .map(|e| e.term)
-                .unwrap_or(0)
-        }
+        self.entry(i).map(|e| e.term).unwrap_or(0)
     }
+    /// Makes the tail durable (what a storage sync does).
+    fn sync_all(&mut self) {
+        let t = std::mem::take(&mut self.tail);
+        self.durable.extend(t);
+    }
+}
+
+/// The state of a host that applied nothing.
+const STATE_INIT: u64 = 0x5eed;
+
+fn chain(state: u64, e: &Entry) -> u64 {
+    let mut h = DefaultHasher::new();
+    state.hash(&mut h);
+    e.index.hash(&mut h);
+    entry_hash(e).hash(&mut h);
+    h.finish()
 }
 
 /// The nodes whose membership entry differs between two configurations.
@@ -296,6 +415,12 @@ pub struct World {
     seed: u64,
     cfg: SimConfig,
     rng: SmallRng,
+    /// Randomness of the checkpoint features (see `SimConfig::snapshots`).
+    rng2: SmallRng,
+    /// Checkpoint every this many applied entries; keep this many entries
+    /// behind the newest checkpoint.
+    ckpt_interval: u64,
+    ckpt_retention: u64,
     now: u64,
     seq: u64,
     queue: BinaryHeap<Queued>,
@@ -320,6 +445,10 @@ pub struct World {
     committed: Vec<(Term, u64)>,
     /// The term in which each committed entry was first seen committed.
     commit_term: Vec<Term>,
+    /// The state machine after applying the committed prefix up to i, at [i].
+    states: Vec<u64>,
+    /// Committed configurations (index, membership), oldest first.
+    committed_configs: Vec<(Index, StreamMembers)>,
     /// ctx -> (node, least acceptable read index).
     reads: HashMap<u64, (NodeId, Index)>,
     next_ctx: u64,
@@ -386,6 +515,14 @@ impl World {
         let hb = et / rng.gen_range(3..=5);
         let batch = [1usize, 3, 64][rng.gen_range(0..3)];
         let inflight = [2u64, 10, 8192][rng.gen_range(0..3)];
+        let mut rng2 = SmallRng::seed_from_u64(seed ^ 0x00c4_ec6b_0147);
+        let cache_entries = if cfg.snapshots {
+            [2usize, 8, 40, 4096][rng2.gen_range(0..4)]
+        } else {
+            4096
+        };
+        let ckpt_interval = rng2.gen_range(3..40);
+        let ckpt_retention = rng2.gen_range(0..6);
         let mut nodes = BTreeMap::new();
         for id in 1..=n {
             let mut o = CoreOptions::new(id, 1);
@@ -395,27 +532,19 @@ impl World {
             o.max_batch_entries = batch;
             o.max_inflight_entries = inflight;
             o.seed = rng.gen();
-            nodes.insert(
-                id,
-                Node {
-                    core: None,
-                    opts: o,
-                    incarnation: 0,
-                    hard: HardState::default(),
-                    durable: vec![],
-                    tail: vec![],
-                    sync_pending: false,
-                    host_applied: 0,
-                    last_commit: 0,
-                    base_members: members.clone(),
-                },
-            );
+            o.snapshot_transfer = cfg.snapshots;
+            o.cache_max_entries = cache_entries;
+            nodes.insert(id, Node::fresh(o, members.clone()));
         }
         let side = (1..=n).map(|i| (i, 0)).collect();
+        let committed_configs = vec![(0, members.clone())];
         let mut w = World {
             seed,
             cfg,
             rng,
+            rng2,
+            ckpt_interval,
+            ckpt_retention,
             now: 0,
             seq: 0,
             queue: BinaryHeap::new(),
@@ -433,6 +562,8 @@ impl World {
             registry: HashMap::new(),
             committed: Vec::new(),
             commit_term: Vec::new(),
+            states: vec![STATE_INIT],
+            committed_configs,
             reads: HashMap::new(),
             next_ctx: 1,
             next_key: 1,
@@ -467,6 +598,19 @@ impl World {
                 None => s.push_str(&format!("[n{id} not a member: {st}] ")),
             }
         }
+        for (id, n) in &self.nodes {
+            if let Some(c) = n.core.as_ref() {
+                s.push_str(&format!(
+                    "n{id} configs {:?} meta {} first {}; ",
+                    c.config_entries()
+                        .iter()
+                        .map(|(i, m)| (*i, m.ids().collect::<Vec<_>>()))
+                        .collect::<Vec<_>>(),
+                    n.meta_config.0,
+                    c.first_index()
+                ));
+            }
+        }
         let o = &self.nodes[&1].opts;
         s.push_str(&format!(
             "et {} hb {} groups {:?} batch {} inflight {}",
@@ -495,7 +639,7 @@ impl World {
     }
 
     fn tr(&mut self, e: Tr) {
-        if self.trace.len() >= 40 {
+        if self.trace.len() >= 4000 {
             self.trace.pop_front();
         }
         self.trace.push_back((self.now, e));
@@ -520,24 +664,39 @@ impl World {
         let use_applied = self.rng.gen_bool(0.5);
         let seed: u64 = self.rng.gen();
         let tick_jitter = self.rng.gen_range(0..self.tick_ms);
+        let newest_corrupt = self.cfg.snapshots && self.rng2.gen_bool(0.2);
         let now = self.now;
+        if self.cfg.snapshots {
+            self.restore_host(id, newest_corrupt)?;
+        } else if !use_applied {
+            // The host rebuilds its state machine from scratch.
+            let n = self.nodes.get_mut(&id).unwrap();
+            n.host_applied = 0;
+            n.state = STATE_INIT;
+            n.host_members = n.base_members.clone();
+        }
         let n = self.nodes.get_mut(&id).unwrap();
-        let members = n.base_members.clone();
         n.incarnation += 1;
         n.opts.seed = seed;
-        if !use_applied {
-            n.host_applied = 0;
-        }
+        // The engine's configuration baseline: its metadata, or the
+        // checkpoint's membership when that is newer.
+        let (config_index, members) = match n.checkpoints.last() {
+            Some(c) if c.meta.index > n.meta_config.0 => (c.meta.index, c.meta.members.clone()),
+            _ => n.meta_config.clone(),
+        };
         let restored = Restored {
             hard_state: n.hard,
-            first_index: 1,
-            prev_term: 0,
+            first_index: n.first,
+            prev_term: n.prev_term,
             entries: n.durable.clone(),
             applied_index: n.host_applied,
+            config_index,
         };
         let core = StreamCore::new(n.opts.clone(), members, restored, now);
         let (term, last, applied) = (core.term(), core.last_index(), core.applied_index());
         n.core = Some(core);
+        self.check_restarted_membership(id, config_index)?;
+        let n = self.nodes.get_mut(&id).unwrap();
         n.tail.clear();
         n.sync_pending = false;
         // The host's state machine is at `host_applied`; the core may have
@@ -554,6 +713,212 @@ impl World {
         self.drain(id)
     }
 
+    /// The host restarts from its newest checkpoint (the previous one when
+    /// the newest is "corrupt": its checksum would fail), and the engine
+    /// reconciles the log with it: a log that does not reach back to the
+    /// checkpoint would leave a hole in the state machine, and a log that
+    /// disagrees with it at its index is replaced.
+    fn restore_host(&mut self, id: NodeId, newest_corrupt: bool) -> R {
+        let bug = self.cfg.host_bug == HostBug::TruncateWithoutCheckpoint;
+        let n = self.nodes.get_mut(&id).unwrap();
+        if newest_corrupt && n.checkpoints.len() > 1 {
+            n.checkpoints.pop();
+        }
+        match n.checkpoints.last() {
+            Some(c) => {
+                n.host_applied = c.meta.index;
+                n.applied_term = c.meta.term;
+                n.state = c.state;
+                n.host_members = c.meta.members.clone();
+            }
+            None => {
+                n.host_applied = 0;
+                n.applied_term = 0;
+                n.state = STATE_INIT;
+                n.host_members = n.base_members.clone();
+            }
+        }
+        if bug {
+            // That host neither checked nor reconciled anything.
+            return Ok(());
+        }
+        let (s, t) = (n.host_applied, n.applied_term);
+        if n.first > s + 1 {
+            let first = n.first;
+            return Err(self.fail(
+                "checkpoints cover the log",
+                format!("n{id} restarts from its checkpoint at {s} but its log starts at {first}"),
+            ));
+        }
+        if s > 0 && (s > n.log_len() || n.term_at(s) != t) {
+            n.first = s + 1;
+            n.prev_term = t;
+            n.durable.clear();
+            n.tail.clear();
+        }
+        self.check_state(id)
+    }
+
+    /// The host's state machine equals the committed prefix applied in order.
+    fn check_state(&self, id: NodeId) -> R {
+        let n = &self.nodes[&id];
+        match self.states.get(n.host_applied as usize) {
+            Some(s) if *s == n.state => Ok(()),
+            Some(_) => Err(self.fail(
+                "state machine equals the committed prefix",
+                format!(
+                    "n{id}'s state at {} differs from the committed entries applied in order",
+                    n.host_applied
+                ),
+            )),
+            None => Err(self.fail(
+                "state machine equals the committed prefix",
+                format!(
+                    "n{id}'s state is at {} but only {} entries are known committed",
+                    n.host_applied,
+                    self.states.len() - 1
+                ),
+            )),
+        }
+    }
+
+    /// The newest committed configuration at or below `index`.
+    fn config_at(&self, index: Index) -> &StreamMembers {
+        &self
+            .committed_configs
+            .iter()
+            .rev()
+            .find(|(i, _)| *i <= index)
+            .expect("the initial configuration")
+            .1
+    }
+
+    /// After a restart the node's committed membership is the one
+    /// committed last at its commit index (or at its configuration
+    /// baseline), never the one it was first started with.
+    fn check_restarted_membership(&self, id: NodeId, config_index: Index) -> R {
+        let core = self.nodes[&id].core.as_ref().unwrap();
+        let at = core.commit_index().max(config_index);
+        if at == 0 {
+            return Ok(());
+        }
+        if core.committed_members() != self.config_at(at) {
+            return Err(self.fail(
+                "membership survives restarts",
+                format!(
+                    "n{id} restarted with committed members {:?}, but {:?} was committed at or before {at}",
+                    core.committed_members().ids().collect::<Vec<_>>(),
+                    self.config_at(at).ids().collect::<Vec<_>>()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An entry of a node, from its core's memory or from its storage.
+    fn entry_of(&self, id: NodeId, i: Index) -> Option<Entry> {
+        let n = &self.nodes[&id];
+        n.core
+            .as_ref()
+            .and_then(|c| c.entry(i).cloned())
+            .or_else(|| n.entry(i).cloned())
+    }
+
+    /// Writes a checkpoint of what the host applied (crashing in the
+    /// middle sometimes), then compacts the log below it.
+    fn checkpoint(&mut self, id: NodeId) -> R {
+        let crash_mid_write = self.rng2.gen_bool(0.05);
+        let compact = self.rng2.gen_bool(0.85);
+        let bug = self.cfg.host_bug == HostBug::TruncateWithoutCheckpoint;
+        let n = self.nodes.get_mut(&id).unwrap();
+        n.checkpoint_pending = false;
+        if n.host_applied == 0 || n.checkpoints.last().map(|c| c.meta.index) == Some(n.host_applied)
+        {
+            return Ok(());
+        }
+        if crash_mid_write {
+            // The temporary file is never renamed: nothing changes on disk.
+            self.crash(id);
+            return Ok(());
+        }
+        let newest = n.host_applied;
+        if !bug {
+            n.checkpoints.push(Ckpt {
+                meta: SnapshotMeta {
+                    index: newest,
+                    term: n.applied_term,
+                    members: n.host_members.clone(),
+                },
+                state: n.state,
+            });
+            if n.checkpoints.len() > 2 {
+                n.checkpoints.remove(0);
+            }
+            self.stats.checkpoints += 1;
+        }
+        if !compact {
+            return Ok(());
+        }
+        let n = &self.nodes[&id];
+        let older = if bug {
+            newest
+        } else {
+            n.checkpoints[0].meta.index
+        };
+        // Keep what the older checkpoint needs, and a few entries more.
+        let first_kept = (older + 1)
+            .min((newest + 1).saturating_sub(self.ckpt_retention))
+            .max(1);
+        let kept = self.core(id).compact_log(first_kept);
+        self.stats.compactions += 1;
+        self.tr(Tr::Checkpoint(id, newest, kept));
+        self.drain(id)
+    }
+
+    /// A checkpoint reaches a node that needs it: the host makes it its
+    /// durable state, then the core installs it (a crash may hit before
+    /// or between these steps).
+    fn snapshot_arrives(&mut self, from: NodeId, to: NodeId, ckpt: Ckpt) -> R {
+        if self.nodes[&to].core.is_none() || !self.connected(from, to) {
+            return Ok(());
+        }
+        let r: u32 = self.rng2.gen_range(0..100);
+        if r < 5 {
+            self.crash(to);
+            return Ok(());
+        }
+        let s = ckpt.meta.index;
+        if !self.core(to).wants_snapshot(s) {
+            return Ok(());
+        }
+        let n = self.nodes.get_mut(&to).unwrap();
+        n.host_applied = s;
+        n.applied_term = ckpt.meta.term;
+        n.state = ckpt.state;
+        n.host_members = ckpt.meta.members.clone();
+        // Older local checkpoints may not be covered by the new log.
+        n.checkpoints = vec![ckpt.clone()];
+        self.check_state(to)?;
+        if r < 12 {
+            self.crash(to);
+            return Ok(());
+        }
+        let n = self.nodes.get_mut(&to).unwrap();
+        if s > n.meta_config.0 {
+            n.meta_config = (s, ckpt.meta.members.clone());
+        }
+        let now = self.now;
+        if !self.core(to).install_snapshot(now, ckpt.meta) {
+            return Err(self.fail(
+                "checkpoint install",
+                format!("n{to} wanted the checkpoint at {s} but did not install it"),
+            ));
+        }
+        self.stats.installs += 1;
+        self.tr(Tr::Install(to, from, s));
+        self.drain(to)
+    }
+
     fn crash(&mut self, id: NodeId) {
         let n = self.nodes.get_mut(&id).unwrap();
         if n.core.is_none() {
@@ -562,7 +927,8 @@ impl World {
         n.core = None;
         n.tail.clear();
         n.sync_pending = false;
-        let d = n.durable.len() as Index;
+        n.checkpoint_pending = false;
+        let d = n.log_len();
         self.stats.crashes += 1;
         self.tr(Tr::Crash(id, d));
         let back = self.now + self.rng.gen_range(20..1500);
@@ -631,7 +997,12 @@ impl World {
             if !ok {
                 return Err(self.fail(
                     "configuration follows the log",
-                    format!("leader n{id} lists a configuration at {idx} that its log lacks"),
+                    format!(
+                        "leader n{id} lists a configuration at {idx} that its log lacks (meta {}, checkpoints {:?}, known committed {})",
+                        n.meta_config.0,
+                        n.checkpoints.iter().map(|c| c.meta.index).collect::<Vec<_>>(),
+                        self.committed.len()
+                    ),
                 ));
             }
         }
@@ -700,7 +1071,7 @@ impl World {
                     }
                 }
                 let n = self.nodes.get_mut(&id).unwrap();
-                let keep = (from - 1) as usize;
+                let keep = (from - n.first) as usize;
                 if keep < n.durable.len() {
                     n.durable.truncate(keep);
                     n.tail.clear();
@@ -788,12 +1159,26 @@ impl World {
                     if e.key >= LIVENESS_KEY && !self.chaos {
                         self.live_ok = true;
                     }
-                    self.nodes.get_mut(&id).unwrap().host_applied = e.index;
+                    let n = self.nodes.get_mut(&id).unwrap();
+                    n.host_applied = e.index;
+                    n.applied_term = e.term;
+                    n.state = chain(n.state, e);
+                    if e.kind == EntryKind::Config {
+                        let m: StreamMembers =
+                            serde_json::from_slice(&e.data).expect("config entry is JSON");
+                        // The engine persists every committed configuration.
+                        if e.index > n.meta_config.0 {
+                            n.meta_config = (e.index, m.clone());
+                        }
+                        n.host_members = m;
+                    }
+                    self.check_state(id)?;
                 }
                 if let Some(l) = es.last() {
                     let i = l.index;
                     self.core(id).on_applied(i);
                 }
+                self.schedule_checkpoint(id);
             }
             Action::ReadReady { ctx, index } => {
                 self.tr(Tr::ReadReady(id, ctx, index));
@@ -859,8 +1244,77 @@ impl World {
             }
             Action::Exception(_) => {}
             Action::SaveWorkMode(_) => {}
+            Action::SendWithStoredEntries { mut env, from, to } => {
+                let stored: Option<Vec<Entry>> = (from..=to)
+                    .map(|i| self.nodes[&id].entry(i).cloned())
+                    .collect();
+                let Some(stored) = stored else {
+                    return Err(self.fail(
+                        "host log contract",
+                        format!("n{id} asks to send stored entries {from}..={to} it does not hold"),
+                    ));
+                };
+                if let Some(entries) = env.msg.entries_mut() {
+                    *entries = stored;
+                }
+                self.send(env);
+            }
+            Action::SendSnapshot { to } => {
+                let newest = self.nodes[&id].checkpoints.last().cloned();
+                match newest {
+                    None => self.core(id).snapshot_transfer_failed(to),
+                    Some(ckpt) => {
+                        if !(self.chaos && self.rng2.gen_bool(self.loss)) {
+                            let at = self.now + self.rng2.gen_range(1..=self.max_delay) + 5;
+                            self.push(at, Ev::SnapshotArrive { from: id, to, ckpt });
+                        }
+                    }
+                }
+            }
+            Action::CompactLog { first_kept } => {
+                // Storage makes the log durable before it moves its first index.
+                let n = self.nodes.get_mut(&id).unwrap();
+                let synced = n.tail.last().map(|e| (e.index, e.term));
+                n.sync_all();
+                if first_kept > n.log_len() + 1 || first_kept <= n.first {
+                    return Err(self.fail(
+                        "host log contract",
+                        format!("n{id} compacts to {first_kept} outside its log"),
+                    ));
+                }
+                n.prev_term = n.term_at(first_kept - 1);
+                n.durable.drain(..(first_kept - n.first) as usize);
+                n.first = first_kept;
+                if let Some((i, t)) = synced {
+                    let now = self.now;
+                    self.core(id).on_persisted(now, i, t);
+                }
+            }
+            Action::ResetLog { last, last_term } => {
+                let n = self.nodes.get_mut(&id).unwrap();
+                n.first = last + 1;
+                n.prev_term = last_term;
+                n.durable.clear();
+                n.tail.clear();
+            }
         }
         Ok(())
+    }
+
+    /// Schedules a checkpoint once the host applied another interval's worth.
+    fn schedule_checkpoint(&mut self, id: NodeId) {
+        if !self.cfg.snapshots {
+            return;
+        }
+        let n = &self.nodes[&id];
+        let last = n.checkpoints.last().map(|c| c.meta.index).unwrap_or(0);
+        if n.checkpoint_pending || n.host_applied < last + self.ckpt_interval {
+            return;
+        }
+        let inc = n.incarnation;
+        let at = self.now + self.rng2.gen_range(0..20);
+        self.nodes.get_mut(&id).unwrap().checkpoint_pending = true;
+        self.push(at, Ev::Checkpoint(id, inc));
     }
 
     fn check_leader_has(&self, id: NodeId, term: Term, i: Index) -> R {
@@ -870,8 +1324,13 @@ impl World {
         }
         let (t, h) = self.committed[k];
         let core = self.nodes[&id].core.as_ref().unwrap();
-        let ok = core
-            .entry(i)
+        if i < core.first_index() {
+            // Compacted below a checkpoint of applied (committed) entries.
+            return Ok(());
+        }
+        let has = self.entry_of(id, i);
+        let ok = has
+            .as_ref()
             .is_some_and(|e| e.term == t && entry_hash(e) == h);
         if !ok {
             return Err(self.fail(
@@ -879,7 +1338,7 @@ impl World {
                 format!(
                     "n{id} leads term {term} without entry {i} (t{t}) committed in term {}; it has {:?}",
                     self.commit_term[k],
-                    core.entry(i).map(|e| e.term)
+                    has.map(|e| e.term)
                 ),
             ));
         }
@@ -910,10 +1369,36 @@ impl World {
             ));
         }
         let term = core.term();
+        let first = core.first_index();
+        let core_last = core.last_index();
         let known = self.committed.len() as Index;
         let mut grown = Vec::new();
         for i in prev + 1..=c {
-            let e = core.entry(i).expect("within log");
+            if i < first {
+                // Covered by a checkpoint (installed or taken here).
+                if i > known {
+                    return Err(self.fail(
+                        "checkpoints hold committed entries only",
+                        format!("n{id} holds {i} in a checkpoint, which nobody saw committed"),
+                    ));
+                }
+                continue;
+            }
+            let Some(e) = self.entry_of(id, i) else {
+                let n = &self.nodes[&id];
+                return Err(self.fail(
+                    "commit within log",
+                    format!(
+                        "n{id} commits {i} but holds no entry there (storage first {} durable {} tail {}, core first {} last {})",
+                        n.first,
+                        n.durable.len(),
+                        n.tail.len(),
+                        first,
+                        core_last
+                    ),
+                ));
+            };
+            let e = &e;
             let th = (e.term, entry_hash(e));
             if i <= known {
                 if self.committed[(i - 1) as usize] != th {
@@ -929,10 +1414,13 @@ impl World {
             } else {
                 self.committed.push(th);
                 self.commit_term.push(term);
+                let st = chain(*self.states.last().expect("initial state"), e);
+                self.states.push(st);
                 grown.push(i);
                 if e.kind == EntryKind::Config {
                     let cfg: StreamMembers =
                         serde_json::from_slice(&e.data).expect("config entry is JSON");
+                    self.committed_configs.push((i, cfg.clone()));
                     let diff = member_diff(&self.members, &cfg);
                     if diff.len() > 1 {
                         return Err(self.fail(
@@ -1072,21 +1560,7 @@ impl World {
             }
             let mut o = self.nodes[&1].opts.clone();
             o.node_id = next;
-            self.nodes.insert(
-                next,
-                Node {
-                    core: None,
-                    opts: o,
-                    incarnation: 0,
-                    hard: HardState::default(),
-                    durable: vec![],
-                    tail: vec![],
-                    sync_pending: false,
-                    host_applied: 0,
-                    last_commit: 0,
-                    base_members: base,
-                },
-            );
+            self.nodes.insert(next, Node::fresh(o, base));
             self.side
                 .insert(next, self.side.get(&l).copied().unwrap_or(0));
             self.start_node(next, false)?;
@@ -1267,7 +1741,7 @@ impl World {
                 let c = n.core.as_ref()?;
                 // Nodes outside the configuration cannot lead either.
                 self.members.get(*i)?;
-                let t = c.entry(c.last_index()).map(|e| e.term).unwrap_or(0);
+                let t = n.term_at(c.last_index());
                 Some((*i, (t, c.last_index())))
             })
             .collect();
@@ -1357,6 +1831,13 @@ impl World {
                     self.start_node(id, true)?;
                 }
             }
+            Ev::Checkpoint(id, inc) => {
+                let n = &self.nodes[&id];
+                if n.incarnation == inc && n.core.is_some() {
+                    self.checkpoint(id)?;
+                }
+            }
+            Ev::SnapshotArrive { from, to, ckpt } => self.snapshot_arrives(from, to, ckpt)?,
             Ev::Client => {
                 self.client()?;
                 let gap = if self.chaos {
@@ -1453,7 +1934,13 @@ impl World {
 pub fn run_seed(seed: u64, cfg: &SimConfig) -> Result<Stats, Box<Failure>> {
     let mut w = World::new(seed, cfg.clone());
     match w.run_all() {
-        Ok(()) => Ok(w.stats.clone()),
+        Ok(()) => {
+            let mut st = w.stats.clone();
+            st.runs_with_checkpoints = u64::from(st.checkpoints > 0);
+            st.runs_with_compactions = u64::from(st.compactions > 0);
+            st.runs_with_installs = u64::from(st.installs > 0);
+            Ok(st)
+        }
         Err(f) => Err(Box::new(f)),
     }
 }
@@ -1478,17 +1965,7 @@ pub fn run_seeds(seeds: &[u64], cfg: &SimConfig) -> (Vec<Failure>, Stats) {
                     let mut st = Stats::default();
                     for &seed in c {
                         match run_seed(seed, cfg) {
-                            Ok(x) => {
-                                st.events += x.events;
-                                st.elections += x.elections;
-                                st.committed += x.committed;
-                                st.reads_ok += x.reads_ok;
-                                st.crashes += x.crashes;
-                                st.stuck_behind_logger += x.stuck_behind_logger;
-                                st.transfers += x.transfers;
-                                st.runs_with_changes += x.runs_with_changes;
-                                st.config_changes += x.config_changes;
-                            }
+                            Ok(x) => st.add(&x),
                             Err(e) => f.push(*e),
                         }
                     }
@@ -1499,15 +1976,7 @@ pub fn run_seeds(seeds: &[u64], cfg: &SimConfig) -> (Vec<Failure>, Stats) {
         for h in hs {
             let (f, st) = h.join().expect("sim thread");
             failures.extend(f);
-            total.events += st.events;
-            total.elections += st.elections;
-            total.committed += st.committed;
-            total.reads_ok += st.reads_ok;
-            total.crashes += st.crashes;
-            total.stuck_behind_logger += st.stuck_behind_logger;
-            total.transfers += st.transfers;
-            total.runs_with_changes += st.runs_with_changes;
-            total.config_changes += st.config_changes;
+            total.add(&st);
         }
     });
     failures.sort_by_key(|f| f.seed);
