@@ -221,9 +221,9 @@ pub enum Action {
     /// start. Like [`Action::SaveHardState`], carry it out before later
     /// actions.
     SaveWorkMode(WorkMode),
-    /// Send `env` (a [`Message::Append`] without entries) with the entries
-    /// `from..=to` read from storage filled in ([`Message::entries_mut`]):
-    /// the core no longer holds them in memory.
+    /// Send `env` (a [`Message::Append`] or [`Message::LogTail`] without
+    /// entries) with the entries `from..=to` read from storage filled in
+    /// ([`Message::entries_mut`]): the core no longer holds them in memory.
     SendWithStoredEntries {
         env: Envelope,
         from: Index,
@@ -972,6 +972,14 @@ impl StreamCore {
         if from == self.opts.node_id || msg.is_host_message() {
             return;
         }
+        if matches!(
+            msg,
+            Message::LogTail { .. } | Message::LogTailResponse { .. }
+        ) {
+            // Exchanged outside any leadership: terms play no part.
+            self.handle_log_tail(from, msg);
+            return;
+        }
         let mterm = msg.term();
         if mterm > self.term && self.role == Role::Leader && self.is_minority() {
             // A minority leader ignores higher terms: it keeps counting
@@ -1035,7 +1043,9 @@ impl StreamCore {
                 | Message::ForwardReply { .. }
                 | Message::User { .. }
                 | Message::SnapshotChunk { .. }
-                | Message::SnapshotAck { .. } => {
+                | Message::SnapshotAck { .. }
+                | Message::LogTail { .. }
+                | Message::LogTailResponse { .. } => {
                     return;
                 }
             }
@@ -1131,12 +1141,14 @@ impl StreamCore {
                     self.maybe_commit();
                 }
             }
-            // Host messages are handled by the engine (filtered above).
+            // Host messages are handled by the engine, log tails above.
             Message::Forward { .. }
             | Message::ForwardReply { .. }
             | Message::User { .. }
             | Message::SnapshotChunk { .. }
-            | Message::SnapshotAck { .. } => {}
+            | Message::SnapshotAck { .. }
+            | Message::LogTail { .. }
+            | Message::LogTailResponse { .. } => {}
         }
     }
 
@@ -1458,6 +1470,22 @@ impl StreamCore {
             self.set_hard_state(self.term, Some(from));
             self.reset_election_timer();
         }
+        let term_ok = if pre_vote {
+            term > self.term && !self.leader_is_live()
+        } else {
+            term == self.term && (self.voted_for.is_none() || self.voted_for == Some(from))
+        };
+        if !granted && candidate_votes && term_ok && self.self_kind() == Some(MemberKind::Logger) {
+            // Refused only because the candidate's log is behind ours. A
+            // LOGGER never campaigns: if it held the only copy of the
+            // freshest entries, no voter could ever win. Hand them over.
+            let mut p = last_index.min(self.log.last_index());
+            while p >= self.log.first_index() && self.log.term_at(p).is_some_and(|t| t > last_term)
+            {
+                p = self.log.first_of_term(p, 0) - 1;
+            }
+            self.send_log_tail(from, p + 1);
+        }
         self.send(
             from,
             Message::VoteResponse {
@@ -1484,6 +1512,96 @@ impl StreamCore {
             } else {
                 self.become_leader();
             }
+        }
+    }
+
+    /// The LOGGER side and the candidate side of a log-tail hand-over
+    /// (see [`Message::LogTail`]).
+    fn handle_log_tail(&mut self, from: NodeId, msg: Message) {
+        match msg {
+            Message::LogTail {
+                prev_index,
+                prev_term,
+                entries,
+                last_index,
+                last_term,
+                ..
+            } => {
+                let from_logger =
+                    |m: &StreamMembers| m.get(from).map(|x| x.kind) == Some(MemberKind::Logger);
+                // Only a node that may lead takes entries from a LOGGER,
+                // only while it knows no live leader, and only while the
+                // LOGGER's log is still the more up-to-date one (then no
+                // entry it replaces can be committed: see the module docs).
+                if self.role == Role::Leader
+                    || !self.may_lead()
+                    || self.leader_is_live()
+                    || !(from_logger(&self.members) || from_logger(self.committed_config()))
+                    || (last_term, last_index) <= (self.log.last_term(), self.log.last_index())
+                {
+                    return;
+                }
+                let (success, index) = match self.merge_entries(prev_index, prev_term, entries) {
+                    Merge::Merged { verified } => (true, verified),
+                    Merge::Rejected { hint } => (false, hint),
+                    Merge::CommittedConflict { index } => {
+                        self.report_committed_conflict(from, index);
+                        return;
+                    }
+                };
+                let term = self.term;
+                self.send(
+                    from,
+                    Message::LogTailResponse {
+                        term,
+                        success,
+                        index,
+                    },
+                );
+            }
+            Message::LogTailResponse { success, index, .. } => {
+                if self.self_kind() != Some(MemberKind::Logger) || self.leader_is_live() {
+                    return;
+                }
+                let next = if success { index + 1 } else { index };
+                self.send_log_tail(from, next);
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends this LOGGER's entries from `next` on (one batch) to a candidate.
+    fn send_log_tail(&mut self, to: NodeId, next: Index) {
+        if next < self.log.first_index() || next > self.log.last_index() {
+            return;
+        }
+        let prev_index = next - 1;
+        let prev_term = self.log.term_at(prev_index).unwrap_or(0);
+        let batch = self.opts.max_batch_entries.max(1);
+        let msg = |entries| Message::LogTail {
+            term: self.term,
+            prev_index,
+            prev_term,
+            entries,
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+        };
+        if next >= self.log.cached_from() {
+            let m = msg(self.log.slice(next, batch));
+            self.send(to, m);
+        } else {
+            let upto = (next + batch as u64 - 1).min(self.log.cached_from() - 1);
+            let env = Envelope {
+                stream: self.opts.stream_id,
+                from: self.opts.node_id,
+                to,
+                msg: msg(Vec::new()),
+            };
+            self.actions.push(Action::SendWithStoredEntries {
+                env,
+                from: next,
+                to: upto,
+            });
         }
     }
 

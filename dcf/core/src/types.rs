@@ -95,6 +95,30 @@ pub enum Message {
     /// in minority mode, about once per heartbeat. A minority leader counts
     /// only followers reporting minority mode toward its commits.
     WorkModeReport { term: Term, minority: bool },
+    /// A LOGGER's entries after (`prev_index`, `prev_term`), sent to a
+    /// candidate whose vote it refused only because the candidate's log is
+    /// behind: a LOGGER never campaigns, so if it held the only copy of
+    /// the freshest entries no voter could be elected. `last_index` and
+    /// `last_term` describe the LOGGER's log when it sent them; the
+    /// candidate takes the entries only while that log is more up to date
+    /// than its own (then none of the entries it replaces can be
+    /// committed: a committed entry is in every log that is more up to
+    /// date).
+    LogTail {
+        term: Term,
+        prev_index: Index,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        last_index: Index,
+        last_term: Term,
+    },
+    /// The candidate's answer to a [`Message::LogTail`]: on success the
+    /// index its log now matches up to, otherwise where to retry from.
+    LogTailResponse {
+        term: Term,
+        success: bool,
+        index: Index,
+    },
     /// A write accepted on a follower (`universal_write`), forwarded to the
     /// leader. Handled by the engine, never by the core.
     Forward { req: u64, key: u64, data: Vec<u8> },
@@ -167,7 +191,9 @@ impl Message {
             | Message::Append { term, .. }
             | Message::AppendResponse { term, .. }
             | Message::TimeoutNow { term }
-            | Message::WorkModeReport { term, .. } => *term,
+            | Message::WorkModeReport { term, .. }
+            | Message::LogTail { term, .. }
+            | Message::LogTailResponse { term, .. } => *term,
             Message::Forward { .. }
             | Message::ForwardReply { .. }
             | Message::User { .. }
@@ -180,7 +206,7 @@ impl Message {
     /// from storage ([`crate::Action::SendWithStoredEntries`]).
     pub fn entries_mut(&mut self) -> Option<&mut Vec<Entry>> {
         match self {
-            Message::Append { entries, .. } => Some(entries),
+            Message::Append { entries, .. } | Message::LogTail { entries, .. } => Some(entries),
             _ => None,
         }
     }

@@ -141,12 +141,14 @@ fn membership_regression_seeds() {
     check_seeds(vec![7, 8, 264, 1816], &cfg);
 }
 
-/// Seeds that caught bugs of checkpoints and compaction (each fails if
-/// its fix is reverted): 1075: a node that installed a checkpoint over a
-/// log it dropped kept that log's configuration entries.
+/// Seeds that caught bugs of checkpoints, compaction and elections with
+/// them on (each fails if its fix is reverted): 1075: a node that
+/// installed a checkpoint over a log it dropped kept that log's
+/// configuration entries; 2195: only a LOGGER held the freshest entries
+/// (their leader had removed itself) and no voter could be elected.
 #[test]
 fn snapshot_regression_seeds() {
-    check_seeds(vec![1075], &SimConfig::default());
+    check_seeds(vec![1075, 2195], &SimConfig::default());
 }
 
 /// A host that compacts its log without a checkpoint loses committed

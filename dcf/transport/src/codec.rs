@@ -77,6 +77,8 @@ const TAG_FORWARD: u8 = 6;
 const TAG_FORWARD_REPLY: u8 = 7;
 const TAG_USER: u8 = 8;
 const TAG_WORK_MODE_REPORT: u8 = 9;
+const TAG_LOG_TAIL: u8 = 10;
+const TAG_LOG_TAIL_RESPONSE: u8 = 11;
 const TAG_SNAPSHOT_CHUNK: u8 = 12;
 const TAG_SNAPSHOT_ACK: u8 = 13;
 
@@ -190,6 +192,8 @@ impl Codec {
                 Message::VoteRequest { .. } => 8 + 1 + 8 + 8 + 1,
                 Message::VoteResponse { .. } => 8 + 1 + 1,
                 Message::Append { entries, .. } => 7 * 8 + 1 + entries_len(entries),
+                Message::LogTail { entries, .. } => 5 * 8 + entries_len(entries),
+                Message::LogTailResponse { .. } => 8 + 1 + 8,
                 Message::SnapshotChunk { members, data, .. } => {
                     4 * 8 + 4 + 4 + members.len() + 4 + data.len()
                 }
@@ -592,6 +596,30 @@ fn put_envelope(env: &Envelope, out: &mut BytesMut) {
             put_bool(out, *minority);
             put_entries(out, entries);
         }
+        Message::LogTail {
+            term,
+            prev_index,
+            prev_term,
+            entries,
+            last_index,
+            last_term,
+        } => {
+            out.put_u8(TAG_LOG_TAIL);
+            for v in [*term, *prev_index, *prev_term, *last_index, *last_term] {
+                out.put_u64_le(v);
+            }
+            put_entries(out, entries);
+        }
+        Message::LogTailResponse {
+            term,
+            success,
+            index,
+        } => {
+            out.put_u8(TAG_LOG_TAIL_RESPONSE);
+            out.put_u64_le(*term);
+            put_bool(out, *success);
+            out.put_u64_le(*index);
+        }
         Message::SnapshotChunk {
             index,
             term,
@@ -748,6 +776,27 @@ fn get_envelope(r: &mut Reader<'_>) -> Result<Envelope, FrameError> {
             let data = r.bytes("user message data", len)?.to_vec();
             Message::User { data }
         }
+        TAG_LOG_TAIL => {
+            let term = r.u64("term")?;
+            let prev_index = r.u64("prev_index")?;
+            let prev_term = r.u64("prev_term")?;
+            let last_index = r.u64("last_index")?;
+            let last_term = r.u64("last_term")?;
+            let entries = get_entries(r)?;
+            Message::LogTail {
+                term,
+                prev_index,
+                prev_term,
+                entries,
+                last_index,
+                last_term,
+            }
+        }
+        TAG_LOG_TAIL_RESPONSE => Message::LogTailResponse {
+            term: r.u64("term")?,
+            success: r.bool()?,
+            index: r.u64("index")?,
+        },
         TAG_SNAPSHOT_CHUNK => {
             let index = r.u64("snapshot index")?;
             let term = r.u64("snapshot term")?;

@@ -121,6 +121,25 @@ fn all_variants() -> Vec<Envelope> {
         env(Message::User {
             data: vec![1, 2, 3],
         }),
+        env(Message::LogTail {
+            term: 3,
+            prev_index: 10,
+            prev_term: 2,
+            entries: vec![Entry {
+                term: 3,
+                index: 11,
+                key: 5,
+                kind: EntryKind::Config,
+                data: b"{}".to_vec(),
+            }],
+            last_index: 11,
+            last_term: 3,
+        }),
+        env(Message::LogTailResponse {
+            term: 4,
+            success: false,
+            index: 7,
+        }),
         env(Message::SnapshotChunk {
             index: 500,
             term: 6,

@@ -98,6 +98,19 @@ fn random_envelope(rng: &mut StdRng) -> Envelope {
             term: num(rng),
             minority: rng.gen(),
         },
+        8 => Message::LogTail {
+            term: num(rng),
+            prev_index: num(rng),
+            prev_term: num(rng),
+            entries: entries(rng),
+            last_index: num(rng),
+            last_term: num(rng),
+        },
+        9 => Message::LogTailResponse {
+            term: num(rng),
+            success: rng.gen(),
+            index: num(rng),
+        },
         10 => Message::SnapshotChunk {
             index: num(rng),
             term: num(rng),
