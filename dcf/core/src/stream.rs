@@ -1283,11 +1283,6 @@ impl StreamCore {
                 .is_some_and(|(i, _)| *i > self.commit)
     }
 
-    /// True if this node answers vote requests (same rule as `may_lead`).
-    fn may_vote(&self) -> bool {
-        self.self_kind_allows(MemberKind::votes)
-    }
-
     fn may_campaign_on_timeout(&self) -> bool {
         self.may_lead() && self.opts.run_mode == RunMode::Auto
     }
@@ -1446,22 +1441,25 @@ impl StreamCore {
         // configuration or, while that one is uncommitted, in the newest
         // committed one (a node being removed may still be needed). A node
         // whose removal we know committed gets no vote.
+        //
+        // Every node answers, whatever its own role: the candidate counts
+        // only the votes of the voters of its configuration, and a node
+        // that has not yet received the entry making it a voter (a node
+        // being added, or a PASSIVE being promoted) must not block the
+        // election that would bring it that entry.
         let candidate_votes = self.members.get(from).is_some_and(|m| m.kind.may_lead())
             || (self.latest_config_uncommitted()
                 && self
                     .committed_config()
                     .get(from)
                     .is_some_and(|m| m.kind.may_lead()));
-        let i_vote = self.may_vote();
         let granted = if pre_vote {
             candidate_votes
-                && i_vote
                 && term > self.term
                 && !self.leader_is_live()
                 && self.log_up_to_date(last_index, last_term)
         } else {
             candidate_votes
-                && i_vote
                 && term == self.term
                 && (self.voted_for.is_none() || self.voted_for == Some(from))
                 && self.log_up_to_date(last_index, last_term)

@@ -145,10 +145,12 @@ fn membership_regression_seeds() {
 /// them on (each fails if its fix is reverted): 1075: a node that
 /// installed a checkpoint over a log it dropped kept that log's
 /// configuration entries; 2195: only a LOGGER held the freshest entries
-/// (their leader had removed itself) and no voter could be elected.
+/// (their leader had removed itself) and no voter could be elected;
+/// 11629, 14097: a node being added had not yet received the entry making
+/// it a voter and refused the only candidate that could send it.
 #[test]
 fn snapshot_regression_seeds() {
-    check_seeds(vec![1075, 2195], &SimConfig::default());
+    check_seeds(vec![1075, 2195, 11629, 14097], &SimConfig::default());
 }
 
 /// A host that compacts its log without a checkpoint loses committed
