@@ -1,7 +1,8 @@
-//! A follower that falls behind the leader's first index (the entries it
-//! needs were truncated away with `dcf_truncate`) reports DCF's MISSING_LOG
-//! exception, keeps reporting it once a second, stays up, and does not
-//! hold up the rest of the cluster.
+//! With checkpoint transfer off (`--no-snapshot-transfer`, DCF's own
+//! behaviour), a follower that falls behind the leader's first index (the
+//! entries it needs were truncated away with `dcf_truncate`) reports DCF's
+//! MISSING_LOG exception, keeps reporting it once a second, stays up, and
+//! does not hold up the rest of the cluster.
 
 mod common;
 
@@ -44,7 +45,7 @@ async fn index_of(c: &Cluster, id: u32, field: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follower_behind_the_leaders_first_index_reports_missing_log() {
-    let mut c = Cluster::start(3);
+    let mut c = Cluster::start_with_args(3, |_| Vec::new(), &["--no-snapshot-transfer"]);
     let leader = c
         .wait_leader(Duration::from_secs(20), None)
         .await

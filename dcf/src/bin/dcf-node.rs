@@ -48,6 +48,20 @@ struct Args {
     /// without confirming leadership (stale reads under partitions).
     #[arg(long)]
     unsafe_local_reads: bool,
+    /// Applied entries between automatic checkpoints of the key-value
+    /// state (written under <data-dir>/kv/); the log is then truncated
+    /// below the older of the two kept checkpoints. 0 turns automatic
+    /// checkpoints off (`dcfctl truncate` still takes one first).
+    #[arg(long, default_value_t = dcf::kv::server::DEFAULT_SNAPSHOT_INTERVAL)]
+    snapshot_interval: u64,
+    /// Entries kept in the log behind the newest checkpoint, at least, so
+    /// that followers slightly behind catch up from the log.
+    #[arg(long, default_value_t = dcf::kv::server::DEFAULT_SNAPSHOT_RETENTION)]
+    snapshot_retention: u64,
+    /// Do not send checkpoints to nodes that need entries this node
+    /// compacted away: they only raise MISSING_LOG, as DCF does.
+    #[arg(long)]
+    no_snapshot_transfer: bool,
 }
 
 fn init_logging(data_dir: &std::path::Path) -> Result<()> {
@@ -94,15 +108,13 @@ async fn run(args: Args) -> Result<()> {
     let params = parse_params(&args.params)?;
     dcf::core::ClusterConfig::parse(&args.config).context("--config")?;
     init_logging(&args.data_dir)?;
-    let opts = ServerOptions {
-        node_id: args.node_id,
-        config_json: args.config,
-        data_dir: args.data_dir,
-        client_addr: args.client_addr,
-        params,
-        request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
-        unsafe_local_reads: args.unsafe_local_reads,
-    };
+    let mut opts = ServerOptions::new(args.node_id, args.config, args.data_dir, args.client_addr);
+    opts.params = params;
+    opts.request_timeout = Duration::from_millis(args.request_timeout_ms.max(1));
+    opts.unsafe_local_reads = args.unsafe_local_reads;
+    opts.snapshot_interval = args.snapshot_interval;
+    opts.snapshot_retention = args.snapshot_retention;
+    opts.snapshot_transfer = !args.no_snapshot_transfer;
     let server = Server::start(opts).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

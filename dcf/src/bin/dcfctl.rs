@@ -91,8 +91,11 @@ enum Command {
         time_us: u64,
     },
     /// DCF's `dcf_truncate` on the first endpoint's node: drop that node's
-    /// log entries below FIRST_KEPT (only applied ones are dropped). A
-    /// follower that later needs a dropped entry reports MISSING_LOG.
+    /// log entries below FIRST_KEPT. The node first writes a checkpoint of
+    /// its state if none covers FIRST_KEPT - 1, and never drops entries it
+    /// has not applied. Prints the new first index. A follower that later
+    /// needs a dropped entry receives the checkpoint (with
+    /// --no-snapshot-transfer it reports MISSING_LOG).
     Truncate {
         #[arg(long)]
         first_kept: u64,

@@ -78,6 +78,15 @@ pub enum DcfError {
     MessageTooLarge(usize),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The host's state ends at `applied` but the log starts at
+    /// `first_index`: the entries in between are gone (a log truncated
+    /// without a checkpoint, or a lost checkpoint).
+    #[error("stream {stream}: the host's state ends at index {applied} but the log starts at {first_index}; entries {} to {} are neither in the log nor in the host's state. Restore this node from a peer (empty its data directory and add it again)", applied + 1, first_index - 1)]
+    MissingEntries {
+        stream: StreamId,
+        applied: Index,
+        first_index: Index,
+    },
     #[error("the DCF engine has stopped")]
     Stopped,
 }
@@ -460,8 +469,9 @@ impl Dcf {
         rx.await.map_err(|_| DcfError::Stopped)?
     }
 
-    /// `dcf_truncate`: drops log entries below `first_kept` (they must be
-    /// applied everywhere that needs them; the host decides).
+    /// `dcf_truncate`: drops log entries below `first_kept` (only applied
+    /// ones; the host must hold a checkpoint covering them, which
+    /// `dcf-node` takes first). Returns once storage dropped them durably.
     pub async fn truncate(&self, stream: StreamId, first_kept: Index) -> Result<(), DcfError> {
         let rx = self.call(|reply| EngineEvent::Truncate {
             stream,

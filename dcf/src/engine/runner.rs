@@ -121,6 +121,8 @@ struct Engine {
     forwards: HashMap<u64, (u64, WriteReply)>,
     /// Host load for PASSIVE flow control, sampled once a second.
     load: LoadSampler,
+    /// `dcf_truncate` calls waiting for storage to drop the entries.
+    truncations: Vec<(StreamId, oneshot::Sender<Result<(), DcfError>>)>,
 }
 
 /// A membership or priority change (one node at a time).
@@ -369,6 +371,18 @@ pub(super) fn start(
             .unwrap_or(0)
             .max(checkpoint.map_or(0, |c| c.index));
         let mut log = log;
+        let is_logger = config.streams[sid]
+            .get(node_id)
+            .is_some_and(|m| m.kind == MemberKind::Logger);
+        if applied + 1 < log.first_index() && !is_logger {
+            // The entries in between are neither in the log nor in the
+            // host's state: starting would leave a hole in it.
+            return Err(DcfError::MissingEntries {
+                stream: *sid,
+                applied,
+                first_index: log.first_index(),
+            });
+        }
         if let Some(c) = checkpoint.filter(|c| c.index > 0) {
             if log.term_at(c.index) != Some(c.term) {
                 warn!(
@@ -502,6 +516,7 @@ pub(super) fn start(
         forwards: HashMap::new(),
         peer_addrs: BTreeMap::new(),
         load: LoadSampler::new(&opts.data_dir),
+        truncations: Vec::new(),
     };
     engine.sync_peers();
     engine.sync_peers();
@@ -683,16 +698,22 @@ impl Engine {
                 first_kept,
                 reply,
             } => {
-                let r = match self.streams.get_mut(&stream) {
+                match self.streams.get_mut(&stream) {
                     Some(slot) => {
                         // The core keeps unapplied entries and emits
-                        // `CompactLog` for what it drops.
-                        slot.core.compact_log(first_kept);
-                        Ok(())
+                        // `CompactLog` for what it drops; the caller hears
+                        // back once storage has dropped them.
+                        let before = slot.core.first_index();
+                        if slot.core.compact_log(first_kept) > before {
+                            self.truncations.push((stream, reply));
+                        } else {
+                            let _ = reply.send(Ok(()));
+                        }
                     }
-                    None => Err(DcfError::NoStream(stream)),
-                };
-                let _ = reply.send(r);
+                    None => {
+                        let _ = reply.send(Err(DcfError::NoStream(stream)));
+                    }
+                }
             }
             EngineEvent::Persisted {
                 stream,
@@ -855,9 +876,15 @@ impl Engine {
                         Action::SendSnapshot { to } => self.send_snapshot(sid, to),
                         Action::CompactLog { first_kept } => {
                             info!(stream = sid, first_kept, "compacting the log");
+                            let (done, waiting): (Vec<_>, Vec<_>) =
+                                std::mem::take(&mut self.truncations)
+                                    .into_iter()
+                                    .partition(|(s, _)| *s == sid);
+                            self.truncations = waiting;
                             let _ = self.writer.send(WriterCmd::TruncatePrefix {
                                 stream: sid,
                                 first_kept,
+                                done: done.into_iter().map(|(_, r)| r).collect(),
                             });
                         }
                         Action::ResetLog { last, last_term } => {

@@ -30,9 +30,11 @@ pub enum WriterCmd {
         stream: StreamId,
         from: Index,
     },
+    /// Drop entries below `first_kept`, durably, then answer `done`.
     TruncatePrefix {
         stream: StreamId,
         first_kept: Index,
+        done: Vec<oneshot::Sender<Result<(), DcfError>>>,
     },
     /// Replace the log by an empty one continuing after (`last`, `last_term`).
     Reset {
@@ -113,10 +115,23 @@ fn run(
                         log.truncate_suffix(from)
                     })
                     .unwrap_or(Ok(())),
-                WriterCmd::TruncatePrefix { stream, first_kept } => logs
-                    .get_mut(&stream)
-                    .map(|log| log.truncate_prefix(first_kept))
-                    .unwrap_or(Ok(())),
+                WriterCmd::TruncatePrefix {
+                    stream,
+                    first_kept,
+                    done,
+                } => {
+                    let r = logs
+                        .get_mut(&stream)
+                        .map(|log| log.truncate_prefix(first_kept))
+                        .unwrap_or(Ok(()));
+                    for d in done {
+                        let _ = d.send(match &r {
+                            Ok(()) => Ok(()),
+                            Err(e) => Err(DcfError::Io(std::io::Error::other(e.to_string()))),
+                        });
+                    }
+                    r
+                }
                 WriterCmd::Reset {
                     stream,
                     last,

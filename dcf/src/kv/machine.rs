@@ -3,6 +3,8 @@
 //! so the node that proposed a command can answer its client from its own
 //! application of it.
 
+use super::checkpoint::Checkpoint;
+use crate::core::{Entry, EntryKind, Index, SnapshotMeta, StreamMembers, Term};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -37,13 +39,90 @@ pub enum ApplyResult {
     Failed(String),
 }
 
-/// The key-value state.
+/// The key-value state, with the log position it reflects.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct KvMachine {
     data: BTreeMap<String, Value>,
+    /// The last log entry applied, and its term.
+    applied: Index,
+    applied_term: Term,
+    /// The membership in force at `applied` (from applied configuration
+    /// entries), which checkpoints carry.
+    members: StreamMembers,
+}
+
+/// What applying one log entry gave.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applied {
+    /// The entry was already in the state (replayed after a checkpoint
+    /// was installed): it changed nothing.
+    Skipped,
+    /// A configuration entry.
+    Config,
+    /// A command and its result.
+    Command(ApplyResult),
+    /// Data that is no command of ours.
+    Undecodable(String),
 }
 
 impl KvMachine {
+    /// An empty state whose membership is `members` (the stream's first
+    /// configuration; the log's configuration entries follow).
+    pub fn new(members: StreamMembers) -> KvMachine {
+        KvMachine {
+            members,
+            ..KvMachine::default()
+        }
+    }
+
+    /// The state a checkpoint holds.
+    pub fn from_checkpoint(ck: Checkpoint) -> KvMachine {
+        KvMachine {
+            data: ck.data,
+            applied: ck.meta.index,
+            applied_term: ck.meta.term,
+            members: ck.meta.members,
+        }
+    }
+
+    /// A copy of the state for a checkpoint (taken at `applied`).
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            meta: SnapshotMeta {
+                index: self.applied,
+                term: self.applied_term,
+                members: self.members.clone(),
+            },
+            data: self.data.clone(),
+        }
+    }
+
+    pub fn applied_index(&self) -> Index {
+        self.applied
+    }
+
+    /// Applies one committed log entry, in log order; entries at or below
+    /// the applied index (replays) change nothing.
+    pub fn apply_entry(&mut self, e: &Entry) -> Applied {
+        if e.index <= self.applied {
+            return Applied::Skipped;
+        }
+        self.applied = e.index;
+        self.applied_term = e.term;
+        match e.kind {
+            EntryKind::Config => {
+                if let Ok(m) = serde_json::from_slice::<StreamMembers>(&e.data) {
+                    self.members = m;
+                }
+                Applied::Config
+            }
+            EntryKind::Data => match serde_json::from_slice::<Command>(&e.data) {
+                Ok(cmd) => Applied::Command(self.apply(&cmd)),
+                Err(err) => Applied::Undecodable(err.to_string()),
+            },
+        }
+    }
+
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.data.get(key)
     }
@@ -169,6 +248,31 @@ mod tests {
                 ["r", "l", [1, 2]]
             ]))
         );
+    }
+
+    #[test]
+    fn entries_apply_once_in_order_and_checkpoints_carry_the_position() {
+        let cmd = |i: Index, v: i64| Entry {
+            term: 2,
+            index: i,
+            key: 0,
+            kind: EntryKind::Data,
+            data: serde_json::to_vec(&Command::Write {
+                key: "k".into(),
+                value: json!(v),
+            })
+            .unwrap(),
+        };
+        let mut m = KvMachine::new(StreamMembers::default());
+        assert!(matches!(m.apply_entry(&cmd(1, 1)), Applied::Command(_)));
+        assert!(matches!(m.apply_entry(&cmd(2, 2)), Applied::Command(_)));
+        // A replay of an applied entry changes nothing.
+        assert_eq!(m.apply_entry(&cmd(1, 9)), Applied::Skipped);
+        assert_eq!(m.get("k"), Some(&json!(2)));
+        let ck = m.checkpoint();
+        assert_eq!((ck.meta.index, ck.meta.term), (2, 2));
+        let back = KvMachine::from_checkpoint(ck);
+        assert_eq!(back, m);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! ([`protocol`]), the server that ties them to the DCF engine
 //! ([`server`]) and a client used by `dcfctl` and the harness ([`client`]).
 
+pub mod checkpoint;
 pub mod client;
 pub mod machine;
 pub mod protocol;

@@ -12,17 +12,27 @@
 //! Reads are linearizable: the leader confirms its leadership with a
 //! quorum round (read index) and waits until it applied that index, so a
 //! deposed leader cannot serve a stale value.
+//!
+//! Checkpoints ([`super::checkpoint`]): every `snapshot_interval` applied
+//! entries (and before a `truncate` that no checkpoint covers) the state
+//! is copied under the state lock and written in the background; only
+//! then is the log truncated, keeping everything after the older of the
+//! two kept checkpoints (and at least `snapshot_retention` entries), so
+//! that either checkpoint plus the log rebuilds the state. A restart loads
+//! the newest valid checkpoint and replays the log after it. Nodes that
+//! need entries the leader no longer has receive its newest checkpoint.
 
-use super::machine::{ApplyResult, Command, KvMachine};
+use super::checkpoint::{self, CheckpointError, CheckpointStore};
+use super::machine::{Applied, ApplyResult, Command, KvMachine};
 use super::protocol::{read_frame, write_frame, Request, RequestBody, Response};
-use crate::core::{Entry, EntryKind, Index, NodeId, Role, StreamId, Term};
+use crate::core::{ClusterConfig, Entry, Index, NodeId, Role, SnapshotMeta, StreamId, Term};
 use crate::engine::{lock, Dcf, DcfCallbacks, DcfError, StartOptions};
 use crate::params::Params;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -48,7 +58,42 @@ pub struct ServerOptions {
     /// local state without confirming leadership, so followers and deposed
     /// leaders can return stale values. A harness must catch this.
     pub unsafe_local_reads: bool,
+    /// Applied entries between automatic checkpoints (0: none).
+    pub snapshot_interval: u64,
+    /// Entries kept in the log behind the newest checkpoint, at least.
+    pub snapshot_retention: u64,
+    /// Send checkpoints to nodes that need compacted entries (off: they
+    /// raise MISSING_LOG, as DCF does).
+    pub snapshot_transfer: bool,
 }
+
+impl ServerOptions {
+    /// Options with the defaults of `dcf-node`.
+    pub fn new(
+        node_id: NodeId,
+        config_json: String,
+        data_dir: PathBuf,
+        client_addr: SocketAddr,
+    ) -> ServerOptions {
+        ServerOptions {
+            node_id,
+            config_json,
+            data_dir,
+            client_addr,
+            params: Params::default(),
+            request_timeout: Duration::from_secs(5),
+            unsafe_local_reads: false,
+            snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
+            snapshot_retention: DEFAULT_SNAPSHOT_RETENTION,
+            snapshot_transfer: true,
+        }
+    }
+}
+
+/// Default applied entries between automatic checkpoints.
+pub const DEFAULT_SNAPSHOT_INTERVAL: u64 = 10_000;
+/// Default entries kept in the log behind the newest checkpoint.
+pub const DEFAULT_SNAPSHOT_RETENTION: u64 = 1_000;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +105,10 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Config(#[from] crate::core::ConfigError),
 }
 
 type Outcome = Result<Value, String>;
@@ -74,6 +123,15 @@ struct Shared {
     machine: Mutex<KvMachine>,
     pending: Mutex<Pending>,
     applied: watch::Sender<Index>,
+    checkpoints: CheckpointStore,
+    /// The newest checkpoint on disk, which is what peers are sent.
+    newest: Mutex<Option<(SnapshotMeta, PathBuf)>>,
+    /// One checkpoint write at a time.
+    writing: tokio::sync::Mutex<()>,
+    /// The engine, once started (for truncation after a checkpoint).
+    dcf: OnceLock<Arc<Dcf>>,
+    snapshot_interval: u64,
+    snapshot_retention: u64,
 }
 
 enum Event {
@@ -82,9 +140,28 @@ enum Event {
 
 struct Callbacks {
     tx: mpsc::UnboundedSender<Event>,
+    shared: Arc<Shared>,
 }
 
 impl DcfCallbacks for Callbacks {
+    fn latest_snapshot(&self, stream: StreamId) -> Option<(SnapshotMeta, PathBuf)> {
+        (stream == KV_STREAM)
+            .then(|| lock(&self.shared.newest).clone())
+            .flatten()
+    }
+
+    fn install_snapshot(
+        &self,
+        stream: StreamId,
+        meta: &SnapshotMeta,
+        path: &Path,
+    ) -> Result<(), String> {
+        if stream != KV_STREAM {
+            return Err(format!("no state machine on stream {stream}"));
+        }
+        install_checkpoint(&self.shared, meta, path)
+    }
+
     fn on_commit(&self, stream: StreamId, entries: Vec<Entry>, _is_leader: bool) {
         if stream == KV_STREAM {
             let _ = self.tx.send(Event::Commit(entries));
@@ -112,21 +189,54 @@ impl Server {
     /// Starts DCF and the client listener.
     pub async fn start(opts: ServerOptions) -> Result<Arc<Server>, ServerError> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let checkpoints = CheckpointStore::open(opts.data_dir.join("kv"))?;
+        let (machine, newest) = match checkpoints.load_newest()? {
+            Some((ck, path)) => {
+                info!(
+                    index = ck.meta.index,
+                    term = ck.meta.term,
+                    keys = ck.data.len(),
+                    file = %path.display(),
+                    "loaded the newest checkpoint"
+                );
+                let meta = ck.meta.clone();
+                (KvMachine::from_checkpoint(ck), Some((meta, path)))
+            }
+            None => {
+                let cfg = ClusterConfig::parse(&opts.config_json)?;
+                let members = cfg.streams.get(&KV_STREAM).cloned().unwrap_or_default();
+                (KvMachine::new(members), None)
+            }
+        };
+        let (applied, _) = watch::channel(machine.applied_index());
+        let shared = Arc::new(Shared {
+            machine: Mutex::new(machine),
+            pending: Mutex::new(Pending::default()),
+            applied,
+            checkpoints,
+            newest: Mutex::new(newest.clone()),
+            writing: tokio::sync::Mutex::new(()),
+            dcf: OnceLock::new(),
+            snapshot_interval: opts.snapshot_interval,
+            snapshot_retention: opts.snapshot_retention,
+        });
         let mut start = StartOptions::new(&opts.data_dir);
         start.params = opts.params.clone();
-        start.callbacks = Arc::new(Callbacks { tx });
+        start.callbacks = Arc::new(Callbacks {
+            tx,
+            shared: shared.clone(),
+        });
+        start.snapshot_transfer = opts.snapshot_transfer;
+        if let Some((meta, _)) = newest {
+            start.snapshots.insert(KV_STREAM, meta);
+        }
         let node_id = opts.node_id;
         let config = opts.config_json.clone();
         let dcf = tokio::task::spawn_blocking(move || Dcf::start(node_id, &config, start))
             .await
             .map_err(|e| DcfError::Io(std::io::Error::other(e.to_string())))??;
         let dcf = Arc::new(dcf);
-        let (applied, _) = watch::channel(0);
-        let shared = Arc::new(Shared {
-            machine: Mutex::new(KvMachine::default()),
-            pending: Mutex::new(Pending::default()),
-            applied,
-        });
+        let _ = shared.dcf.set(dcf.clone());
         tokio::spawn(apply_loop(rx, shared.clone(), dcf.clone()));
         let listener = TcpListener::bind(opts.client_addr)
             .await
@@ -195,12 +305,10 @@ impl Server {
                 Ok(v) => Response::ok(id, Value::String(v)),
                 Err(e) => Response::fail(id, e.to_string()),
             },
-            RequestBody::Truncate { first_kept } => {
-                match self.dcf.truncate(KV_STREAM, first_kept).await {
-                    Ok(()) => Response::ok(id, Value::Null),
-                    Err(e) => Response::fail(id, e.to_string()),
-                }
-            }
+            RequestBody::Truncate { first_kept } => match self.truncate(first_kept).await {
+                Ok(v) => Response::ok(id, v),
+                Err(e) => Response::fail(id, e),
+            },
             admin => self.admin(id, admin).await,
         };
         resp.node = Some(self.dcf.node_id());
@@ -314,6 +422,28 @@ impl Server {
         }
     }
 
+    /// `dcfctl truncate`: drops log entries below `first_kept`, after
+    /// taking a checkpoint if none covers `first_kept - 1` (never below
+    /// what a checkpoint covers, so no applied entry is lost).
+    async fn truncate(&self, first_kept: Index) -> Result<Value, String> {
+        let covered = lock(&self.shared.newest).as_ref().map(|(m, _)| m.index);
+        let covered = match covered {
+            Some(c) if c + 1 >= first_kept => c,
+            _ => take_checkpoint(&self.shared).await?.index,
+        };
+        let keep = first_kept.min(covered + 1);
+        self.dcf
+            .truncate(KV_STREAM, keep)
+            .await
+            .map_err(|e| e.to_string())?;
+        let first = self
+            .dcf
+            .stream_status(KV_STREAM)
+            .map(|s| s.first_index)
+            .unwrap_or(keep);
+        Ok(serde_json::json!({ "first_index": first, "checkpoint_index": covered }))
+    }
+
     fn not_leader(&self, id: u64, leader: Option<NodeId>) -> Response {
         let mut r = Response::fail(
             id,
@@ -410,20 +540,19 @@ async fn apply_loop(mut rx: mpsc::UnboundedReceiver<Event>, shared: Arc<Shared>,
     while let Some(Event::Commit(entries)) = rx.recv().await {
         let mut last = 0;
         for e in entries {
-            last = e.index;
-            let outcome: Outcome = match e.kind {
-                EntryKind::Config => Ok(Value::Null),
-                EntryKind::Data => match serde_json::from_slice::<Command>(&e.data) {
-                    Ok(cmd) => match lock(&shared.machine).apply(&cmd) {
-                        ApplyResult::Ok(v) => Ok(v),
-                        ApplyResult::Failed(msg) => Err(msg),
-                    },
-                    Err(err) => {
-                        warn!(index = e.index, %err, "undecodable entry; skipped");
-                        Err(format!("undecodable entry: {err}"))
-                    }
-                },
+            let applied = lock(&shared.machine).apply_entry(&e);
+            let outcome: Outcome = match applied {
+                // Already in an installed checkpoint.
+                Applied::Skipped => continue,
+                Applied::Config => Ok(Value::Null),
+                Applied::Command(ApplyResult::Ok(v)) => Ok(v),
+                Applied::Command(ApplyResult::Failed(msg)) => Err(msg),
+                Applied::Undecodable(err) => {
+                    warn!(index = e.index, %err, "undecodable entry; skipped");
+                    Err(format!("undecodable entry: {err}"))
+                }
             };
+            last = e.index;
             let mut p = lock(&shared.pending);
             if let Some((term, tx)) = p.waiting.remove(&e.index) {
                 let r = if term == e.term {
@@ -441,8 +570,117 @@ async fn apply_loop(mut rx: mpsc::UnboundedReceiver<Event>, shared: Arc<Shared>,
         if last > 0 {
             dcf.set_applied_index(KV_STREAM, last);
             shared.applied.send_replace(last);
+            maybe_checkpoint(&shared, last);
         }
     }
+}
+
+/// Starts a checkpoint in the background when another interval's worth
+/// of entries was applied since the newest one (and none is being written).
+fn maybe_checkpoint(shared: &Arc<Shared>, applied: Index) {
+    let interval = shared.snapshot_interval;
+    if interval == 0 {
+        return;
+    }
+    let newest = lock(&shared.newest).as_ref().map_or(0, |(m, _)| m.index);
+    if applied < newest + interval {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        if let Err(e) = take_checkpoint(&shared).await {
+            warn!(error = %e, "automatic checkpoint failed; the log is not truncated");
+        }
+    });
+}
+
+/// Copies the state (under its lock, so exactly at the applied index),
+/// writes it durably in the background, then truncates the log below what
+/// the two kept checkpoints need. Returns the new checkpoint.
+async fn take_checkpoint(shared: &Arc<Shared>) -> Result<SnapshotMeta, String> {
+    let _writing = shared.writing.lock().await;
+    let ck = lock(&shared.machine).checkpoint();
+    let meta = ck.meta.clone();
+    if let Some((m, _)) = lock(&shared.newest).as_ref() {
+        if m.index >= meta.index {
+            return Ok(m.clone());
+        }
+    }
+    let store = shared.checkpoints.clone();
+    let started = std::time::Instant::now();
+    let (path, kept) = tokio::task::spawn_blocking(move || {
+        let path = store.write(&ck.meta, &ck.data)?;
+        store.prune(checkpoint::KEEP, 0)?;
+        let kept = store.list()?;
+        Ok::<_, CheckpointError>((path, kept))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    *lock(&shared.newest) = Some((meta.clone(), path.clone()));
+    // Keep the log from the older kept checkpoint on, so that either one
+    // rebuilds the state if the other one turns out damaged.
+    let older = kept.get(1).map_or(meta.index, |c| c.index);
+    let first_kept = (older + 1)
+        .min((meta.index + 1).saturating_sub(shared.snapshot_retention))
+        .max(1);
+    info!(
+        index = meta.index,
+        term = meta.term,
+        file = %path.display(),
+        ms = started.elapsed().as_millis() as u64,
+        first_kept,
+        "checkpoint written"
+    );
+    if let Some(dcf) = shared.dcf.get() {
+        dcf.truncate(KV_STREAM, first_kept)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(meta)
+}
+
+/// Installs a checkpoint received from another node: verified, made the
+/// state, and adopted as this node's only checkpoint (older local ones are
+/// not covered by the log that now starts after it).
+fn install_checkpoint(shared: &Shared, meta: &SnapshotMeta, path: &Path) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let ck = checkpoint::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    if ck.meta.index != meta.index || ck.meta.term != meta.term {
+        return Err(format!(
+            "the file holds the checkpoint at ({}, {}), not ({}, {})",
+            ck.meta.index, ck.meta.term, meta.index, meta.term
+        ));
+    }
+    // Not while a checkpoint of our own is being written (it would
+    // become the older checkpoint, which the new log does not cover).
+    let Ok(_writing) = shared.writing.try_lock() else {
+        return Err("a local checkpoint is being written; try again".into());
+    };
+    {
+        let mut m = lock(&shared.machine);
+        if m.applied_index() >= meta.index {
+            return Err(format!(
+                "already applied up to {}, past the checkpoint at {}",
+                m.applied_index(),
+                meta.index
+            ));
+        }
+        let dest = shared
+            .checkpoints
+            .adopt(meta, path)
+            .map_err(|e| e.to_string())?;
+        shared.checkpoints.prune(1, 0).map_err(|e| e.to_string())?;
+        *m = KvMachine::from_checkpoint(ck);
+        *lock(&shared.newest) = Some((meta.clone(), dest));
+    }
+    shared.applied.send_replace(meta.index);
+    info!(
+        index = meta.index,
+        term = meta.term,
+        "installed a checkpoint from the leader"
+    );
+    Ok(())
 }
 
 async fn accept_loop(listener: TcpListener, server: Arc<Server>) {

@@ -36,6 +36,8 @@ pub struct Cluster {
     pub config: String,
     pub nodes: Vec<Node>,
     pub params: Vec<String>,
+    /// Extra `dcf-node` arguments for every node.
+    pub node_args: Vec<String>,
 }
 
 impl Cluster {
@@ -64,6 +66,7 @@ impl Cluster {
             config: format!("[{}]", items.join(",")),
             nodes,
             params: Vec::new(),
+            node_args: Vec::new(),
         }
     }
 
@@ -75,7 +78,17 @@ impl Cluster {
     /// Like [`Cluster::start`], with extra `NAME=VALUE` parameters for every
     /// node, made from the cluster's folder (for certificates).
     pub fn start_with(n: u32, extra: impl FnOnce(&Path) -> Vec<String>) -> Cluster {
+        Cluster::start_with_args(n, extra, &[])
+    }
+
+    /// Like [`Cluster::start_with`], with extra `dcf-node` arguments.
+    pub fn start_with_args(
+        n: u32,
+        extra: impl FnOnce(&Path) -> Vec<String>,
+        node_args: &[&str],
+    ) -> Cluster {
         let mut c = Cluster::configured(n);
+        c.node_args = node_args.iter().map(|a| a.to_string()).collect();
         c.params = vec![
             "ELECTION_TIMEOUT=1000".into(),
             "HEARTBEAT_INTERVAL=200".into(),
@@ -113,6 +126,7 @@ impl Cluster {
         for p in &params {
             cmd.arg("--param").arg(p);
         }
+        cmd.args(&self.node_args);
         node.child = Some(cmd.spawn().expect("spawn dcf-node"));
     }
 
