@@ -140,10 +140,13 @@ pub struct StreamLog {
     opts: StreamLogOptions,
     /// Sorted and contiguous; never empty; the last one is the open one.
     segments: Vec<Segment>,
-    /// `locs[i]` describes entry `base + i`.
+    /// `locs[i]` describes entry `base + i`. Only entries from the first
+    /// index on are described, so memory follows the kept log, not the
+    /// segment files (a truncation inside a segment keeps the file).
     locs: Vec<Loc>,
-    /// First index stored in the segments (`segments[0].first`); may be
-    /// below `first_index` when a prefix truncation fell inside a segment.
+    /// The index `locs[0]` describes: `first_index` (or the next index
+    /// when the log is empty); segments may start below it when a prefix
+    /// truncation fell inside one.
     base: u64,
     first_index: u64,
     /// Term of `first_index - 1`.
@@ -415,6 +418,13 @@ impl StreamLog {
         if removed_any {
             fsync_dir(&dir)?;
         }
+        if first_index > base {
+            // Entries below the first index stay in their segment file but
+            // are never read again.
+            let n = ((first_index - base) as usize).min(locs.len());
+            locs.drain(..n);
+            base = first_index;
+        }
         let last_index = base + locs.len() as u64 - 1;
         match segments.last() {
             Some(s) if !s.sealed => s.file.sync_all().ctx(&s.path)?,
@@ -500,6 +510,12 @@ impl StreamLog {
         } else {
             None
         }
+    }
+
+    /// How many entries the log keeps an index of in memory: the kept log
+    /// only, whatever the segment files still hold below the first index.
+    pub fn indexed_entries(&self) -> usize {
+        self.locs.len()
     }
 
     /// The highest index known to be on disk (fsynced).
@@ -882,8 +898,6 @@ impl StreamLog {
             let s = self.segments.remove(0);
             drop(s.file);
             fs::remove_file(&s.path).ctx(&s.path)?;
-            self.locs.drain(..(s.last + 1 - s.first) as usize);
-            self.base = s.last + 1;
             removed = true;
         }
         let open = self.open_seg();
@@ -900,6 +914,11 @@ impl StreamLog {
             self.segments
                 .push(create_open_segment(&self.dir, first_kept)?);
             removed = true;
+        }
+        if first_kept > self.base {
+            let n = ((first_kept - self.base) as usize).min(self.locs.len());
+            self.locs.drain(..n);
+            self.base = first_kept;
         }
         if removed {
             fsync_dir(&self.dir)?;

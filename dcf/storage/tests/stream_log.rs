@@ -696,3 +696,25 @@ fn reset_continues_after_a_checkpoint_and_survives_crashes() {
         }
     }
 }
+
+/// Regression: a prefix truncation inside a segment (the usual case with
+/// DCF's 500 MB segments) kept the in-memory index of every dropped entry,
+/// so a node's memory grew with its history despite compaction.
+#[test]
+fn prefix_truncation_inside_a_segment_frees_the_index() {
+    let d = tempfile::tempdir().unwrap();
+    let es = build(d.path(), 1 << 30, 1000, 10);
+    let (mut log, _) = open(d.path(), 1 << 30);
+    assert_eq!(log.segment_paths().len(), 1);
+    assert_eq!(log.indexed_entries(), 1000);
+    log.truncate_prefix(990).unwrap();
+    assert_eq!(log.indexed_entries(), 11);
+    assert_eq!(all(&log), es[989..].to_vec());
+    log.truncate_suffix(995).unwrap();
+    assert_eq!(all(&log), es[989..994].to_vec());
+    drop(log);
+    let (log, _) = open(d.path(), 1 << 30);
+    assert_eq!(log.indexed_entries(), 5);
+    assert_eq!((log.first_index(), log.last_index()), (990, 994));
+    assert_eq!(all(&log), es[989..994].to_vec());
+}
