@@ -32,6 +32,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -128,6 +129,8 @@ struct Shared {
     newest: Mutex<Option<(SnapshotMeta, PathBuf)>>,
     /// One checkpoint write at a time.
     writing: tokio::sync::Mutex<()>,
+    /// An automatic checkpoint is scheduled or being written.
+    auto_pending: AtomicBool,
     /// The engine, once started (for truncation after a checkpoint).
     dcf: OnceLock<Arc<Dcf>>,
     snapshot_interval: u64,
@@ -216,6 +219,7 @@ impl Server {
             checkpoints,
             newest: Mutex::new(newest.clone()),
             writing: tokio::sync::Mutex::new(()),
+            auto_pending: AtomicBool::new(false),
             dcf: OnceLock::new(),
             snapshot_interval: opts.snapshot_interval,
             snapshot_retention: opts.snapshot_retention,
@@ -583,7 +587,7 @@ fn maybe_checkpoint(shared: &Arc<Shared>, applied: Index) {
         return;
     }
     let newest = lock(&shared.newest).as_ref().map_or(0, |(m, _)| m.index);
-    if applied < newest + interval {
+    if applied < newest + interval || shared.auto_pending.swap(true, Ordering::AcqRel) {
         return;
     }
     let shared = shared.clone();
@@ -591,6 +595,7 @@ fn maybe_checkpoint(shared: &Arc<Shared>, applied: Index) {
         if let Err(e) = take_checkpoint(&shared).await {
             warn!(error = %e, "automatic checkpoint failed; the log is not truncated");
         }
+        shared.auto_pending.store(false, Ordering::Release);
     });
 }
 
