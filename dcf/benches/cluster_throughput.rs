@@ -4,53 +4,13 @@
 //!
 //! `cargo bench -p dcf --bench cluster_throughput [-- SECONDS]`
 
+mod common;
+
+use common::{cores, pct, start_cluster, wait_leader};
 use dcf::kv::client::KvClient;
 use dcf::kv::protocol::{Outcome, RequestBody};
 use serde_json::Value;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const NODE_BIN: &str = env!("CARGO_BIN_EXE_dcf-node");
-
-struct Nodes(Vec<Child>);
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_leader(endpoints: &[String]) -> bool {
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end {
-        let mut c = KvClient::new(endpoints.to_vec(), Duration::from_secs(2));
-        let r = c
-            .call(
-                RequestBody::Put {
-                    key: "warmup".into(),
-                    value: Value::Null,
-                },
-                true,
-            )
-            .await;
-        if r.outcome == Outcome::Ok {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
 
 async fn run(endpoints: &[String], clients: usize, secs: u64) -> (u64, Vec<u64>) {
     let value = Value::String("x".repeat(256));
@@ -90,57 +50,14 @@ async fn run(endpoints: &[String], clients: usize, secs: u64) -> (u64, Vec<u64>)
     (all.len() as u64, all)
 }
 
-fn pct(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
-}
-
 fn main() {
     let secs: u64 = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(10);
     let dir = tempfile::tempdir().unwrap();
-    let peers: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let clients: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
-        .collect();
-    let config = format!(
-        "[{}]",
-        (0..3)
-            .map(|i| format!(
-                r#"{{"stream_id":1,"node_id":{},"ip":"127.0.0.1","port":{},"role":"{}"}}"#,
-                i + 1,
-                peers[i],
-                if i == 0 { "LEADER" } else { "FOLLOWER" }
-            ))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    let mut nodes = Nodes(Vec::new());
-    for (i, client_addr) in clients.iter().enumerate() {
-        nodes.0.push(
-            Command::new(NODE_BIN)
-                .args([
-                    "--node-id",
-                    &(i + 1).to_string(),
-                    "--config",
-                    &config,
-                    "--client-addr",
-                    client_addr,
-                ])
-                .arg("--data-dir")
-                .arg(dir.path().join(format!("n{}", i + 1)))
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn dcf-node"),
-        );
-    }
+    let nodes = start_cluster(3, dir.path(), &[]);
+    let clients = nodes.clients.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -152,9 +69,7 @@ fn main() {
     );
     println!(
         "       values of 256 bytes, puts through the leader, {secs} s per run, {} cores",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
+        cores()
     );
     assert!(rt.block_on(wait_leader(&clients)), "no leader within 10 s");
     println!(
