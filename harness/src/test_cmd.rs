@@ -32,7 +32,8 @@ pub struct TestArgs {
     /// list-append (transactions checked for serializability anomalies).
     #[arg(long, default_value = "register")]
     pub workload: String,
-    /// Comma-separated fault kinds: partition, kill, pause; or none.
+    /// Comma-separated fault kinds: partition, kill, pause, compact (log
+    /// truncation after a checkpoint on running nodes); or none.
     #[arg(long, default_value = "partition,kill,pause")]
     pub nemesis: String,
     /// An explicit fault schedule instead of the randomised default, e.g.

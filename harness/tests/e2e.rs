@@ -251,6 +251,17 @@ fn register_with_kills_is_valid() {
     );
 }
 
+/// Compaction on every node, then kills and restarts: the restarted nodes
+/// come back from their checkpoints, and lagging ones get the leader's.
+#[test]
+fn register_with_compaction_and_kills_is_valid() {
+    check_valid_run(
+        "compact,kill",
+        "1.5:compact:all,3:kill:minority,5:restart,6:compact:leader,7:kill:leader,9:restart",
+        "start-compact",
+    );
+}
+
 #[test]
 fn register_with_pauses_is_valid() {
     check_valid_run(

@@ -45,4 +45,7 @@ pub trait ClusterControl: Send + Sync {
     fn partitions_supported(&self) -> Result<(), String>;
     /// The node that currently reports itself leader, if any (best effort).
     fn leader(&self) -> Option<NodeId>;
+    /// Compacts the running node's log below everything it applied (the
+    /// node takes a checkpoint first); returns its new first log index.
+    fn compact(&self, node: NodeId) -> Result<u64, FaultError>;
 }

@@ -184,8 +184,12 @@ impl Nemesis {
             Action::Start(Fault::Pause(t)) => {
                 self.start_process_fault(FaultKind::Pause, t, on_event)
             }
+            Action::Start(Fault::Compact(t)) => self.start_compact(t, on_event),
             Action::Stop(FaultKind::Partition) => self.stop_partition(on_event),
-            Action::Stop(k) => self.stop_process_fault(k, on_event),
+            Action::Stop(FaultKind::Compact) => self.stop_compact(on_event),
+            Action::Stop(k @ (FaultKind::Kill | FaultKind::Pause)) => {
+                self.stop_process_fault(k, on_event)
+            }
         }
     }
 
@@ -358,6 +362,54 @@ impl Nemesis {
             value,
             error: fault_error_text(&errors),
         });
+    }
+
+    /// Compacts the logs of the target nodes that are running.
+    fn start_compact(&self, target: Target, on_event: &mut dyn FnMut(NemesisEvent)) {
+        let f = "start-compact".to_string();
+        on_event(NemesisEvent {
+            phase: Phase::Invoke,
+            f: f.clone(),
+            value: json!({ "target": target.name() }),
+            error: None,
+        });
+        let nodes = self.control.node_ids();
+        let leader = (target == Target::Leader)
+            .then(|| self.control.leader())
+            .flatten();
+        let (targets, down) = {
+            let mut st = self.state();
+            let targets = target::select(target, &nodes, leader, &mut st.rng);
+            (targets, st.active.killed.clone())
+        };
+        let mut first_index = serde_json::Map::new();
+        let mut errors = Vec::new();
+        for n in targets.into_iter().filter(|n| !down.contains(n)) {
+            match self.control.compact(n) {
+                Ok(first) => {
+                    first_index.insert(n.to_string(), json!(first));
+                }
+                Err(e) => errors.push(format!("node {n}: {e}")),
+            }
+        }
+        on_event(NemesisEvent {
+            phase: Phase::Info,
+            f,
+            value: json!({ "target": target.name(), "first_index": first_index }),
+            error: fault_error_text(&errors),
+        });
+    }
+
+    /// Compaction has nothing to undo: the event only closes its period.
+    fn stop_compact(&self, on_event: &mut dyn FnMut(NemesisEvent)) {
+        for phase in [Phase::Invoke, Phase::Info] {
+            on_event(NemesisEvent {
+                phase,
+                f: "stop-compact".into(),
+                value: Value::Null,
+                error: None,
+            });
+        }
     }
 
     fn stop_process_fault(&self, kind: FaultKind, on_event: &mut dyn FnMut(NemesisEvent)) {

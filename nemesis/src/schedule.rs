@@ -9,10 +9,14 @@
 //! action   := "partition:" TOPOLOGY | "heal"
 //!           | "kill:" TARGET      | "restart"
 //!           | "pause:" TARGET     | "resume"
+//!           | "compact:" TARGET
 //! SECONDS  := a non-negative decimal number of seconds from the start of the run
 //! TOPOLOGY := halves | random-halves | one | leader | majorities-ring | bridge
 //! TARGET   := one | minority | majority | leader | all
 //! ```
+//!
+//! `compact` truncates each target's log below what it applied (the node
+//! takes a checkpoint first); it has nothing to undo.
 //!
 //! Whitespace around items and fields is ignored; times must not decrease.
 //! Example: `5:partition:halves,15:heal,20:kill:leader,28:restart,30:pause:minority,38:resume`.
@@ -31,10 +35,18 @@ pub enum FaultKind {
     Partition,
     Kill,
     Pause,
+    /// Log compaction on running nodes (`dcf_truncate` up to what they
+    /// applied), so that restarts and lagging followers need checkpoints.
+    Compact,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 3] = [FaultKind::Partition, FaultKind::Kill, FaultKind::Pause];
+    pub const ALL: [FaultKind; 4] = [
+        FaultKind::Partition,
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Compact,
+    ];
 
     /// The name used on the command line and in event names.
     pub fn name(self) -> &'static str {
@@ -42,6 +54,7 @@ impl FaultKind {
             FaultKind::Partition => "partition",
             FaultKind::Kill => "kill",
             FaultKind::Pause => "pause",
+            FaultKind::Compact => "compact",
         }
     }
 }
@@ -59,7 +72,9 @@ impl FromStr for FaultKind {
             .iter()
             .copied()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown fault {s:?} (expected partition, kill or pause)"))
+            .ok_or_else(|| {
+                format!("unknown fault {s:?} (expected partition, kill, pause or compact)")
+            })
     }
 }
 
@@ -69,6 +84,7 @@ pub enum Fault {
     Partition(Topology),
     Kill(Target),
     Pause(Target),
+    Compact(Target),
 }
 
 impl Fault {
@@ -77,6 +93,7 @@ impl Fault {
             Fault::Partition(_) => FaultKind::Partition,
             Fault::Kill(_) => FaultKind::Kill,
             Fault::Pause(_) => FaultKind::Pause,
+            Fault::Compact(_) => FaultKind::Compact,
         }
     }
 }
@@ -155,12 +172,13 @@ pub fn parse_schedule(s: &str) -> Result<Vec<Step>, ScheduleError> {
             "partition" => Action::Start(Fault::Partition(need_arg("topology")?.parse().map_err(err)?)),
             "kill" => Action::Start(Fault::Kill(need_arg("target")?.parse().map_err(err)?)),
             "pause" => Action::Start(Fault::Pause(need_arg("target")?.parse().map_err(err)?)),
+            "compact" => Action::Start(Fault::Compact(need_arg("target")?.parse().map_err(err)?)),
             "heal" => no_arg(Action::Stop(FaultKind::Partition))?,
             "restart" => no_arg(Action::Stop(FaultKind::Kill))?,
             "resume" => no_arg(Action::Stop(FaultKind::Pause))?,
             other => {
                 return Err(err(format!(
-                    "unknown action {other:?} (expected partition, heal, kill, restart, pause or resume)"
+                    "unknown action {other:?} (expected partition, heal, kill, restart, pause, resume or compact)"
                 )))
             }
         };
@@ -257,6 +275,9 @@ impl Iterator for DefaultSchedule {
             }
             FaultKind::Kill => Fault::Kill(Target::ALL[self.rng.gen_range(0..Target::ALL.len())]),
             FaultKind::Pause => Fault::Pause(Target::ALL[self.rng.gen_range(0..Target::ALL.len())]),
+            FaultKind::Compact => {
+                Fault::Compact(Target::ALL[self.rng.gen_range(0..Target::ALL.len())])
+            }
         };
         self.pending_stop = Some(kind);
         Some(Step {

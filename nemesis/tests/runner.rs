@@ -16,6 +16,7 @@ enum Call {
     Resume(NodeId),
     Partition(Grudge),
     Heal,
+    Compact(NodeId),
 }
 
 struct Fake {
@@ -71,6 +72,10 @@ impl ClusterControl for Fake {
     }
     fn leader(&self) -> Option<NodeId> {
         self.leader
+    }
+    fn compact(&self, node: NodeId) -> Result<u64, FaultError> {
+        self.record(Call::Compact(node))?;
+        Ok(100 + node as u64)
     }
 }
 
@@ -135,6 +140,34 @@ fn explicit_schedule_runs_each_fault_and_undoes_it() {
             Call::Resume(paused[1])
         ]
     );
+    assert!(nem.active().is_empty());
+}
+
+/// `compact` asks the running target nodes to compact (a killed node is
+/// skipped) and reports each one's new first index; it leaves nothing to
+/// undo.
+#[test]
+fn compact_hits_running_targets_and_leaves_nothing_active() {
+    let fake = Fake::new(3);
+    let (nem, events) = run_explicit(&fake, "0:kill:leader,0.05:compact:all,0.1:restart");
+    let fs: Vec<&str> = events.iter().map(|e| e.f.as_str()).collect();
+    assert_eq!(
+        fs,
+        [
+            "start-kill",
+            "start-kill",
+            "start-compact",
+            "start-compact",
+            "stop-kill",
+            "stop-kill"
+        ]
+    );
+    assert_eq!(
+        events[3].value["first_index"],
+        serde_json::json!({"1": 101, "3": 103})
+    );
+    assert!(fake.calls().contains(&Call::Compact(1)));
+    assert!(!fake.calls().contains(&Call::Compact(2)), "node 2 was down");
     assert!(nem.active().is_empty());
 }
 

@@ -585,6 +585,21 @@ impl ClusterControl for LocalDeployment {
     fn leader(&self) -> Option<NodeId> {
         status::leader(&self.endpoints(), self.opts.status_timeout)
     }
+
+    fn compact(&self, node: NodeId) -> Result<u64, FaultError> {
+        let endpoint = self
+            .endpoints()
+            .into_iter()
+            .find(|(id, _)| *id == node)
+            .map(|(_, ep)| ep)
+            .ok_or_else(|| FaultError::Failed(format!("unknown node {node}")))?;
+        // A checkpoint of a large state takes a while: allow for it.
+        status::compact(
+            &endpoint,
+            self.opts.status_timeout.max(Duration::from_secs(10)),
+        )
+        .map_err(FaultError::Failed)
+    }
 }
 
 impl Drop for LocalDeployment {

@@ -1,6 +1,7 @@
-//! Asking nodes who leads, through their client ports. Each query runs on a
-//! fresh thread with its own current-thread runtime, so it works whether or
-//! not the caller is inside a tokio runtime, and it is bounded in time.
+//! Asking nodes who leads, and asking one to compact its log, through
+//! their client ports. Each query runs on a fresh thread with its own
+//! current-thread runtime, so it works whether or not the caller is inside
+//! a tokio runtime, and it is bounded in time.
 
 use dcf::kv::client::KvClient;
 use dcf::kv::protocol::{Outcome, RequestBody};
@@ -54,6 +55,37 @@ pub fn statuses(endpoints: &[(NodeId, String)], timeout: Duration) -> Vec<(NodeI
             (id, v)
         })
         .collect()
+}
+
+/// Asks the node at `endpoint` to truncate its log below everything it
+/// applied (it takes a checkpoint first); returns its new first index.
+pub fn compact(endpoint: &str, timeout: Duration) -> Result<u64, String> {
+    let endpoint = endpoint.to_string();
+    let worker = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot build a runtime: {e}"))?;
+        rt.block_on(async move {
+            let mut client = KvClient::new(vec![endpoint], timeout);
+            let call = client.call(
+                RequestBody::Truncate {
+                    first_kept: u64::MAX,
+                },
+                false,
+            );
+            match tokio::time::timeout(timeout, call).await {
+                Ok(r) if r.outcome == Outcome::Ok => r.value["first_index"]
+                    .as_u64()
+                    .ok_or_else(|| format!("no first_index in the answer {}", r.value)),
+                Ok(r) => Err(r.error.unwrap_or_else(|| "refused".into())),
+                Err(_) => Err(format!("no answer within {timeout:?}")),
+            }
+        })
+    });
+    worker
+        .join()
+        .unwrap_or_else(|_| Err("compaction query panicked".into()))
 }
 
 /// The node that says it is leader; with several (a deposed leader that has
