@@ -26,17 +26,22 @@ async fn put_all(c: &Cluster, prefix: &str, n: usize) {
     }
 }
 
+/// Every key reads back its value. A leader elected a moment ago refuses
+/// reads until it applied its first entry ("not ready"): retry those.
 async fn all_readable(c: &Cluster, prefix: &str, n: usize) {
     let mut client = c.client();
     for i in 0..n {
-        let r = client
-            .call(
-                RequestBody::Get {
-                    key: format!("{prefix}{i}"),
-                },
-                true,
-            )
+        let key = format!("{prefix}{i}");
+        let mut r = client
+            .call(RequestBody::Get { key: key.clone() }, true)
             .await;
+        let end = Instant::now() + Duration::from_secs(10);
+        while r.outcome != Outcome::Ok && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            r = client
+                .call(RequestBody::Get { key: key.clone() }, true)
+                .await;
+        }
         assert_eq!(
             r.value,
             Value::String(format!("v{i}")),
