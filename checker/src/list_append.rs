@@ -103,7 +103,12 @@ fn show(v: &Value) -> String {
     }
 }
 
-fn parse_mops(loc: &str, v: &Value) -> Result<Vec<Mop>, CheckError> {
+/// Micro-ops of a transaction. `completed` says the value is an `ok`
+/// completion: its reads then say what the key held, and a read of a key
+/// that holds nothing is the empty list however the wire spelled it
+/// (`null`, a missing value, `[]`). Reads of an invocation or of an
+/// indeterminate completion are unknown (`None`).
+fn parse_mops(loc: &str, v: &Value, completed: bool) -> Result<Vec<Mop>, CheckError> {
     let bad = |m: String| CheckError::Unsupported {
         location: loc.to_string(),
         message: m,
@@ -113,12 +118,17 @@ fn parse_mops(loc: &str, v: &Value) -> Result<Vec<Mop>, CheckError> {
             "txn value must be a list of micro-ops, got {v}"
         )));
     };
+    let is_read = |f: &str| f == "r" || f == "read";
     items
         .iter()
         .map(|m| match m.as_array().map(Vec::as_slice) {
             Some([Value::String(f), k, x]) if f == "append" => Ok(Mop::Append(show(k), show(x))),
-            Some([Value::String(f), k, x]) if f == "r" || f == "read" => match x {
-                Value::Null => Ok(Mop::Read(show(k), None)),
+            Some([Value::String(f), k]) if is_read(f) => {
+                Ok(Mop::Read(show(k), completed.then(Vec::new)))
+            }
+            Some([Value::String(f), k, x]) if is_read(f) => match x {
+                _ if !completed => Ok(Mop::Read(show(k), None)),
+                Value::Null => Ok(Mop::Read(show(k), Some(Vec::new()))),
                 Value::Array(list) => Ok(Mop::Read(show(k), Some(list.iter().map(show).collect()))),
                 other => Err(bad(format!(
                     "a read of a list must return a list, got {other}"
@@ -186,7 +196,7 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
             complete: pair.complete.filter(|_| outcome != OpType::Info),
             outcome,
             process: inv.process,
-            mops: parse_mops(&source.location(), &source.value)?,
+            mops: parse_mops(&source.location(), &source.value, outcome == OpType::Ok)?,
         });
     }
     let mut anomalies = Vec::new();

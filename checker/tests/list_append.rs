@@ -186,3 +186,58 @@ fn crashed_appends_that_were_read_join_the_graph() {
     let (valid, found, _) = kinds(ev, true);
     assert_eq!(valid, Validity::Valid, "{found:?}");
 }
+
+/// A history in our `history.jsonl` format, as a user would write it.
+fn jsonl(lines: &[&str]) -> History {
+    checker::formats::parse(&lines.join("\n"), Some(checker::Format::Jsonl)).unwrap()
+}
+
+fn verdict_of(h: &History, strict: bool) -> (Validity, Vec<String>) {
+    let r = check(h, &ListAppendOptions { strict }).unwrap();
+    (r.valid, r.list_append.unwrap().anomaly_types)
+}
+
+#[test]
+fn an_empty_key_reads_as_the_empty_list_however_the_wire_says_it() {
+    // p0 appends 1 to x; p1 then reads x as empty; p2 then reads [1]: p1's
+    // read is stale. Each spelling of "empty" must be seen as empty.
+    for empty in ["null", "[]", ""] {
+        let read = if empty.is_empty() {
+            r#"["r","x"]"#.to_string()
+        } else {
+            format!(r#"["r","x",{empty}]"#)
+        };
+        let h = jsonl(&[
+            r#"{"process":0,"type":"invoke","f":"txn","value":[["append","x",1]]}"#,
+            r#"{"process":0,"type":"ok","f":"txn","value":[["append","x",1]]}"#,
+            r#"{"process":1,"type":"invoke","f":"txn","value":[["r","x",null]]}"#,
+            &format!(r#"{{"process":1,"type":"ok","f":"txn","value":[{read}]}}"#),
+            r#"{"process":2,"type":"invoke","f":"txn","value":[["r","x",null]]}"#,
+            r#"{"process":2,"type":"ok","f":"txn","value":[["r","x",[1]]]}"#,
+        ]);
+        let (valid, found) = verdict_of(&h, true);
+        assert_eq!(
+            valid,
+            Validity::Invalid,
+            "empty spelled {empty:?}: {found:?}"
+        );
+        assert!(
+            found.iter().any(|k| k == "G-single-realtime"),
+            "empty spelled {empty:?}: {found:?}"
+        );
+    }
+}
+
+#[test]
+fn reads_that_did_not_complete_stay_unknown() {
+    // The info txn's read of x says nothing, whatever its value.
+    let h = jsonl(&[
+        r#"{"process":0,"type":"invoke","f":"txn","value":[["append","x",1]]}"#,
+        r#"{"process":0,"type":"ok","f":"txn","value":[["append","x",1]]}"#,
+        r#"{"process":1,"type":"invoke","f":"txn","value":[["r","x",null]]}"#,
+        r#"{"process":1,"type":"info","f":"txn","value":[["r","x",null]]}"#,
+        r#"{"process":2,"type":"invoke","f":"txn","value":[["r","x",null]]}"#,
+        r#"{"process":2,"type":"ok","f":"txn","value":[["r","x",[1]]]}"#,
+    ]);
+    assert_eq!(verdict_of(&h, true).0, Validity::Valid);
+}

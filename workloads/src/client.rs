@@ -109,6 +109,11 @@ pub fn completion_for(inv: &Invocation, resp: &Response) -> Completion {
                     Value::Array(mops) => Value::Array(
                         mops.iter()
                             .map(|m| match m.as_array() {
+                                // The node reads a key that holds nothing as
+                                // null; what the client saw is an empty list.
+                                Some(m) if m.len() == 3 && m[0] == "r" && m[2].is_null() => {
+                                    json!([m[0], unlist_key(&m[1]), []])
+                                }
                                 Some(m) if m.len() == 3 => json!([m[0], unlist_key(&m[1]), m[2]]),
                                 _ => m.clone(),
                             })
@@ -202,6 +207,19 @@ mod tests {
         let c = completion_for(&inv, &resp);
         assert_eq!(c.kind, OpType::Ok);
         assert_eq!(c.value, json!([["append", 3, 1], ["r", 3, [1]]]));
+    }
+
+    #[test]
+    fn reads_of_empty_list_keys_are_recorded_as_empty_lists() {
+        let inv = Invocation {
+            f: "txn".into(),
+            key: None,
+            value: json!([["r", 5, null], ["r", 6, null]]),
+        };
+        // What dcf-node answers for a key nobody appended to.
+        let resp = Response::ok(1, json!([["r", "l5", null], ["r", "l6", [2]]]));
+        let c = completion_for(&inv, &resp);
+        assert_eq!(c.value, json!([["r", 5, []], ["r", 6, [2]]]));
     }
 
     #[test]
