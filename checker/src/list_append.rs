@@ -6,8 +6,8 @@
 //! dependencies between transactions; with process and real-time order they
 //! form a graph whose cycles are the anomalies (Adya's G0, G1c, G-single,
 //! G2-item). Non-cyclic anomalies (aborted and intermediate reads, internal
-//! inconsistencies, duplicated elements, incompatible orders) are found
-//! directly. Every anomaly comes with a step-by-step explanation.
+//! inconsistencies, duplicated and garbage elements, incompatible orders,
+//! acknowledged appends missing from a final read) are found directly. Every anomaly comes with a step-by-step explanation.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
@@ -41,7 +41,8 @@ impl Default for ListAppendOptions {
 pub struct Anomaly {
     /// `G0`, `G1a`, `G1b`, `G1c`, `G-single`, `G2-item` (with `-process` or
     /// `-realtime` when the cycle needs those edges), `internal`,
-    /// `duplicate-elements`, `incompatible-order`, `garbage-read`.
+    /// `duplicate-elements`, `incompatible-order`, `garbage-read`,
+    /// `lost-append`, `duplicate-appends`.
     pub kind: String,
     /// History indices of the invocations of the transactions involved.
     pub txns: Vec<usize>,
@@ -85,6 +86,8 @@ enum Mop {
 struct Txn {
     invoke: usize,
     complete: Option<usize>,
+    /// Where the history says how it ended (an `info` too); `None` if it never did.
+    ended: Option<usize>,
     outcome: OpType,
     process: Process,
     mops: Vec<Mop>,
@@ -194,6 +197,7 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
         txns.push(Txn {
             invoke: pair.invoke,
             complete: pair.complete.filter(|_| outcome != OpType::Info),
+            ended: pair.complete,
             outcome,
             process: inv.process,
             mops: parse_mops(&source.location(), &source.value, outcome == OpType::Ok)?,
@@ -277,6 +281,12 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
             }
         }
         order.insert(k, longest);
+    }
+
+    if options.strict {
+        // "Final" is a real-time notion: serializability alone lets a read
+        // be ordered before appends that finished before it began.
+        lost_appends(&txns, &mut anomalies);
     }
 
     // Aborted, intermediate and garbage reads.
@@ -447,6 +457,101 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
     });
     result.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(result)
+}
+
+/// Most elements named in one lost-append anomaly's explanation.
+const LOST_SHOWN: usize = 20;
+
+/// Acknowledged appends missing from a final read. A final read of a key
+/// began after every append to that key had ended, so it must show every
+/// acknowledged one: one that no read ever shows has no place in the
+/// version order, and so no dependency edge would ever point at it.
+fn lost_appends(txns: &[Txn], anomalies: &mut Vec<Anomaly>) {
+    /// A key's acknowledged appends (element, txn) and where the last
+    /// append of any outcome ended (`None`: one never ended).
+    struct KeyAppends<'a> {
+        acked: Vec<(&'a str, usize)>,
+        last_end: Option<usize>,
+    }
+    let mut appends: HashMap<&str, KeyAppends> = HashMap::new();
+    for (t, txn) in txns.iter().enumerate() {
+        for m in &txn.mops {
+            if let Mop::Append(k, v) = m {
+                let e = appends.entry(k.as_str()).or_insert(KeyAppends {
+                    acked: Vec::new(),
+                    last_end: Some(0),
+                });
+                if txn.outcome == OpType::Ok {
+                    e.acked.push((v.as_str(), t));
+                }
+                e.last_end = match (e.last_end, txn.ended) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                };
+            }
+        }
+    }
+    let mut keys: Vec<&str> = appends.keys().copied().collect();
+    keys.sort_unstable();
+    for k in keys {
+        let KeyAppends { acked, last_end } = &appends[k];
+        let Some(last_end) = *last_end else { continue };
+        for txn in txns
+            .iter()
+            .filter(|x| x.outcome == OpType::Ok && x.invoke > last_end)
+        {
+            for m in &txn.mops {
+                let Mop::Read(rk, Some(list)) = m else {
+                    continue;
+                };
+                if rk != k {
+                    continue;
+                }
+                let seen: HashSet<&str> = list.iter().map(String::as_str).collect();
+                let missing: Vec<&(&str, usize)> =
+                    acked.iter().filter(|(v, _)| !seen.contains(v)).collect();
+                if missing.is_empty() {
+                    continue;
+                }
+                let mut steps: Vec<String> = missing
+                    .iter()
+                    .take(LOST_SHOWN)
+                    .map(|(v, w)| {
+                        format!(
+                            "{} appended {v} to key {k} and was acknowledged (index {})",
+                            txns[*w].name(),
+                            txns[*w].complete.unwrap_or(txns[*w].invoke)
+                        )
+                    })
+                    .collect();
+                if missing.len() > LOST_SHOWN {
+                    steps.push(format!(
+                        "… and {} more acknowledged appends",
+                        missing.len() - LOST_SHOWN
+                    ));
+                }
+                steps.push(format!(
+                    "{} read key {k} as {list:?}, beginning (index {}) after every append to {k} had ended, \
+                     so {} acknowledged append{} {} lost",
+                    txn.name(),
+                    txn.invoke,
+                    missing.len(),
+                    if missing.len() == 1 { "" } else { "s" },
+                    if missing.len() == 1 { "was" } else { "were" }
+                ));
+                let mut involved: Vec<usize> =
+                    missing.iter().map(|(_, w)| txns[*w].invoke).collect();
+                involved.sort_unstable();
+                involved.dedup();
+                involved.push(txn.invoke);
+                anomalies.push(Anomaly {
+                    kind: "lost-append".into(),
+                    txns: involved,
+                    steps,
+                });
+            }
+        }
+    }
 }
 
 fn longest_prefix(longest: &[String], read: &[String]) -> bool {

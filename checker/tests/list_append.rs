@@ -241,3 +241,106 @@ fn reads_that_did_not_complete_stay_unknown() {
     ]);
     assert_eq!(verdict_of(&h, true).0, Validity::Valid);
 }
+
+/// The issue's three list-append cases: a stale empty read, a lost append,
+/// and the same histories with the late read showing what was appended.
+fn stale_read_history(late_read: &str) -> History {
+    jsonl(&[
+        r#"{"process":0,"type":"invoke","f":"txn","value":[["append",5,1]]}"#,
+        r#"{"process":0,"type":"ok","f":"txn","value":[["append",5,1]]}"#,
+        r#"{"process":1,"type":"invoke","f":"txn","value":[["r",5,null]]}"#,
+        &format!(r#"{{"process":1,"type":"ok","f":"txn","value":[["r",5,{late_read}]]}}"#),
+    ])
+}
+
+fn lost_append_history(late_read: &str) -> History {
+    jsonl(&[
+        r#"{"process":0,"type":"invoke","f":"txn","value":[["append",7,1]]}"#,
+        r#"{"process":1,"type":"invoke","f":"txn","value":[["append",7,2]]}"#,
+        r#"{"process":0,"type":"ok","f":"txn","value":[["append",7,1]]}"#,
+        r#"{"process":1,"type":"ok","f":"txn","value":[["append",7,2]]}"#,
+        r#"{"process":2,"type":"invoke","f":"txn","value":[["r",7,null]]}"#,
+        &format!(r#"{{"process":2,"type":"ok","f":"txn","value":[["r",7,{late_read}]]}}"#),
+    ])
+}
+
+fn lost_anomaly(h: &History) -> Option<checker::list_append::Anomaly> {
+    let r = check(h, &ListAppendOptions { strict: true }).unwrap();
+    r.list_append
+        .unwrap()
+        .anomalies
+        .into_iter()
+        .find(|a| a.kind == "lost-append")
+}
+
+#[test]
+fn a_stale_empty_read_after_an_acknowledged_append_is_a_lost_append() {
+    let a = lost_anomaly(&stale_read_history("null")).expect("lost-append reported");
+    // The append (op 0) and the read (op 2) are named.
+    assert_eq!(a.txns, vec![0, 2]);
+    assert!(
+        a.steps.iter().any(|s| s.contains("appended 1 to key 5")),
+        "{a:?}"
+    );
+    assert_eq!(
+        verdict_of(&stale_read_history("null"), true).0,
+        Validity::Invalid
+    );
+    assert_eq!(
+        verdict_of(&stale_read_history("[1]"), true).0,
+        Validity::Valid
+    );
+    // Serializability alone may order the read first.
+    assert_eq!(
+        verdict_of(&stale_read_history("null"), false).0,
+        Validity::Valid
+    );
+}
+
+#[test]
+fn an_acknowledged_append_missing_from_the_final_read_is_lost() {
+    let a = lost_anomaly(&lost_append_history("[2]")).expect("lost-append reported");
+    assert_eq!(a.txns, vec![0, 4], "the append of 1 and the final read");
+    assert!(
+        a.to_text().contains("appended 1 to key 7"),
+        "{}",
+        a.to_text()
+    );
+    for ok in ["[1,2]", "[2,1]"] {
+        let (valid, found) = verdict_of(&lost_append_history(ok), true);
+        assert_eq!(valid, Validity::Valid, "{ok}: {found:?}");
+    }
+}
+
+#[test]
+fn reads_before_the_last_append_ended_are_not_final() {
+    // The read overlaps the append of 2, so it is not final and may miss 2.
+    let h = jsonl(&[
+        r#"{"process":0,"type":"invoke","f":"txn","value":[["append",7,1]]}"#,
+        r#"{"process":0,"type":"ok","f":"txn","value":[["append",7,1]]}"#,
+        r#"{"process":1,"type":"invoke","f":"txn","value":[["append",7,2]]}"#,
+        r#"{"process":2,"type":"invoke","f":"txn","value":[["r",7,null]]}"#,
+        r#"{"process":2,"type":"ok","f":"txn","value":[["r",7,[1]]]}"#,
+        r#"{"process":1,"type":"ok","f":"txn","value":[["append",7,2]]}"#,
+    ]);
+    assert_eq!(lost_anomaly(&h), None);
+    // An append that never ended leaves the key without a final read.
+    let h = jsonl(&[
+        r#"{"process":0,"type":"invoke","f":"txn","value":[["append",7,1]]}"#,
+        r#"{"process":0,"type":"ok","f":"txn","value":[["append",7,1]]}"#,
+        r#"{"process":1,"type":"invoke","f":"txn","value":[["append",7,2]]}"#,
+        r#"{"process":2,"type":"invoke","f":"txn","value":[["r",7,null]]}"#,
+        r#"{"process":2,"type":"ok","f":"txn","value":[["r",7,[]]]}"#,
+    ]);
+    assert_eq!(lost_anomaly(&h), None);
+}
+
+#[test]
+fn phantom_and_duplicate_elements_name_the_reads() {
+    let (valid, found) = verdict_of(&lost_append_history("[1,2,9]"), true);
+    assert_eq!(valid, Validity::Invalid);
+    assert!(found.iter().any(|k| k == "garbage-read"), "{found:?}");
+    let (valid, found) = verdict_of(&lost_append_history("[1,2,1]"), true);
+    assert_eq!(valid, Validity::Invalid);
+    assert!(found.iter().any(|k| k == "duplicate-elements"), "{found:?}");
+}
