@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::edn::{self, Edn};
 use crate::error::CheckError;
-use crate::history::{History, Op, OpType, Process};
+use crate::history::{History, Op, OpType, Process, Semantics};
 
 /// A history file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,17 @@ pub enum Format {
 impl Format {
     /// All names accepted by [`Format::from_str`].
     pub const NAMES: &'static [&'static str] = &["jsonl", "edn", "jepsen-log", "porcupine-kv"];
+
+    /// What failures and `nil` reads mean in this format: Jepsen's
+    /// contract for EDN, an observation where the format's authors say so
+    /// (porcupine, the published etcd logs), the error tag for ours.
+    pub fn semantics(self) -> Semantics {
+        match self {
+            Format::Jsonl => Semantics::Tagged,
+            Format::JepsenEdn => Semantics::Jepsen,
+            Format::JepsenLog | Format::PorcupineKv => Semantics::Observation,
+        }
+    }
 }
 
 impl FromStr for Format {
@@ -88,11 +99,12 @@ pub fn parse(text: &str, format: Option<Format>) -> Result<History, CheckError> 
         Some(f) => f,
         None => detect(text)?,
     };
-    match format {
+    let history = match format {
         Format::Jsonl => History::read_jsonl(text.as_bytes()),
         Format::JepsenEdn | Format::PorcupineKv => parse_edn(text),
         Format::JepsenLog => parse_jepsen_log(text),
-    }
+    }?;
+    Ok(history.with_semantics(format.semantics()))
 }
 
 /// Read and parse a file.
@@ -143,7 +155,7 @@ pub fn parse_edn(text: &str) -> Result<History, CheckError> {
         }
     }
     split_independent_tuples(&mut ops);
-    Ok(History::new(ops))
+    Ok(History::new(ops).with_semantics(Semantics::Jepsen))
 }
 
 fn edn_op(form: &Edn, line: usize) -> Result<Op, CheckError> {
@@ -290,7 +302,7 @@ pub fn parse_jepsen_log(text: &str) -> Result<History, CheckError> {
             line: Some(line),
         });
     }
-    Ok(History::new(ops))
+    Ok(History::new(ops).with_semantics(Semantics::Observation))
 }
 
 /// Micro-op function names that become keywords when written as EDN.

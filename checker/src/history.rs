@@ -194,11 +194,68 @@ pub struct Pair {
     pub complete: Option<usize>,
 }
 
+/// What a failed completion and a `null` register read mean. Formats
+/// disagree, so each importer says which meaning its format has and
+/// `--semantics` can override it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Semantics {
+    /// Jepsen's and Knossos's contract (`history.edn`): a `fail` certainly
+    /// did not take place and observed nothing; in the register models a
+    /// read of `nil` constrains nothing.
+    Jepsen,
+    /// porcupine's and the published etcd logs': a failed cas ran and found
+    /// a value other than its `from`; a `nil` read saw an empty register.
+    Observation,
+    /// Ours (`history.jsonl`): a failure whose `error` starts with
+    /// `"unexecuted"` never ran; any other failed cas ran and found another
+    /// value; a `null` read saw an empty register.
+    #[default]
+    Tagged,
+}
+
+impl Semantics {
+    /// Names accepted by [`Semantics::from_str`](std::str::FromStr).
+    pub const NAMES: &'static [&'static str] = &["jepsen", "observation", "tagged"];
+
+    /// The name `--semantics` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Semantics::Jepsen => "jepsen",
+            Semantics::Observation => "observation",
+            Semantics::Tagged => "tagged",
+        }
+    }
+}
+
+impl fmt::Display for Semantics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Semantics {
+    type Err = CheckError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "jepsen" | "knossos" => Ok(Semantics::Jepsen),
+            "observation" | "porcupine" => Ok(Semantics::Observation),
+            "tagged" => Ok(Semantics::Tagged),
+            other => Err(CheckError::Usage(format!(
+                "unknown semantics {other:?} (expected one of {})",
+                Semantics::NAMES.join(", ")
+            ))),
+        }
+    }
+}
+
 /// A sequence of events in real-time order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
     /// The events, in the order they happened.
     pub ops: Vec<Op>,
+    /// What failures and `null` reads mean in this history (set by the
+    /// importer of its format).
+    pub semantics: Semantics,
 }
 
 impl History {
@@ -208,7 +265,16 @@ impl History {
         for (i, op) in ops.iter_mut().enumerate() {
             op.index = i as u64;
         }
-        History { ops }
+        History {
+            ops,
+            semantics: Semantics::default(),
+        }
+    }
+
+    /// Builder-style: set what failures and `null` reads mean.
+    pub fn with_semantics(mut self, semantics: Semantics) -> History {
+        self.semantics = semantics;
+        self
     }
 
     /// Number of events.

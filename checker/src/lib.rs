@@ -30,7 +30,7 @@ use serde_json::Value;
 pub use error::CheckError;
 pub use explain::Explanation;
 pub use formats::Format;
-pub use history::{History, Op, OpType, Pair, Process};
+pub use history::{History, Op, OpType, Pair, Process, Semantics};
 pub use models::ModelKind;
 pub use result::{CheckResult, KeyResult, Validity};
 
@@ -100,6 +100,9 @@ pub struct CheckOptions {
     /// List-append: check strict serializability (with real-time edges)
     /// rather than serializability.
     pub strict: bool,
+    /// What failures and `null` reads mean; `None` keeps the history's own
+    /// (the one its format says).
+    pub semantics: Option<Semantics>,
 }
 
 impl Default for CheckOptions {
@@ -112,6 +115,7 @@ impl Default for CheckOptions {
             memory_budget: 1 << 30,
             explain: true,
             strict: true,
+            semantics: None,
         }
     }
 }
@@ -150,6 +154,7 @@ pub fn check_history(history: &History, options: &CheckOptions) -> Result<CheckR
                     let model = models::RegisterModel {
                         cas: kind == ModelKind::CasRegister,
                         initial,
+                        semantics: options.semantics.unwrap_or(history.semantics),
                     };
                     linear::check(&model, history, &mut values, &lin)
                 }

@@ -767,6 +767,7 @@ mod tests {
         let model = RegisterModel {
             cas: true,
             initial: 0,
+            semantics: crate::history::Semantics::Tagged,
         };
         let mut values = Values::default();
         check(
@@ -854,6 +855,7 @@ mod tests {
         let model = RegisterModel {
             cas: true,
             initial: 0,
+            semantics: crate::history::Semantics::Tagged,
         };
         let mut values = Values::default();
         let opts = LinearOptions {

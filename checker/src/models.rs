@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::error::CheckError;
-use crate::history::{Op, OpType};
+use crate::history::{Op, OpType, Semantics};
 
 /// An interned JSON value; `NIL` is `null`. Register models compare values
 /// millions of times, so they compare these instead.
@@ -228,6 +228,8 @@ pub struct RegisterModel {
     pub cas: bool,
     /// The value before any write (`NIL` unless given).
     pub initial: Val,
+    /// What failed operations and `nil` reads mean.
+    pub semantics: Semantics,
 }
 
 /// The error tag a client puts first in a failed operation's `error`
@@ -285,7 +287,12 @@ impl Model for RegisterModel {
         Ok(match (invoke.f.as_str(), outcome) {
             ("read", OpType::Ok) => {
                 let v = complete.map_or(&Value::Null, |c| &c.value);
-                Determinate(RegOp::Read(values.intern(v)))
+                if v.is_null() && self.semantics == Semantics::Jepsen {
+                    // Knossos: a read of nil tells nothing.
+                    Skip
+                } else {
+                    Determinate(RegOp::Read(values.intern(v)))
+                }
             }
             ("read", _) => Skip,
             ("write", OpType::Ok) => Determinate(RegOp::Write(values.intern(&invoke.value))),
@@ -293,13 +300,18 @@ impl Model for RegisterModel {
             ("write", _) => Skip,
             ("cas", outcome) if self.cas => {
                 let (from, to) = cas_args(invoke, &invoke.value, values)?;
-                match outcome {
-                    OpType::Ok => Determinate(RegOp::Cas(from, to)),
+                let observed = match self.semantics {
+                    Semantics::Jepsen => false,
+                    Semantics::Observation => true,
                     // A cas that never ran (no leader, rejected before
                     // proposing) observed nothing; any other failed cas
-                    // found a value other than `from` (Jepsen's meaning).
-                    OpType::Fail if complete.is_some_and(never_executed) => Skip,
-                    OpType::Fail => Determinate(RegOp::CasFailed(from)),
+                    // found a value other than `from`.
+                    Semantics::Tagged => !complete.is_some_and(never_executed),
+                };
+                match outcome {
+                    OpType::Ok => Determinate(RegOp::Cas(from, to)),
+                    OpType::Fail if observed => Determinate(RegOp::CasFailed(from)),
+                    OpType::Fail => Skip,
                     _ => Indeterminate(RegOp::Cas(from, to)),
                 }
             }
@@ -638,6 +650,7 @@ mod tests {
         let m = RegisterModel {
             cas: true,
             initial: NIL,
+            semantics: Semantics::Tagged,
         };
         assert_eq!(m.step(&1, &RegOp::Cas(1, 2)), Some(2));
         assert_eq!(m.step(&3, &RegOp::Cas(1, 2)), None);
@@ -661,6 +674,7 @@ mod tests {
         let model = RegisterModel {
             cas: true,
             initial: NIL,
+            semantics: Semantics::Tagged,
         };
         assert!(matches!(
             model.compile(&inv, OpType::Fail, Some(&done), &mut values),

@@ -1,6 +1,10 @@
 //! `dcf-harness check`: check history files of any supported format with
 //! the `checker` crate and report one verdict per file.
 //!
+//! What a failure means follows the file's format (Jepsen's contract for
+//! EDN, an observation for the etcd logs and porcupine, the error tag for
+//! ours); `--semantics` chooses explicitly.
+//!
 //! Output: one line per file, `<path> <valid|invalid|unknown> <milliseconds>`
 //! (checking time, parsing excluded), or with `--json` one object whose
 //! top-level `valid` is `true`, `false` or `"unknown"`. Exit codes: 0 all
@@ -32,6 +36,16 @@ pub struct CheckArgs {
     /// Input format: jsonl, edn, jepsen-log, porcupine-kv (default: detected).
     #[arg(long)]
     pub format: Option<String>,
+    /// What a failed operation and a nil read mean. Default by format:
+    /// edn gets `jepsen` (Knossos's contract: :fail did not take place and
+    /// observed nothing, :info may or may not have; a nil register read
+    /// constrains nothing); jepsen-log and porcupine-kv get `observation`
+    /// (a failed cas found another value; a nil read saw an empty
+    /// register, as porcupine reads them); jsonl gets `tagged` (a failure
+    /// whose error starts with "unexecuted" never ran, any other failed cas
+    /// found another value; null is the empty register).
+    #[arg(long, value_name = "jepsen|observation|tagged")]
+    pub semantics: Option<String>,
     /// Model: register, cas-register, kv, multi-register, list-append, set (default: detected).
     #[arg(long)]
     pub model: Option<String>,
@@ -74,6 +88,13 @@ fn options(args: &CheckArgs) -> Result<(Option<Format>, CheckOptions), UsageErro
         ),
         None => None,
     };
+    let semantics = match &args.semantics {
+        Some(m) => Some(
+            m.parse::<checker::Semantics>()
+                .map_err(|e| UsageError(e.to_string()))?,
+        ),
+        None => None,
+    };
     let initial = args
         .initial
         .as_ref()
@@ -97,6 +118,7 @@ fn options(args: &CheckArgs) -> Result<(Option<Format>, CheckOptions), UsageErro
             memory_budget: args.memory_mb.saturating_mul(1 << 20),
             explain: true,
             strict: !args.serializable,
+            semantics,
         },
     ))
 }
