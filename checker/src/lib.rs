@@ -14,6 +14,7 @@ pub mod edn;
 pub mod error;
 pub mod explain;
 pub mod formats;
+pub mod health;
 pub mod history;
 pub mod linear;
 pub mod list_append;
@@ -136,7 +137,8 @@ pub fn check_history(history: &History, options: &CheckOptions) -> Result<CheckR
             }
         },
     };
-    match checker {
+    let semantics = options.semantics.unwrap_or(history.semantics);
+    let mut result = match checker {
         Checker::Linearizable(kind) => {
             let lin = linear::LinearOptions {
                 split_by_key: options.split_by_key,
@@ -154,7 +156,7 @@ pub fn check_history(history: &History, options: &CheckOptions) -> Result<CheckR
                     let model = models::RegisterModel {
                         cas: kind == ModelKind::CasRegister,
                         initial,
-                        semantics: options.semantics.unwrap_or(history.semantics),
+                        semantics,
                     };
                     linear::check(&model, history, &mut values, &lin)
                 }
@@ -171,5 +173,8 @@ pub fn check_history(history: &History, options: &CheckOptions) -> Result<CheckR
             },
         ),
         Checker::Set => set::check(history),
-    }
+    }?;
+    // A history in which the system answered nothing proves nothing.
+    health::apply_availability(&mut result, history, semantics);
+    Ok(result)
 }

@@ -95,6 +95,10 @@ pub struct CheckResult {
     /// Why the verdict is unknown, if it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_reason: Option<String>,
+    /// The rule that overrode the checker's own verdict, if one did (see
+    /// [`crate::health`]), e.g. `no-operation-succeeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     /// Linearizability: the verdict per independent part.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<KeyResult>,
@@ -119,6 +123,7 @@ impl CheckResult {
             elapsed_ms: 0.0,
             op_count: 0,
             unknown_reason: None,
+            rule: None,
             keys: Vec::new(),
             explanation: None,
             list_append: None,

@@ -42,7 +42,14 @@ pub fn run(args: &AnalyzeArgs) -> i32 {
     let mut extra = json!({ "node_panics": panics, "log_findings": findings });
     // Keep what only the live run could observe.
     if let Some(old) = run.read_json("results.json") {
-        for k in ["recovered", "final_reads", "client_ops", "interrupted"] {
+        for k in [
+            "recovered",
+            "final_reads",
+            "client_ops",
+            "interrupted",
+            "node_exits",
+            "deployment",
+        ] {
             if let Some(v) = old.get(k) {
                 extra[k] = v.clone();
             }

@@ -156,6 +156,9 @@ pub fn run(args: &CheckArgs) -> i32 {
                         r.valid.as_str(),
                         r.elapsed_ms
                     );
+                    if let Some(why) = &r.unknown_reason {
+                        eprintln!("dcf-harness check: {}: unknown: {why}", path.display());
+                    }
                     if args.explain {
                         if let Some(e) = &r.explanation {
                             print!("{}", e.to_text());
@@ -187,6 +190,8 @@ pub fn run(args: &CheckArgs) -> i32 {
                 FileOutcome::Checked(r) => json!({
                     "path": path.display().to_string(),
                     "valid": r.valid,
+                    "rule": r.rule.as_deref().unwrap_or(checker::health::CHECKER),
+                    "reason": r.unknown_reason,
                     "elapsed_ms": r.elapsed_ms,
                     "result": r,
                 }),

@@ -1,5 +1,6 @@
-//! Scans collected node logs for panics and errors, so a run in which a
-//! node panicked is never reported silently valid.
+//! Scans collected node logs for safety alarms, panics and errors, so a run
+//! in which a node raised an alarm or panicked is never reported silently
+//! valid.
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -14,12 +15,12 @@ pub struct Finding {
     pub text: String,
 }
 
-/// Classifies one log line: `panic`, `error`, or nothing (the report's
-/// rule, so the verdict and the page agree).
+/// Classifies one log line: `safety-alarm`, `panic`, `error`, or nothing
+/// (the report's rule, so the verdict and the page agree).
 pub use reports::logs::classify;
 
 /// Every finding in the `*.log` / `*.stderr` files under `nodes_dir/<node>/`
-/// (at most `limit` per file).
+/// (at most `limit` of each kind per file).
 pub fn scan(nodes_dir: &Path, limit: usize) -> Vec<Finding> {
     let mut out = Vec::new();
     let Ok(nodes) = std::fs::read_dir(nodes_dir) else {
@@ -53,9 +54,15 @@ pub fn scan(nodes_dir: &Path, limit: usize) -> Vec<Finding> {
             let Ok(text) = std::fs::read_to_string(&f) else {
                 continue;
             };
-            let mut n = 0;
+            // Counted per kind, so a flood of errors cannot hide an alarm.
+            let mut per_kind: std::collections::HashMap<&str, usize> = Default::default();
             for (i, l) in text.lines().enumerate() {
                 if let Some(kind) = classify(l) {
+                    let n = per_kind.entry(kind).or_default();
+                    if *n >= limit {
+                        continue;
+                    }
+                    *n += 1;
                     out.push(Finding {
                         node: node.clone(),
                         file: f
@@ -67,10 +74,6 @@ pub fn scan(nodes_dir: &Path, limit: usize) -> Vec<Finding> {
                         kind,
                         text: l.chars().take(500).collect(),
                     });
-                    n += 1;
-                    if n >= limit {
-                        break;
-                    }
                 }
             }
         }

@@ -78,6 +78,11 @@ pub struct TestArgs {
     /// Time limit of the checker, in seconds (then the verdict is unknown).
     #[arg(long, default_value_t = 120)]
     pub check_timeout: u64,
+    /// Accept a run in which a requested fault kind cannot be injected here
+    /// (partitions without root or iptables). Without it such a run is
+    /// unknown, since it did not test what was asked.
+    #[arg(long)]
+    pub accept_unsupported_faults: bool,
 }
 
 /// How a test ended: a verdict, or a harness failure with its cause.
@@ -365,6 +370,19 @@ fn drive(
         args.nodes,
         deployment.describe()
     );
+    let wants_partitions = kinds.contains(&FaultKind::Partition)
+        || args
+            .schedule
+            .as_deref()
+            .is_some_and(|s| s.contains("partition"));
+    if wants_partitions && !args.accept_unsupported_faults {
+        if let Err(why) = deployment.partitions_supported() {
+            eprintln!(
+                "dcf-harness: warning: partitions cannot be injected here ({why}); the run will \
+                 be unknown unless --accept-unsupported-faults is given"
+            );
+        }
+    }
     let leader_deadline = Instant::now() + Duration::from_secs(30);
     let leader = loop {
         if let Some(l) = deployment.leader() {
@@ -475,6 +493,7 @@ fn drive(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    let node_exits = node_exits(&deployment, &nemesis);
     let mut final_reads = (0, 0);
     if !interrupted.load(Ordering::Relaxed) {
         fault.set("final reads");
@@ -510,7 +529,26 @@ fn drive(
         "recovered": recovered,
         "final_reads": {"ok": final_reads.0, "total": final_reads.1},
         "client_ops": {"ok": ok, "fail": fail, "info": info},
+        "node_exits": node_exits,
     }))
+}
+
+/// Nodes not running once every fault was healed although no fault
+/// stopped them: they exited on their own (a crash, a fatal error).
+fn node_exits(deployment: &LocalDeployment, nemesis: &Nemesis) -> Vec<Value> {
+    // Restarts that failed leave their nodes in the killed set.
+    let killed = nemesis.active().killed;
+    deployment
+        .node_ids()
+        .into_iter()
+        .filter(|id| !killed.contains(id) && deployment.pid_of(*id).is_none())
+        .map(|id| {
+            json!({
+                "node": format!("n{id}"),
+                "note": "its process was not running after the faults were healed, and no fault had stopped it",
+            })
+        })
+        .collect()
 }
 
 /// Parses `--nemesis`: comma-separated fault kinds, or `none`.

@@ -172,3 +172,38 @@ fn list_append_histories_from_the_real_client() {
         assert!(found.contains(&kind.to_string()), "{final_read}: {found:?}");
     }
 }
+
+#[test]
+fn a_register_history_in_which_every_operation_failed_is_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = cluster(&dir.path().join("nodes"));
+    let endpoints = d.client_endpoints();
+    // The cluster is gone: every call fails before reaching a node.
+    d.teardown().unwrap();
+    let path = dir.path().join("history.jsonl");
+    let reg = |f: &str, value: Value| Invocation {
+        f: f.into(),
+        key: Some(json!(1)),
+        value,
+    };
+    record(
+        endpoints,
+        &path,
+        &[
+            reg("write", json!(3)),
+            reg("read", Value::Null),
+            reg("cas", json!([3, 4])),
+        ],
+    );
+    let recorded = lines(&path);
+    assert!(
+        recorded
+            .iter()
+            .filter(|l| l["type"] != "invoke")
+            .all(|l| l["type"] == "fail" && l["error"][0] == "unexecuted"),
+        "{recorded:?}"
+    );
+    let r = checker::check_history(&history(&recorded), &checker::CheckOptions::default()).unwrap();
+    assert_eq!(r.valid, Validity::Unknown);
+    assert_eq!(r.rule.as_deref(), Some("no-operation-succeeded"));
+}

@@ -415,6 +415,19 @@ fn altered_history_is_invalid() {
     .unwrap();
     let (code, stdout) = analyze(&run.dir);
     assert_eq!(code, 2, "{stdout}");
+    // A node's own safety alarm makes it invalid, at whatever level it is logged.
+    std::fs::write(
+        &log,
+        format!(
+            "{original}2026 WARN dcf: DCF exception stream=1 exception=COMMITTED_ENTRY_CONFLICT\n"
+        ),
+    )
+    .unwrap();
+    let (code, stdout) = analyze(&run.dir);
+    assert_eq!(code, 1, "{stdout}");
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["decided_by"]["rule"], "safety-alarm", "{r}");
     std::fs::write(&log, original).unwrap();
     let text = std::fs::read_to_string(run.dir.join("history.jsonl")).unwrap();
     let mut lines: Vec<Value> = text
@@ -472,4 +485,112 @@ fn sigterm_tears_down_and_checks() {
         stderr: String::new(),
         dir: run_dir,
     });
+}
+
+/// Partitions asked for where they cannot be injected (loopback): the run
+/// is unknown with the reason in results.json and the report, unless
+/// `--accept-unsupported-faults` is given.
+#[test]
+fn uninjectable_partitions_make_the_run_unknown_unless_accepted() {
+    let store = tempfile::tempdir().unwrap();
+    let args = [
+        "--nodes",
+        "3",
+        "--deploy",
+        "loopback",
+        "--nemesis",
+        "partition",
+        "--schedule",
+        "1:partition:one,3:heal",
+        "--time-limit",
+        "4",
+        "--rate",
+        "100",
+        "--seed",
+        "17",
+    ];
+    let run = harness_test(store.path(), &args);
+    assert_eq!(run.code, 2, "stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("--accept-unsupported-faults"),
+        "{}",
+        run.stderr
+    );
+    let r = results(&run);
+    assert_eq!(r["valid"], "unknown");
+    assert_eq!(r["decided_by"]["rule"], "fault-not-injected", "{r}");
+    let reason = r["decided_by"]["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("partition one"), "{reason}");
+    let report = std::fs::read_to_string(run.dir.join("report.html")).unwrap();
+    assert!(
+        report.contains("could not be injected"),
+        "the report shows why"
+    );
+    assert_nothing_left(&run);
+
+    let mut accepted = args.to_vec();
+    accepted.push("--accept-unsupported-faults");
+    let run = harness_test(store.path(), &accepted);
+    assert_eq!(run.code, 0, "stderr:\n{}", run.stderr);
+    let r = results(&run);
+    assert_eq!(r["decided_by"]["rule"], "checker", "{r}");
+    assert!(
+        r["health"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("accepted"),
+        "{r}"
+    );
+    assert_nothing_left(&run);
+}
+
+/// A node that dies while no fault stopped it makes the run unknown.
+#[test]
+fn a_node_that_exits_on_its_own_makes_the_run_unknown() {
+    let store = tempfile::tempdir().unwrap();
+    let args = [
+        "--nodes",
+        "3",
+        "--deploy",
+        "loopback",
+        "--nemesis",
+        "none",
+        "--time-limit",
+        "6",
+        "--rate",
+        "100",
+        "--seed",
+        "19",
+    ];
+    let (child, _) = spawn_and_wait_for_history(store.path(), &args, 50);
+    // Kill node 3 behind the harness's back (not a nemesis fault).
+    let run_dir = std::fs::canonicalize(store.path().join("latest")).unwrap();
+    let pattern = run_dir.join("nodes").join("n3").join("data");
+    let found = Command::new("pgrep")
+        .args(["-f", &pattern.display().to_string()])
+        .output()
+        .unwrap();
+    let pids: Vec<i32> = String::from_utf8_lossy(&found.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 1, "node 3 runs as one process: {pids:?}");
+    unsafe { libc::kill(pids[0], libc::SIGKILL) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "the run is unknown");
+    let run = Run {
+        code: 2,
+        stderr: String::new(),
+        dir: run_dir,
+    };
+    let r = results(&run);
+    assert_eq!(r["decided_by"]["rule"], "node-exited", "{r}");
+    assert!(
+        r["decided_by"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("n3 exited"),
+        "{r}"
+    );
+    assert_nothing_left(&run);
 }

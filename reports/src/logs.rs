@@ -9,10 +9,27 @@ use crate::model::{LogFinding, RunData};
 /// How many findings the page lists (the rest are counted).
 const MAX_SHOWN: usize = 200;
 
+/// The kind of a node's own safety alarm: it saw committed data change
+/// (a committed-entry conflict, a checksum failure on stored log data).
+pub const SAFETY_ALARM: &str = "safety-alarm";
+
+/// Whether a log line is a node's safety alarm. Matched by the names the
+/// node uses, not the level it logs them at.
+fn is_safety_alarm(line: &str) -> bool {
+    line.contains("COMMITTED_ENTRY_CONFLICT")
+        || (line.contains("corrupt data in")
+            && line.contains("CRC32C mismatch")
+            // A torn tail cut off at start-up was never acknowledged.
+            && !line.contains("torn or corrupt log tail"))
+}
+
 /// Same rule as the harness's scanner, for runs whose `results.json` has
-/// no findings: a panic message or a line logged at ERROR level.
+/// no findings: a safety alarm, a panic message, or a line logged at ERROR
+/// level.
 pub fn classify(line: &str) -> Option<&'static str> {
-    if line.contains("panicked at") || line.contains("RUST_BACKTRACE") {
+    if is_safety_alarm(line) {
+        Some(SAFETY_ALARM)
+    } else if line.contains("panicked at") || line.contains("RUST_BACKTRACE") {
         Some("panic")
     } else if line.contains(" ERROR ")
         || line.starts_with("ERROR")
@@ -89,17 +106,20 @@ pub fn scan(nodes: &Path) -> Vec<LogFinding> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            for (i, line) in text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| classify(l).is_some())
-                .take(50)
-            {
+            let mut per_kind: std::collections::HashMap<&str, usize> = Default::default();
+            for (i, line) in text.lines().enumerate() {
+                let Some(kind) = classify(line) else { continue };
+                // Per kind, so a flood of errors cannot hide an alarm.
+                let n = per_kind.entry(kind).or_default();
+                if *n >= 50 {
+                    continue;
+                }
+                *n += 1;
                 out.push(LogFinding {
                     node: node.clone(),
                     file: name.clone(),
                     line: i + 1,
-                    kind: classify(line).unwrap_or("error").into(),
+                    kind: kind.into(),
                     text: line.chars().take(500).collect(),
                 });
             }
@@ -168,19 +188,33 @@ pub fn section(run: &RunData) -> String {
         s.push_str("</table>\n");
     }
     let panics = run.findings.iter().filter(|f| f.kind == "panic").count();
-    let errors = run.findings.len() - panics;
+    let alarms = run
+        .findings
+        .iter()
+        .filter(|f| f.kind == SAFETY_ALARM)
+        .count();
+    let errors = run.findings.len() - panics - alarms;
     if run.findings.is_empty() {
-        s.push_str("<p>No panics or errors in the node logs.</p>\n");
+        s.push_str("<p>No safety alarms, panics or errors in the node logs.</p>\n");
         return s;
+    }
+    if alarms > 0 {
+        s.push_str(&format!(
+            "<p><b>{alarms}</b> safety alarm line(s): a node saw committed data change, which makes the run invalid.</p>\n"
+        ));
     }
     s.push_str(&format!(
         "<p><b>{panics}</b> panic line(s) and <b>{errors}</b> error line(s) in the node logs{}.</p>\n",
         if panics > 0 { " — a panic makes the run at least unknown" } else { "" }
     ));
     s.push_str("<div class=\"scrollx\"><table class=\"finding\"><tr><th>node</th><th>file:line</th><th>kind</th><th>text</th></tr>\n");
-    // Panics first: they decide the verdict.
+    // Alarms and panics first: they decide the verdict.
     let mut shown: Vec<&LogFinding> = run.findings.iter().collect();
-    shown.sort_by_key(|f| f.kind != "panic");
+    shown.sort_by_key(|f| match f.kind.as_str() {
+        SAFETY_ALARM => 0,
+        "panic" => 1,
+        _ => 2,
+    });
     for f in shown.iter().take(MAX_SHOWN) {
         s.push_str(&format!(
             "<tr><td>{}</td><td><a href=\"{}\">{}:{}</a></td><td class=\"kind-{}\">{}</td><td class=\"text\">{}</td></tr>\n",
@@ -248,5 +282,30 @@ mod tests {
         assert!(html.contains("href=\"nodes/n1/stdout.log\""));
         assert!(html.contains("dcf-node.log:3"));
         assert!(html.contains("at least unknown"));
+    }
+
+    #[test]
+    fn safety_alarms_are_found_by_name_at_any_level() {
+        for line in [
+            "2026 WARN dcf::engine: DCF exception stream=1 exception=COMMITTED_ENTRY_CONFLICT detail=..",
+            "2026 ERROR dcf::engine: DCF exception stream=1 exception=COMMITTED_ENTRY_CONFLICT",
+            "2026 ERROR storage failed; stopping the DCF engine error=corrupt data in /d/log/seg at offset 40: data CRC32C mismatch for index 7",
+        ] {
+            assert_eq!(classify(line), Some(SAFETY_ALARM), "{line}");
+        }
+        // A torn tail truncated at start-up is recovery, not an alarm.
+        let torn = "2026 WARN truncated a torn or corrupt log tail at start-up reason=Some(\"corrupt data in x: data CRC32C mismatch\")";
+        assert_eq!(classify(torn), None);
+        assert_eq!(classify("2026 ERROR disk full"), Some("error"));
+        // Many errors before it do not hide an alarm.
+        let dir = tempfile::tempdir().unwrap();
+        let n1 = dir.path().join("n1");
+        std::fs::create_dir_all(&n1).unwrap();
+        let mut text = "2026 ERROR transport down\n".repeat(80);
+        text.push_str("x exception=COMMITTED_ENTRY_CONFLICT\n");
+        std::fs::write(n1.join("stderr.log"), text).unwrap();
+        let f = scan(dir.path());
+        assert_eq!(f.iter().filter(|f| f.kind == "error").count(), 50);
+        assert_eq!(f.iter().filter(|f| f.kind == SAFETY_ALARM).count(), 1);
     }
 }

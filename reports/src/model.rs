@@ -248,6 +248,26 @@ impl RunData {
         }
     }
 
+    /// The rule that decided the verdict and why, when it was not the
+    /// history checker (`results.json` `decided_by`).
+    pub fn decided_by_rule(&self) -> Option<(String, String)> {
+        let d = self.results.get("decided_by")?;
+        let rule = d.get("rule")?.as_str()?;
+        if rule == checker::health::CHECKER {
+            return None;
+        }
+        let reason = d.get("reason").and_then(Value::as_str).unwrap_or("");
+        Some((rule.to_string(), reason.to_string()))
+    }
+
+    /// Every verdict rule that fired (`results.json` `health`).
+    pub fn rule_findings(&self) -> Vec<checker::health::RuleFinding> {
+        self.results
+            .get("health")
+            .and_then(|h| serde_json::from_value(h.clone()).ok())
+            .unwrap_or_default()
+    }
+
     /// An option of the test (`test.json` `options.<name>`).
     pub fn option(&self, name: &str) -> Option<&Value> {
         self.test.get("options").and_then(|o| o.get(name))
@@ -341,8 +361,11 @@ fn verdict_of(results: &Value, check: Option<&CheckResult>) -> Verdict {
         Some(Value::Bool(true)) => Verdict::Valid,
         Some(Value::Bool(false)) => Verdict::Invalid,
         Some(Value::String(s)) if s == "unknown" => {
-            let reason = check
-                .and_then(|c| c.unknown_reason.clone())
+            let reason = results
+                .pointer("/decided_by/reason")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| check.and_then(|c| c.unknown_reason.clone()))
                 .or_else(|| {
                     let panics = results.get("node_panics").and_then(Value::as_u64)?;
                     (panics > 0).then(|| format!("{panics} node panic(s) in the logs"))
@@ -552,6 +575,21 @@ mod tests {
             &History::default(),
         );
         assert_eq!(run.verdict, Verdict::NotChecked);
+    }
+
+    #[test]
+    fn the_deciding_rule_gives_the_reason() {
+        let results = json!({"valid": "unknown",
+            "decided_by": {"rule": "fault-not-injected", "valid": "unknown", "reason": "partition one at 2.0 s could not be injected"},
+            "health": [{"rule": "fault-not-injected", "valid": "unknown", "reason": "partition one at 2.0 s could not be injected"}],
+            "checker": {"valid": true, "checker": "linearizable", "model": "cas-register", "elapsed_ms": 1.0, "op_count": 3}});
+        let run = RunData::from_parts(Path::new("/x"), Value::Null, results, &History::default());
+        assert_eq!(
+            run.verdict,
+            Verdict::Unknown("partition one at 2.0 s could not be injected".into())
+        );
+        assert_eq!(run.decided_by_rule().unwrap().0, "fault-not-injected");
+        assert_eq!(run.rule_findings().len(), 1);
     }
 
     #[test]

@@ -65,6 +65,14 @@ fn value_text(v: &Value) -> String {
 fn verdict_banner(run: &RunData) -> String {
     let why = match &run.verdict {
         Verdict::Valid => "The checkers found the history correct.".to_string(),
+        Verdict::Invalid if run.decided_by_rule().is_some() => {
+            let (rule, reason) = run.decided_by_rule().unwrap_or_default();
+            format!("Decided by {}: {}", escape(&rule), escape(&reason))
+        }
+        Verdict::Unknown(r) if run.decided_by_rule().is_some() => {
+            let (rule, _) = run.decided_by_rule().unwrap_or_default();
+            format!("Undecided ({}): {}", escape(&rule), escape(r))
+        }
         Verdict::Invalid => run
             .check
             .as_ref()
@@ -183,6 +191,20 @@ fn checkers_section(run: &RunData) -> String {
                 escape(c.unknown_reason.as_deref().unwrap_or(""))
             );
         }
+    }
+    let rules = run.rule_findings();
+    if !rules.is_empty() {
+        s.push_str("<h3 id=\"rules\">Verdict rules</h3>\n<p>Besides the checker, a run is unknown when no operation, or no operation of some kind, succeeded, the cluster did not recover, final reads failed, a fault could not be injected or a node exited or panicked; it is invalid when a node raised a safety alarm.</p>\n<table><tr><th>rule</th><th>asks for</th><th>why</th></tr>\n");
+        for f in &rules {
+            let v = f.valid.as_str();
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td><span class=\"pill {v}\">{v}</span></td><td>{}</td></tr>",
+                escape(&f.rule),
+                escape(&f.reason)
+            );
+        }
+        s.push_str("</table>\n");
     }
     let mut harness = Vec::new();
     if let Some(p) = run.results.get("node_panics") {
