@@ -207,3 +207,48 @@ fn a_register_history_in_which_every_operation_failed_is_unknown() {
     assert_eq!(r.valid, Validity::Unknown);
     assert_eq!(r.rule.as_deref(), Some("no-operation-succeeded"));
 }
+
+#[test]
+fn a_cas_mismatch_is_recorded_from_the_nodes_code_and_checked_as_an_observation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = cluster(&dir.path().join("nodes"));
+    let path = dir.path().join("history.jsonl");
+    let reg = |f: &str, value: Value| Invocation {
+        f: f.into(),
+        key: Some(json!(2)),
+        value,
+    };
+    record(
+        d.client_endpoints(),
+        &path,
+        &[
+            reg("write", json!(3)),
+            reg("cas", json!([1, 2])),
+            reg("cas", json!([3, 4])),
+            reg("read", Value::Null),
+        ],
+    );
+    d.teardown().unwrap();
+    let mut recorded = lines(&path);
+    let failed = completion(&mut recorded, 1).clone();
+    assert_eq!(failed["type"], "fail", "{failed}");
+    assert_eq!(failed["error"][0], "cas-mismatch", "{failed}");
+    assert_eq!(
+        failed["error"][2], "cas-mismatch",
+        "the node's code: {failed}"
+    );
+    assert_eq!(completion(&mut recorded, 3)["value"], json!(4));
+    let check = |ls: &[Value]| {
+        checker::check_history(&history(ls), &checker::CheckOptions::default())
+            .unwrap()
+            .valid
+    };
+    assert_eq!(check(&recorded), Validity::Valid);
+    // Claim the mismatching cas expected 3, the value the register held:
+    // as an observation that is impossible.
+    let mut broken = recorded.clone();
+    for l in broken.iter_mut().filter(|l| l["process"] == json!(1)) {
+        l["value"] = json!([3, 2]);
+    }
+    assert_eq!(check(&broken), Validity::Invalid);
+}

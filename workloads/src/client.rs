@@ -6,7 +6,7 @@ use super::Invocation;
 use checker::OpType;
 use dcf::kv::client::KvClient;
 use dcf::kv::machine::MicroOp;
-use dcf::kv::protocol::{Outcome, RequestBody, Response};
+use dcf::kv::protocol::{FailureCode, Outcome, RequestBody, Response};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -15,9 +15,10 @@ use std::time::Duration;
 pub struct Completion {
     pub kind: OpType,
     pub value: Value,
-    /// Why it failed or is unknown: `["unexecuted", why]` when the
-    /// operation definitely never ran, `["cas-mismatch", why]` when a cas
-    /// ran and found another value, `["indeterminate", why]` for `info`.
+    /// Why it failed or is unknown: `["unexecuted", why, code]` when the
+    /// operation definitely never ran, `["cas-mismatch", why, code]` when a
+    /// cas ran and found another value (both decided by the reply's
+    /// [`FailureCode`]), `["indeterminate", why, code]` for `info`.
     pub error: Option<Value>,
     /// The node that answered, if any.
     pub node: Option<String>,
@@ -98,6 +99,11 @@ pub fn request_for(inv: &Invocation) -> Result<RequestBody, String> {
     }
 }
 
+/// The reply's failure code as recorded in the history (`null` if none).
+fn code_name(resp: &Response) -> Value {
+    resp.code.map_or(Value::Null, |c| json!(c.as_str()))
+}
+
 /// The completion for a reply to `inv`.
 pub fn completion_for(inv: &Invocation, resp: &Response) -> Completion {
     let node = resp.node.map(|n| n.to_string());
@@ -132,18 +138,17 @@ pub fn completion_for(inv: &Invocation, resp: &Response) -> Completion {
         }
         Outcome::Fail => {
             let why = resp.error.clone().unwrap_or_default();
-            // dcf-node fails a cas whose compare did not match with
-            // "cas mismatch"; every other definite failure means the
-            // operation was never carried out.
-            let tag = if why.starts_with("cas mismatch") {
-                "cas-mismatch"
-            } else {
-                checker::models::UNEXECUTED
+            // The reply's code says whether the operation ran (a cas that
+            // found another value); without a code nothing can be assumed
+            // to have run, which only ever weakens the check.
+            let tag = match resp.code {
+                Some(c) if c.executed() => c.as_str(),
+                _ => checker::models::UNEXECUTED,
             };
             Completion {
                 kind: OpType::Fail,
                 value: inv.value.clone(),
-                error: Some(json!([tag, why])),
+                error: Some(json!([tag, why, code_name(resp)])),
                 node,
             }
         }
@@ -152,7 +157,8 @@ pub fn completion_for(inv: &Invocation, resp: &Response) -> Completion {
             value: inv.value.clone(),
             error: Some(json!([
                 "indeterminate",
-                resp.error.clone().unwrap_or_default()
+                resp.error.clone().unwrap_or_default(),
+                code_name(resp)
             ])),
             node,
         },
@@ -180,7 +186,11 @@ impl WorkloadClient {
                 return Completion {
                     kind: OpType::Fail,
                     value: inv.value.clone(),
-                    error: Some(json!([checker::models::UNEXECUTED, e])),
+                    error: Some(json!([
+                        checker::models::UNEXECUTED,
+                        e,
+                        FailureCode::BadRequest.as_str()
+                    ])),
                     node: None,
                 }
             }
@@ -229,13 +239,42 @@ mod tests {
             key: Some(json!(1)),
             value: json!([1, 2]),
         };
-        let c = completion_for(&inv, &Response::fail(1, "cas mismatch: r1 holds 3"));
+        let c = completion_for(
+            &inv,
+            &Response::fail(1, FailureCode::CasMismatch, "r1 holds 3"),
+        );
         assert_eq!(c.kind, OpType::Fail);
         assert_eq!(c.value, json!([1, 2]));
-        assert_eq!(c.error.unwrap()[0], "cas-mismatch");
-        let c = completion_for(&inv, &Response::fail(1, "not leader (leader: 2)"));
+        assert_eq!(
+            c.error.unwrap(),
+            json!(["cas-mismatch", "r1 holds 3", "cas-mismatch"])
+        );
+        let c = completion_for(
+            &inv,
+            &Response::fail(1, FailureCode::NotLeader, "not leader (leader: 2)"),
+        );
         assert_eq!(c.error.unwrap()[0], "unexecuted");
-        let c = completion_for(&inv, &Response::info(1, "timeout"));
+        let c = completion_for(&inv, &Response::info(1, FailureCode::Timeout, "timeout"));
         assert_eq!(c.kind, OpType::Info);
+        assert_eq!(c.error.unwrap()[2], "timeout");
+    }
+
+    #[test]
+    fn executed_is_decided_by_the_code_not_the_wording() {
+        let inv = Invocation {
+            f: "cas".into(),
+            key: Some(json!(1)),
+            value: json!([1, 2]),
+        };
+        // A message that reads like a mismatch, with another code.
+        let r = Response::fail(1, FailureCode::Replaced, "cas mismatch: replaced entry");
+        assert_eq!(completion_for(&inv, &r).error.unwrap()[0], "unexecuted");
+        // A mismatch whatever the message says.
+        let r = Response::fail(1, FailureCode::CasMismatch, "compare failed");
+        assert_eq!(completion_for(&inv, &r).error.unwrap()[0], "cas-mismatch");
+        // No code (an older node): nothing is assumed to have run.
+        let mut r = Response::fail(1, FailureCode::CasMismatch, "cas mismatch: r1 holds 3");
+        r.code = None;
+        assert_eq!(completion_for(&inv, &r).error.unwrap()[0], "unexecuted");
     }
 }

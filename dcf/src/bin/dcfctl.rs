@@ -283,8 +283,9 @@ async fn run(cli: Cli) -> i32 {
         } else {
             "failed"
         };
+        let code = resp.code.map(|c| format!(" ({c})")).unwrap_or_default();
         eprintln!(
-            "dcfctl: {what}: {}",
+            "dcfctl: {what}{code}: {}",
             resp.error.as_deref().unwrap_or("no reason given")
         );
         return exit_for(&resp);

@@ -3,7 +3,9 @@
 //! and it never turns an unknown outcome into a definite one: once a
 //! write request may have reached a node, a lost reply is `info`.
 
-use super::protocol::{read_frame, write_frame, Outcome, Request, RequestBody, Response};
+use super::protocol::{
+    read_frame, write_frame, FailureCode, Outcome, Request, RequestBody, Response,
+};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -16,12 +18,10 @@ pub struct KvClient {
     next_id: u64,
 }
 
-/// True if a reply says "not the leader" (nothing was done; try another node).
+/// True if a reply says "not the leader" (nothing was done; try another
+/// node). Decided by the reply's code, never by its wording.
 pub fn is_not_leader(r: &Response) -> bool {
-    r.outcome == Outcome::Fail
-        && r.error
-            .as_deref()
-            .is_some_and(|e| e.starts_with("not leader"))
+    r.outcome == Outcome::Fail && r.code == Some(FailureCode::NotLeader)
 }
 
 impl KvClient {
@@ -57,14 +57,21 @@ impl KvClient {
         let req = Request { id, body };
         let payload = match serde_json::to_vec(&req) {
             Ok(p) => p,
-            Err(e) => return Response::fail(id, format!("cannot encode request: {e}")),
+            Err(e) => {
+                return Response::fail(
+                    id,
+                    FailureCode::BadRequest,
+                    format!("cannot encode request: {e}"),
+                )
+            }
         };
         let write = req.body.is_write();
         let tries = self.endpoints.len().max(1);
         let mut errors = Vec::new();
+        let mut answered_not_leader = false;
         for _ in 0..tries {
             let Some(ep) = self.current_endpoint().map(str::to_string) else {
-                return Response::fail(id, "no endpoints given");
+                return Response::fail(id, FailureCode::BadRequest, "no endpoints given");
             };
             if self.conn.is_none() {
                 match tokio::time::timeout(self.timeout, TcpStream::connect(&ep)).await {
@@ -95,25 +102,44 @@ impl KvClient {
                 Ok(Ok(Some(bytes))) => bytes,
                 Ok(Ok(None)) => {
                     self.conn = None;
-                    return self.lost(id, write, &ep, "connection closed before the reply");
+                    return self.lost(
+                        id,
+                        write,
+                        &ep,
+                        FailureCode::ConnectionLost,
+                        "connection closed before the reply",
+                    );
                 }
                 Ok(Err(e)) => {
                     self.conn = None;
-                    return self.lost(id, write, &ep, &e.to_string());
+                    return self.lost(id, write, &ep, FailureCode::ConnectionLost, &e.to_string());
                 }
                 Err(_) => {
                     self.conn = None;
-                    return self.lost(id, write, &ep, "timed out waiting for the reply");
+                    return self.lost(
+                        id,
+                        write,
+                        &ep,
+                        FailureCode::Timeout,
+                        "timed out waiting for the reply",
+                    );
                 }
             };
             let resp: Response = match serde_json::from_slice(&reply) {
                 Ok(r) => r,
                 Err(e) => {
                     self.conn = None;
-                    return self.lost(id, write, &ep, &format!("malformed reply: {e}"));
+                    return self.lost(
+                        id,
+                        write,
+                        &ep,
+                        FailureCode::ConnectionLost,
+                        &format!("malformed reply: {e}"),
+                    );
                 }
             };
             if follow_leader && is_not_leader(&resp) {
+                answered_not_leader = true;
                 errors.push(format!("{ep}: not leader"));
                 self.rotate();
                 continue;
@@ -125,17 +151,24 @@ impl KvClient {
         } else {
             "no endpoint reachable"
         };
-        Response::fail(id, format!("{what} ({})", errors.join("; ")))
+        // Nothing was sent, or every node that answered refused as not
+        // leader: nothing was done either way.
+        let code = if answered_not_leader {
+            FailureCode::NotLeader
+        } else {
+            FailureCode::Unreachable
+        };
+        Response::fail(id, code, format!("{what} ({})", errors.join("; ")))
     }
 
     /// A request may have reached the node but its reply is lost.
-    fn lost(&mut self, id: u64, write: bool, ep: &str, why: &str) -> Response {
+    fn lost(&mut self, id: u64, write: bool, ep: &str, code: FailureCode, why: &str) -> Response {
         let msg = format!("{ep}: {why}");
         if write {
-            Response::info(id, msg)
+            Response::info(id, code, msg)
         } else {
             // A read changes nothing, so a lost read is a definite failure.
-            Response::fail(id, msg)
+            Response::fail(id, code, msg)
         }
     }
 }

@@ -141,6 +141,68 @@ pub enum Outcome {
     Info,
 }
 
+/// Why a request failed or has an unknown outcome. Clients act on the
+/// code (the `error` text is for people): only [`FailureCode::executed`]
+/// codes mean the operation ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureCode {
+    /// The node is not the leader, or not ready to lead; nothing was done.
+    NotLeader,
+    /// The leader could not confirm its leadership with a quorum.
+    NoQuorum,
+    /// A cas ran and found a value other than its `from`.
+    CasMismatch,
+    /// No answer in time; for a write the outcome is unknown.
+    Timeout,
+    /// The request was malformed or its arguments invalid.
+    BadRequest,
+    /// Another leader's entry took the proposed index: it never applied.
+    Replaced,
+    /// The node is stopping; for a write the outcome is unknown.
+    Stopping,
+    /// No node could be reached, so nothing was sent (client side).
+    Unreachable,
+    /// The connection broke after the request was sent (client side).
+    ConnectionLost,
+    /// Refused for another reason (an admin change, a parameter).
+    Refused,
+    /// An internal error (storage, transport) of the node.
+    Internal,
+}
+
+impl FailureCode {
+    /// True when a failure with this code means the operation was carried
+    /// out and observed the state: a cas that found another value. Every
+    /// other failure did not run (or, as `info`, may have).
+    pub fn executed(self) -> bool {
+        matches!(self, FailureCode::CasMismatch)
+    }
+
+    /// The code's name on the wire (`not-leader`, `cas-mismatch`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCode::NotLeader => "not-leader",
+            FailureCode::NoQuorum => "no-quorum",
+            FailureCode::CasMismatch => "cas-mismatch",
+            FailureCode::Timeout => "timeout",
+            FailureCode::BadRequest => "bad-request",
+            FailureCode::Replaced => "replaced",
+            FailureCode::Stopping => "stopping",
+            FailureCode::Unreachable => "unreachable",
+            FailureCode::ConnectionLost => "connection-lost",
+            FailureCode::Refused => "refused",
+            FailureCode::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A reply to a [`Request`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Response {
@@ -150,6 +212,9 @@ pub struct Response {
     pub value: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why it failed or is indeterminate (absent on `ok`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<FailureCode>,
     /// When the node is not the leader: the leader's node id, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader_id: Option<u32>,
@@ -168,22 +233,27 @@ impl Response {
             outcome: Outcome::Ok,
             value,
             error: None,
+            code: None,
             leader_id: None,
             leader_addr: None,
             node: None,
         }
     }
-    pub fn fail(id: u64, error: impl Into<String>) -> Response {
+    /// A definite failure with its code.
+    pub fn fail(id: u64, code: FailureCode, error: impl Into<String>) -> Response {
         Response {
             outcome: Outcome::Fail,
             error: Some(error.into()),
+            code: Some(code),
             ..Response::ok(id, Value::Null)
         }
     }
-    pub fn info(id: u64, error: impl Into<String>) -> Response {
+    /// An unknown outcome with its code.
+    pub fn info(id: u64, code: FailureCode, error: impl Into<String>) -> Response {
         Response {
             outcome: Outcome::Info,
             error: Some(error.into()),
+            code: Some(code),
             ..Response::ok(id, Value::Null)
         }
     }
@@ -252,9 +322,38 @@ mod tests {
         assert_eq!(s, json!({"id":7,"type":"cas","key":"k","from":1,"to":2}));
         let back: Request = serde_json::from_value(s).unwrap();
         assert_eq!(back, r);
-        let resp = Response::fail(7, "cas mismatch");
+        let resp = Response::fail(7, FailureCode::CasMismatch, "cas mismatch");
         let v = serde_json::to_value(&resp).unwrap();
         assert_eq!(v["outcome"], "fail");
+        assert_eq!(v["code"], "cas-mismatch");
+        let back: Response = serde_json::from_value(v).unwrap();
+        assert_eq!(back.code, Some(FailureCode::CasMismatch));
+        // Replies without a code (older nodes) still parse.
+        let old: Response =
+            serde_json::from_value(json!({"id": 1, "outcome": "fail", "error": "x"})).unwrap();
+        assert_eq!(old.code, None);
+    }
+
+    #[test]
+    fn only_a_cas_mismatch_means_the_operation_ran() {
+        use FailureCode::*;
+        for c in [
+            NotLeader,
+            NoQuorum,
+            Timeout,
+            BadRequest,
+            Replaced,
+            Stopping,
+            Unreachable,
+            ConnectionLost,
+            Refused,
+            Internal,
+        ] {
+            assert!(!c.executed(), "{c}");
+            let wire = serde_json::to_value(c).unwrap();
+            assert_eq!(wire, c.as_str());
+        }
+        assert!(CasMismatch.executed());
     }
 
     #[tokio::test]

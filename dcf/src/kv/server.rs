@@ -24,7 +24,7 @@
 
 use super::checkpoint::{self, CheckpointError, CheckpointStore};
 use super::machine::{Applied, ApplyResult, Command, KvMachine};
-use super::protocol::{read_frame, write_frame, Request, RequestBody, Response};
+use super::protocol::{read_frame, write_frame, FailureCode, Request, RequestBody, Response};
 use crate::core::{ClusterConfig, Entry, Index, NodeId, Role, SnapshotMeta, StreamId, Term};
 use crate::engine::{lock, Dcf, DcfCallbacks, DcfError, StartOptions};
 use crate::params::Params;
@@ -295,23 +295,23 @@ impl Server {
             RequestBody::Txn { ops } => self.write(id, Command::Txn { ops }).await,
             RequestBody::Status => match self.dcf.query_stream_info(KV_STREAM) {
                 Ok(s) => Response::ok(id, serde_json::from_str(&s).unwrap_or(Value::Null)),
-                Err(e) => Response::fail(id, e.to_string()),
+                Err(e) => refused(id, e),
             },
             RequestBody::ClusterInfo => match self.dcf.query_cluster_info() {
                 Ok(s) => Response::ok(id, serde_json::from_str(&s).unwrap_or(Value::Null)),
-                Err(e) => Response::fail(id, e.to_string()),
+                Err(e) => refused(id, e),
             },
             RequestBody::SetParam { name, value } => match self.dcf.set_param(&name, &value) {
                 Ok(()) => Response::ok(id, Value::Null),
-                Err(e) => Response::fail(id, e.to_string()),
+                Err(e) => refused(id, e),
             },
             RequestBody::GetParam { name } => match self.dcf.get_param(&name) {
                 Ok(v) => Response::ok(id, Value::String(v)),
-                Err(e) => Response::fail(id, e.to_string()),
+                Err(e) => refused(id, e),
             },
             RequestBody::Truncate { first_kept } => match self.truncate(first_kept).await {
                 Ok(v) => Response::ok(id, v),
-                Err(e) => Response::fail(id, e),
+                Err(e) => Response::fail(id, FailureCode::Refused, e),
             },
             admin => self.admin(id, admin).await,
         };
@@ -356,7 +356,7 @@ impl Server {
                         .await
                         .map(|_| Value::Null)
                 }
-                Err(e) => return Response::fail(id, e),
+                Err(e) => return Response::fail(id, FailureCode::BadRequest, e),
             },
             RequestBody::MemberRemove { node_id, wait_ms } => dcf
                 .remove_member(KV_STREAM, node_id, ms(wait_ms))
@@ -371,7 +371,7 @@ impl Server {
                     .change_member_role(KV_STREAM, node_id, kind, ms(wait_ms))
                     .await
                     .map(|_| Value::Null),
-                Err(e) => return Response::fail(id, e),
+                Err(e) => return Response::fail(id, FailureCode::BadRequest, e),
             },
             RequestBody::SetPriority {
                 node_id,
@@ -403,6 +403,7 @@ impl Server {
                     _ => {
                         return Response::fail(
                             id,
+                            FailureCode::BadRequest,
                             "work mode must be normal, or minority with vote_num",
                         )
                     }
@@ -411,7 +412,13 @@ impl Server {
                     .await
                     .map(|_| Value::Null)
             }
-            other => return Response::fail(id, format!("not an admin request: {other:?}")),
+            other => {
+                return Response::fail(
+                    id,
+                    FailureCode::BadRequest,
+                    format!("not an admin request: {other:?}"),
+                )
+            }
         };
         match r {
             Ok(v) => Response::ok(id, v),
@@ -419,10 +426,12 @@ impl Server {
             | Err(DcfError::Leadership(LeadershipError::NotLeader { leader })) => {
                 self.not_leader(id, leader)
             }
-            Err(DcfError::Timeout) => {
-                Response::info(id, "timed out; the change may still take effect")
-            }
-            Err(e) => Response::fail(id, e.to_string()),
+            Err(DcfError::Timeout) => Response::info(
+                id,
+                FailureCode::Timeout,
+                "timed out; the change may still take effect",
+            ),
+            Err(e) => refused(id, e),
         }
     }
 
@@ -451,6 +460,7 @@ impl Server {
     fn not_leader(&self, id: u64, leader: Option<NodeId>) -> Response {
         let mut r = Response::fail(
             id,
+            FailureCode::NotLeader,
             format!(
                 "not leader (leader: {})",
                 leader
@@ -468,35 +478,39 @@ impl Server {
     async fn write(&self, id: u64, cmd: Command) -> Response {
         let data = match serde_json::to_vec(&cmd) {
             Ok(d) => d,
-            Err(e) => return Response::fail(id, format!("cannot encode command: {e}")),
+            Err(e) => {
+                return Response::fail(
+                    id,
+                    FailureCode::BadRequest,
+                    format!("cannot encode command: {e}"),
+                )
+            }
         };
+        let is_cas = matches!(cmd, Command::Cas { .. });
         let (term, index) = match self.dcf.write(KV_STREAM, 0, data).await {
             Ok(ti) => ti,
             Err(DcfError::NotLeader { leader }) => return self.not_leader(id, leader),
-            Err(e @ (DcfError::NotReady | DcfError::Transferring)) => {
-                return Response::fail(id, format!("not leader: {e}"))
-            }
-            Err(e) => return Response::fail(id, e.to_string()),
+            Err(e) => return write_refused(id, e),
         };
         let rx = {
             let mut p = lock(&self.shared.pending);
             if let Some((t, outcome)) = p.recent.get(&index).cloned() {
-                return finish(id, t == term, outcome);
+                return finish(id, t == term, is_cas, outcome);
             }
             let (tx, rx) = oneshot::channel();
             p.waiting.insert(index, (term, tx));
             rx
         };
         match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(outcome)) => match outcome {
-                Ok(v) => Response::ok(id, v),
-                Err(e) => Response::fail(id, e),
-            },
-            Ok(Err(_)) => Response::info(id, "node stopping; outcome unknown"),
+            Ok(Ok(outcome)) => finish(id, true, is_cas, outcome),
+            Ok(Err(_)) => {
+                Response::info(id, FailureCode::Stopping, "node stopping; outcome unknown")
+            }
             Err(_) => {
                 lock(&self.shared.pending).waiting.remove(&index);
                 Response::info(
                     id,
+                    FailureCode::Timeout,
                     format!("not applied within {:?}; outcome unknown", self.timeout),
                 )
             }
@@ -514,13 +528,19 @@ impl Server {
         let index = match self.dcf.read_index(KV_STREAM).await {
             Ok(i) => i,
             Err(DcfError::NotLeader { leader }) => return self.not_leader(id, leader),
-            Err(e) => return Response::fail(id, format!("read not confirmed: {e}")),
+            Err(e) => {
+                return Response::fail(
+                    id,
+                    FailureCode::NoQuorum,
+                    format!("read not confirmed: {e}"),
+                )
+            }
         };
         let mut applied = self.shared.applied.subscribe();
         let wait = applied.wait_for(|a| *a >= index);
         match tokio::time::timeout(self.timeout, wait).await {
             Ok(Ok(_)) => {}
-            _ => return Response::fail(id, "read index not applied in time"),
+            _ => return Response::fail(id, FailureCode::Timeout, "read index not applied in time"),
         }
         let v = lock(&self.shared.machine)
             .get(&key)
@@ -530,13 +550,63 @@ impl Server {
     }
 }
 
-fn finish(id: u64, same_term: bool, outcome: Outcome) -> Response {
-    if !same_term {
-        return Response::fail(id, "entry was replaced by another leader's entry");
-    }
+/// Why a proposed entry failed when another leader's entry took its index
+/// (the apply loop reports it with this text).
+const REPLACED: &str = "entry was replaced by another leader's entry";
+
+/// The reply for an applied proposal. Applying fails only for a cas that
+/// found another value, or when another leader's entry took the index.
+fn finish(id: u64, same_term: bool, is_cas: bool, outcome: Outcome) -> Response {
     match outcome {
+        _ if !same_term => Response::fail(id, FailureCode::Replaced, REPLACED),
         Ok(v) => Response::ok(id, v),
-        Err(e) => Response::fail(id, e),
+        Err(e) if e == REPLACED => Response::fail(id, FailureCode::Replaced, e),
+        Err(e) if is_cas => Response::fail(id, FailureCode::CasMismatch, e),
+        Err(e) => Response::fail(id, FailureCode::Internal, e),
+    }
+}
+
+/// The code of an engine error refused before anything was done.
+fn refusal_code(e: &DcfError) -> FailureCode {
+    match e {
+        DcfError::NotLeader { .. } | DcfError::NotReady | DcfError::Transferring => {
+            FailureCode::NotLeader
+        }
+        DcfError::LeadershipLost => FailureCode::NoQuorum,
+        DcfError::Timeout => FailureCode::Timeout,
+        DcfError::Stopped => FailureCode::Stopping,
+        DcfError::Config(_)
+        | DcfError::NotInConfig(_)
+        | DcfError::NoStream(_)
+        | DcfError::Param(_)
+        | DcfError::NoEntry(_)
+        | DcfError::MessageTooLarge(_) => FailureCode::BadRequest,
+        DcfError::Busy
+        | DcfError::ConfigChange(_)
+        | DcfError::Leadership(_)
+        | DcfError::WorkMode(_) => FailureCode::Refused,
+        DcfError::Storage(_)
+        | DcfError::Transport(_)
+        | DcfError::Io(_)
+        | DcfError::MissingEntries { .. } => FailureCode::Internal,
+    }
+}
+
+/// A request the engine refused: a definite failure with its code.
+fn refused(id: u64, e: DcfError) -> Response {
+    Response::fail(id, refusal_code(&e), e.to_string())
+}
+
+/// A write proposal the engine did not accept. Only refusals before
+/// proposing are definite; after an engine stop, a timeout or an internal
+/// error the entry may have been appended, so the outcome is unknown.
+fn write_refused(id: u64, e: DcfError) -> Response {
+    let code = refusal_code(&e);
+    match code {
+        FailureCode::NotLeader | FailureCode::BadRequest | FailureCode::Refused => {
+            Response::fail(id, code, e.to_string())
+        }
+        _ => Response::info(id, code, format!("{e}; outcome unknown")),
     }
 }
 
@@ -562,7 +632,7 @@ async fn apply_loop(mut rx: mpsc::UnboundedReceiver<Event>, shared: Arc<Shared>,
                 let r = if term == e.term {
                     outcome.clone()
                 } else {
-                    Err("entry was replaced by another leader's entry".into())
+                    Err(REPLACED.into())
                 };
                 let _ = tx.send(r);
             }
@@ -734,7 +804,11 @@ async fn serve_connection(sock: TcpStream, peer: SocketAddr, server: Arc<Server>
                     .and_then(|v| v.get("id").and_then(|i| i.as_u64()))
                     .unwrap_or(0);
                 if tx
-                    .send(Response::fail(id, format!("bad request: {e}")))
+                    .send(Response::fail(
+                        id,
+                        FailureCode::BadRequest,
+                        format!("bad request: {e}"),
+                    ))
                     .await
                     .is_err()
                 {
@@ -752,4 +826,54 @@ async fn serve_connection(sock: TcpStream, peer: SocketAddr, server: Arc<Server>
     }
     drop(tx);
     let _ = writer.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::protocol::Outcome as Wire;
+
+    #[test]
+    fn write_refusals_are_definite_only_before_proposing() {
+        let r = write_refused(1, DcfError::NotReady);
+        assert_eq!(
+            (r.outcome, r.code),
+            (Wire::Fail, Some(FailureCode::NotLeader))
+        );
+        let r = write_refused(1, DcfError::MessageTooLarge(1 << 20));
+        assert_eq!(
+            (r.outcome, r.code),
+            (Wire::Fail, Some(FailureCode::BadRequest))
+        );
+        // These may come after the entry was appended: outcome unknown.
+        for (e, code) in [
+            (DcfError::Timeout, FailureCode::Timeout),
+            (DcfError::Stopped, FailureCode::Stopping),
+            (
+                DcfError::Io(std::io::Error::other("disk")),
+                FailureCode::Internal,
+            ),
+        ] {
+            let r = write_refused(1, e);
+            assert_eq!((r.outcome, r.code), (Wire::Info, Some(code)));
+        }
+    }
+
+    #[test]
+    fn applied_failures_carry_their_code() {
+        let r = finish(1, true, true, Err("cas mismatch: k holds 3".into()));
+        assert_eq!(
+            (r.outcome, r.code),
+            (Wire::Fail, Some(FailureCode::CasMismatch))
+        );
+        let r = finish(1, true, true, Err(REPLACED.into()));
+        assert_eq!(r.code, Some(FailureCode::Replaced));
+        let r = finish(1, false, true, Ok(Value::Null));
+        assert_eq!(
+            (r.outcome, r.code),
+            (Wire::Fail, Some(FailureCode::Replaced))
+        );
+        let r = finish(1, true, false, Ok(Value::Null));
+        assert_eq!((r.outcome, r.code), (Wire::Ok, None));
+    }
 }
