@@ -167,10 +167,24 @@ pub fn availability(
         .collect()
 }
 
+/// Whether any client operation was answered. A completion names its
+/// function, so no pairing is needed, and the scan stops at the first
+/// answer (early in any real history).
+pub fn any_answered(history: &History, semantics: Semantics) -> bool {
+    history.ops.iter().any(|op| {
+        !op.process.is_nemesis()
+            && op.kind != OpType::Invoke
+            && answered(op, op.kind, Some(op), semantics)
+    })
+}
+
 /// Applies the availability rule (without the per-function part) to a
 /// checker's result: a `valid` verdict on a history in which nothing was
 /// answered becomes `unknown`, with the rule and reason recorded.
 pub fn apply_availability(result: &mut CheckResult, history: &History, semantics: Semantics) {
+    if result.valid != Validity::Valid || any_answered(history, semantics) {
+        return;
+    }
     let findings = availability(history, semantics, false);
     let d = decide(result, &findings);
     if d.rule != CHECKER {

@@ -92,12 +92,17 @@ pub struct CheckOptions {
     pub initial: Option<Value>,
     /// Split linearizability checks by key (P-compositionality).
     pub split_by_key: bool,
-    /// Time limit; reaching it yields `unknown`.
+    /// Time limit of the verdict; reaching it yields `unknown`.
     pub timeout: Option<Duration>,
     /// Memory budget for the linearizability memo tables, in bytes.
     pub memory_budget: usize,
-    /// Explain failures.
+    /// Explain failures (after the verdict, see `explain_timeout`).
     pub explain: bool,
+    /// Time limit of a linearizability explanation, which runs after the
+    /// verdict and never changes it.
+    pub explain_timeout: Duration,
+    /// Linearizability: check every key even after one is refuted.
+    pub all_keys: bool,
     /// List-append: check strict serializability (with real-time edges)
     /// rather than serializability.
     pub strict: bool,
@@ -115,57 +120,105 @@ impl Default for CheckOptions {
             timeout: None,
             memory_budget: 1 << 30,
             explain: true,
+            explain_timeout: Duration::from_secs(10),
+            all_keys: false,
             strict: true,
             semantics: None,
         }
     }
 }
 
-/// Check a history with the chosen (or detected) checker.
-pub fn check_history(history: &History, options: &CheckOptions) -> Result<CheckResult, CheckError> {
-    let checker = match options.checker {
-        Some(c) => c,
+impl CheckOptions {
+    fn linear(&self, explain: bool) -> linear::LinearOptions {
+        linear::LinearOptions {
+            split_by_key: self.split_by_key,
+            timeout: self.timeout,
+            memory_budget: self.memory_budget,
+            explain,
+            explain_timeout: self.explain_timeout,
+            all_keys: self.all_keys,
+        }
+    }
+}
+
+/// Something to do with a linearizability model, whichever it is.
+trait WithModel {
+    type Out;
+    fn run<M: models::Model>(self, model: &M, values: &mut models::Values) -> Self::Out;
+}
+
+/// Builds the model of `kind` and hands it to `job`.
+fn with_model<J: WithModel>(
+    kind: ModelKind,
+    options: &CheckOptions,
+    semantics: Semantics,
+    job: J,
+) -> J::Out {
+    let mut values = models::Values::default();
+    match kind {
+        ModelKind::Register | ModelKind::CasRegister => {
+            let initial = options
+                .initial
+                .as_ref()
+                .map_or(models::NIL, |v| values.intern(v));
+            let model = models::RegisterModel {
+                cas: kind == ModelKind::CasRegister,
+                initial,
+                semantics,
+            };
+            job.run(&model, &mut values)
+        }
+        ModelKind::KeyValue => job.run(&models::KvModel, &mut values),
+        ModelKind::MultiRegister => job.run(&models::MultiRegisterModel, &mut values),
+    }
+}
+
+struct Check<'a>(&'a History, linear::LinearOptions);
+
+impl WithModel for Check<'_> {
+    type Out = Result<CheckResult, CheckError>;
+    fn run<M: models::Model>(self, model: &M, values: &mut models::Values) -> Self::Out {
+        linear::check(model, self.0, values, &self.1)
+    }
+}
+
+struct Explain<'a>(&'a History, linear::LinearOptions, Option<String>);
+
+impl WithModel for Explain<'_> {
+    type Out = Result<Option<Explanation>, CheckError>;
+    fn run<M: models::Model>(self, model: &M, values: &mut models::Values) -> Self::Out {
+        linear::explain_key(model, self.0, values, &self.1, self.2.as_deref())
+    }
+}
+
+fn choose_checker(history: &History, options: &CheckOptions) -> Result<Checker, CheckError> {
+    match options.checker {
+        Some(c) => Ok(c),
         None => match Checker::detect(history) {
-            Some(c) => c,
+            Some(c) => Ok(c),
             None if history.ops.iter().all(|o| o.process.is_nemesis()) => {
-                Checker::Linearizable(ModelKind::CasRegister)
+                Ok(Checker::Linearizable(ModelKind::CasRegister))
             }
-            None => {
-                return Err(CheckError::Usage(
-                    "cannot tell which model fits this history; pass --model".into(),
-                ))
-            }
+            None => Err(CheckError::Usage(
+                "cannot tell which model fits this history; pass --model".into(),
+            )),
         },
-    };
+    }
+}
+
+/// Check a history with the chosen (or detected) checker. With
+/// `options.explain`, an invalid linearizability verdict is explained
+/// after it is reached, under `options.explain_timeout`.
+pub fn check_history(history: &History, options: &CheckOptions) -> Result<CheckResult, CheckError> {
+    let checker = choose_checker(history, options)?;
     let semantics = options.semantics.unwrap_or(history.semantics);
     let mut result = match checker {
-        Checker::Linearizable(kind) => {
-            let lin = linear::LinearOptions {
-                split_by_key: options.split_by_key,
-                timeout: options.timeout,
-                memory_budget: options.memory_budget,
-                explain: options.explain,
-            };
-            let mut values = models::Values::default();
-            match kind {
-                ModelKind::Register | ModelKind::CasRegister => {
-                    let initial = options
-                        .initial
-                        .as_ref()
-                        .map_or(models::NIL, |v| values.intern(v));
-                    let model = models::RegisterModel {
-                        cas: kind == ModelKind::CasRegister,
-                        initial,
-                        semantics,
-                    };
-                    linear::check(&model, history, &mut values, &lin)
-                }
-                ModelKind::KeyValue => linear::check(&models::KvModel, history, &mut values, &lin),
-                ModelKind::MultiRegister => {
-                    linear::check(&models::MultiRegisterModel, history, &mut values, &lin)
-                }
-            }
-        }
+        Checker::Linearizable(kind) => with_model(
+            kind,
+            options,
+            semantics,
+            Check(history, options.linear(options.explain)),
+        ),
         Checker::ListAppend => list_append::check(
             history,
             &list_append::ListAppendOptions {
@@ -177,4 +230,31 @@ pub fn check_history(history: &History, options: &CheckOptions) -> Result<CheckR
     // A history in which the system answered nothing proves nothing.
     health::apply_availability(&mut result, history, semantics);
     Ok(result)
+}
+
+/// Explains a linearizability result found invalid without an
+/// explanation (checked with `explain: false`, so the verdict could be
+/// reported first): the first invalid key is searched again, recording
+/// the longest linearizable prefix, under `options.explain_timeout`. Does
+/// nothing for other results.
+pub fn explain_result(
+    history: &History,
+    options: &CheckOptions,
+    result: &mut CheckResult,
+) -> Result<(), CheckError> {
+    if result.valid != Validity::Invalid || result.explanation.is_some() {
+        return Ok(());
+    }
+    let Checker::Linearizable(kind) = choose_checker(history, options)? else {
+        return Ok(());
+    };
+    let Some(key) = result.keys.iter().find(|k| k.valid == Validity::Invalid) else {
+        return Ok(());
+    };
+    let started = std::time::Instant::now();
+    let semantics = options.semantics.unwrap_or(history.semantics);
+    let job = Explain(history, options.linear(true), key.key.clone());
+    result.explanation = with_model(kind, options, semantics, job)?;
+    result.explain_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+    Ok(())
 }

@@ -18,12 +18,11 @@
 //! Limits: a deadline, a cancellation flag shared by parallel parts, and a
 //! memory budget for the memo tables. Hitting one yields `unknown`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use rayon::prelude::*;
 
 use crate::error::CheckError;
 use crate::explain::{self, Explanation};
@@ -44,6 +43,12 @@ pub struct LinearOptions {
     pub memory_budget: usize,
     /// Build an explanation for a non-linearizable part.
     pub explain: bool,
+    /// Time limit of the explanation, which runs after the verdict and
+    /// never delays or changes it.
+    pub explain_timeout: Duration,
+    /// Check every part even after one is refuted (otherwise the first
+    /// refutation stops the rest, whose verdicts stay unknown).
+    pub all_keys: bool,
 }
 
 impl Default for LinearOptions {
@@ -53,6 +58,8 @@ impl Default for LinearOptions {
             timeout: None,
             memory_budget: 1 << 30,
             explain: true,
+            explain_timeout: Duration::from_secs(10),
+            all_keys: false,
         }
     }
 }
@@ -151,6 +158,8 @@ pub struct Limits {
     pub deadline: Option<Instant>,
     /// Set to stop every part (timeout elsewhere, or an invalid part found).
     pub cancel: AtomicBool,
+    /// Why the parts were stopped, as the first to stop them said.
+    pub cancelled_because: std::sync::OnceLock<String>,
     /// Bytes held by all memo tables.
     pub memory: AtomicUsize,
     /// The budget for `memory`.
@@ -163,9 +172,26 @@ impl Limits {
         Limits {
             deadline: timeout.map(|t| Instant::now() + t),
             cancel: AtomicBool::new(false),
+            cancelled_because: std::sync::OnceLock::new(),
             memory: AtomicUsize::new(0),
             budget,
         }
+    }
+
+    /// Stops every part, recording why (the first reason wins).
+    pub fn stop_all(&self, why: &str) {
+        let _ = self.cancelled_because.set(why.to_string());
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// What a part stopped by [`Limits::stop_all`] says about itself.
+    fn not_checked(&self) -> String {
+        format!(
+            "not checked: {}",
+            self.cancelled_because
+                .get()
+                .map_or("cancelled", String::as_str)
+        )
     }
 }
 
@@ -290,10 +316,30 @@ struct Search<'a, M: Model> {
     cache: Memo<M::State>,
     memory: usize,
     reported_memory: usize,
+    /// The loop's own state between slices (`None` once finished).
+    walk: Option<Walk<M::State>>,
+}
+
+/// Everything the search loop keeps, so a search can stop after a slice
+/// of steps and resume later (parts are interleaved; see [`check_parts`]).
+struct Walk<S> {
+    record: bool,
+    remaining: usize,
+    total: usize,
+    zob: Vec<u64>,
+    state: S,
+    set_hash: u64,
+    must_observe: bool,
+    stack: Vec<Frame<S>>,
+    cursor: Cursor,
+    bound: usize,
+    best: Option<Failure<S>>,
+    best_len: usize,
+    steps: u64,
 }
 
 impl<'a, M: Model> Search<'a, M> {
-    fn new(model: &'a M, ops: &'a [PartOp<M::Op>], limits: &'a Limits) -> Self {
+    fn new(model: &'a M, ops: &'a [PartOp<M::Op>], limits: &'a Limits, record: bool) -> Self {
         let n = ops.len();
         let mut events: Vec<(usize, u32)> = Vec::with_capacity(2 * n);
         for (i, op) in ops.iter().enumerate() {
@@ -322,6 +368,22 @@ impl<'a, M: Model> Search<'a, M> {
                 last = node;
             }
         }
+        let remaining = ops.iter().filter(|o| o.determinate()).count();
+        let walk = Walk {
+            record,
+            remaining,
+            total: remaining,
+            zob: (0..n).map(zobrist).collect(),
+            state: model.init(),
+            set_hash: 0,
+            must_observe: false,
+            stack: Vec::new(),
+            cursor: Cursor::Fresh,
+            bound: usize::MAX,
+            best: None,
+            best_len: 0,
+            steps: 0,
+        };
         Search {
             model,
             ops,
@@ -334,6 +396,7 @@ impl<'a, M: Model> Search<'a, M> {
             cache: HashMap::default(),
             memory: 0,
             reported_memory: 0,
+            walk: Some(walk),
         }
     }
 
@@ -501,53 +564,91 @@ impl<'a, M: Model> Search<'a, M> {
         let total = self.limits.memory.fetch_add(delta, Ordering::Relaxed) + delta;
         self.reported_memory = self.memory;
         if total > self.limits.budget {
-            self.limits.cancel.store(true, Ordering::Relaxed);
-            return Some(format!(
-                "memory budget of {} MiB exceeded",
-                self.limits.budget >> 20
-            ));
+            let why = format!("memory budget of {} MiB exceeded", self.limits.budget >> 20);
+            self.limits.stop_all(&why);
+            return Some(why);
         }
         if self.limits.deadline.is_some_and(|d| Instant::now() >= d) {
-            self.limits.cancel.store(true, Ordering::Relaxed);
-            return Some("time limit reached".into());
+            let why = "time limit reached";
+            self.limits.stop_all(why);
+            return Some(why.into());
         }
         if self.limits.cancel.load(Ordering::Relaxed) {
-            return Some("cancelled".into());
+            return Some(self.limits.not_checked());
         }
         None
     }
 
-    fn run(mut self, record: bool) -> Outcome<M::State> {
-        let outcome = self.search(record);
-        self.limits
-            .memory
-            .fetch_sub(self.reported_memory, Ordering::Relaxed);
-        outcome
+    /// Runs about `budget` more steps: `None` if the search needs more,
+    /// else the part's outcome (its memory is then released).
+    fn resume(&mut self, budget: u64) -> Option<Outcome<M::State>> {
+        let w = self.walk.take()?;
+        match self.walk_for(w, budget) {
+            Err(w) => {
+                self.walk = Some(*w);
+                None
+            }
+            Ok(outcome) => {
+                self.limits
+                    .memory
+                    .fetch_sub(self.reported_memory, Ordering::Relaxed);
+                self.reported_memory = 0;
+                self.cache = HashMap::default();
+                Some(outcome)
+            }
+        }
     }
 
-    fn search(&mut self, record: bool) -> Outcome<M::State> {
+    /// The search loop, on locals (the hot path keeps them in registers):
+    /// `Err` hands the walk back when `budget` steps are used up.
+    fn walk_for(
+        &mut self,
+        walk: Walk<M::State>,
+        budget: u64,
+    ) -> Result<Outcome<M::State>, Box<Walk<M::State>>> {
         let ops = self.ops;
-        let mut remaining = ops.iter().filter(|o| o.determinate()).count();
-        let total = remaining;
-        let zob: Vec<u64> = (0..ops.len()).map(zobrist).collect();
-        let mut state = self.model.init();
-        let mut set_hash = 0u64;
-        let mut must_observe = false;
-        let mut stack: Vec<Frame<M::State>> = Vec::new();
-        let mut cursor = Cursor::Fresh;
-        let mut bound = usize::MAX;
-        let mut best: Option<Failure<M::State>> = None;
-        let mut best_len = 0usize;
-        let mut steps: u64 = 0;
+        let Walk {
+            record,
+            mut remaining,
+            total,
+            zob,
+            mut state,
+            mut set_hash,
+            mut must_observe,
+            mut stack,
+            mut cursor,
+            mut bound,
+            mut best,
+            mut best_len,
+            mut steps,
+        } = walk;
+        let stop_at = steps.saturating_add(budget);
         loop {
             if remaining == 0 {
-                return Outcome::Valid;
+                return Ok(Outcome::Valid);
             }
             steps += 1;
             if steps & 4095 == 0 {
                 if let Some(reason) = self.over_limits() {
-                    return Outcome::Unknown(reason);
+                    return Ok(Outcome::Unknown(reason));
                 }
+            }
+            if steps >= stop_at {
+                return Err(Box::new(Walk {
+                    record,
+                    remaining,
+                    total,
+                    zob,
+                    state,
+                    set_hash,
+                    must_observe,
+                    stack,
+                    cursor,
+                    bound,
+                    best,
+                    best_len,
+                    steps,
+                }));
             }
             let mut forced = false;
             let candidate = match cursor {
@@ -644,7 +745,7 @@ impl<'a, M: Model> Search<'a, M> {
                     }
                 }
                 let Some(frame) = stack.pop() else {
-                    return Outcome::Invalid(best);
+                    return Ok(Outcome::Invalid(best));
                 };
                 let i = frame.op as usize;
                 self.unlift(i);
@@ -674,10 +775,87 @@ pub fn check_part<M: Model>(
     limits: &Limits,
     record: bool,
 ) -> Outcome<M::State> {
-    Search::new(model, ops, limits).run(record)
+    Search::new(model, ops, limits, record)
+        .resume(u64::MAX)
+        .unwrap_or_else(|| Outcome::Unknown("search ended without a verdict".into()))
 }
 
-/// Check a history for linearizability against `model`.
+/// Steps of a part's first slice (a few milliseconds): enough to finish
+/// most parts of a valid history at once, so interleaving costs them
+/// nothing, and to refute a cheaply refutable part in the first round.
+/// Each later slice of the same part is twice as long, up to [`MAX_SLICE`].
+const FIRST_SLICE: u64 = 1 << 15;
+/// The longest slice, so no part keeps a worker for long.
+const MAX_SLICE: u64 = 1 << 20;
+
+/// Checks every part, interleaving their searches in slices of growing
+/// length on the worker pool, the way porcupine runs one goroutine per
+/// part: a part that is refuted cheaply is found before an expensive part
+/// finishes, and unless `all_keys` the first refutation stops the others.
+pub fn check_parts<M: Model>(
+    model: &M,
+    parts: &[Part<M::Op>],
+    limits: &Limits,
+    all_keys: bool,
+) -> Vec<Outcome<M::State>> {
+    match parts {
+        [] => return Vec::new(),
+        [one] => return vec![check_part(model, &one.ops, limits, false)],
+        _ => {}
+    }
+    enum Job<'a, M: Model> {
+        Fresh(usize),
+        Running(usize, Box<Search<'a, M>>, u64),
+    }
+    let queue: Mutex<VecDeque<Job<M>>> = Mutex::new((0..parts.len()).map(Job::Fresh).collect());
+    let results: Mutex<Vec<Option<Outcome<M::State>>>> =
+        Mutex::new((0..parts.len()).map(|_| None).collect());
+    let refuted = AtomicBool::new(false);
+    let worker = || loop {
+        if !all_keys && refuted.load(Ordering::Relaxed) {
+            return;
+        }
+        let job = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+        let (k, mut search, budget) = match job {
+            None => return,
+            Some(Job::Fresh(k)) => (
+                k,
+                Box::new(Search::new(model, &parts[k].ops, limits, false)),
+                FIRST_SLICE,
+            ),
+            Some(Job::Running(k, search, budget)) => (k, search, budget),
+        };
+        match search.resume(budget) {
+            None => queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_back(Job::Running(k, search, (budget * 2).min(MAX_SLICE))),
+            Some(outcome) => {
+                if matches!(outcome, Outcome::Invalid(_)) && !all_keys {
+                    refuted.store(true, Ordering::Relaxed);
+                    limits.stop_all("another key is invalid");
+                }
+                results.lock().unwrap_or_else(|e| e.into_inner())[k] = Some(outcome);
+            }
+        }
+    };
+    let workers = rayon::current_num_threads().clamp(1, parts.len());
+    rayon::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|_| worker());
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Outcome::Unknown(limits.not_checked())))
+        .collect()
+}
+
+/// Check a history for linearizability against `model`. The verdict comes
+/// first; an explanation of the first refuted part (if asked for) is then
+/// computed under its own time limit and never delays or changes it.
 pub fn check<M: Model>(
     model: &M,
     history: &History,
@@ -689,17 +867,7 @@ pub fn check<M: Model>(
     // Big parts first, so the parallel tail is short.
     parts.sort_by_key(|p| std::cmp::Reverse(p.ops.len()));
     let limits = Limits::new(options.timeout, options.memory_budget);
-    let outcomes: Vec<Outcome<M::State>> = parts
-        .par_iter()
-        .map(|p| {
-            let outcome = check_part(model, &p.ops, &limits, false);
-            if matches!(outcome, Outcome::Invalid(_)) {
-                // One invalid part decides the verdict; stop the others.
-                limits.cancel.store(true, Ordering::Relaxed);
-            }
-            outcome
-        })
-        .collect();
+    let outcomes = check_parts(model, &parts, &limits, options.all_keys);
 
     let mut result = CheckResult::new("linearizable", model.name());
     result.op_count = op_count;
@@ -723,33 +891,58 @@ pub fn check<M: Model>(
         });
     }
     result.keys.sort_by(|a, b| a.key.cmp(&b.key));
-    if overall == Validity::Invalid {
-        // Parts cancelled because another was invalid are not unknown in any
-        // useful sense; say so.
-        for k in result.keys.iter_mut() {
-            if k.unknown_reason.as_deref() == Some("cancelled") {
-                k.unknown_reason = Some("not checked: another key is invalid".into());
-            }
-        }
-    } else if overall == Validity::Unknown {
+    if overall == Validity::Unknown {
+        // The reason of a part that hit a limit, not of one it stopped.
         result.unknown_reason = result
             .keys
             .iter()
-            .find_map(|k| k.unknown_reason.clone().filter(|r| r != "cancelled"));
+            .filter_map(|k| k.unknown_reason.clone())
+            .find(|r| !r.starts_with("not checked"))
+            .or_else(|| result.keys.iter().find_map(|k| k.unknown_reason.clone()));
     }
     result.valid = overall;
-    if let (Some(k), true) = (first_invalid, options.explain) {
-        let part = &parts[k];
-        // Explaining re-runs the part with recording; give it its own budget.
-        let explain_limits = Limits::new(Some(Duration::from_secs(10)), options.memory_budget);
-        if let Outcome::Invalid(Some(failure)) = check_part(model, &part.ops, &explain_limits, true)
-        {
-            let e: Explanation = explain::explain(model, history, part, &failure, values);
-            result.explanation = Some(e);
-        }
-    }
     result.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let (Some(k), true) = (first_invalid, options.explain) {
+        let explained = Instant::now();
+        result.explanation = explain_part(model, history, &parts[k], values, options);
+        result.explain_ms = Some(explained.elapsed().as_secs_f64() * 1000.0);
+    }
     Ok(result)
+}
+
+/// The explanation of a part known to be invalid: the search again,
+/// recording the longest linearizable prefix, under the explanation's own
+/// time limit (`None` if it runs out).
+fn explain_part<M: Model>(
+    model: &M,
+    history: &History,
+    part: &Part<M::Op>,
+    values: &Values,
+    options: &LinearOptions,
+) -> Option<Explanation> {
+    let limits = Limits::new(Some(options.explain_timeout), options.memory_budget);
+    match check_part(model, &part.ops, &limits, true) {
+        Outcome::Invalid(Some(failure)) => {
+            Some(explain::explain(model, history, part, &failure, values))
+        }
+        _ => None,
+    }
+}
+
+/// Explains an invalid part of `history` after the verdict: the part with
+/// `key` (the first invalid key of a [`check`] result).
+pub fn explain_key<M: Model>(
+    model: &M,
+    history: &History,
+    values: &mut Values,
+    options: &LinearOptions,
+    key: Option<&str>,
+) -> Result<Option<Explanation>, CheckError> {
+    let (parts, _) = partition(model, history, options.split_by_key, values)?;
+    Ok(parts
+        .iter()
+        .find(|p| p.key.as_deref() == key)
+        .and_then(|p| explain_part(model, history, p, values, options)))
 }
 
 #[cfg(test)]
@@ -838,6 +1031,22 @@ mod tests {
             ]),
             Validity::Invalid
         );
+    }
+
+    #[test]
+    fn a_history_with_nothing_to_search_is_linearizable() {
+        use OpType::*;
+        // Only failed writes and reads: every part is empty, none is searched.
+        assert_eq!(
+            verdict(vec![
+                ev(0, Invoke, "write", json!(1)),
+                ev(0, Fail, "write", json!(1)),
+                ev(1, Invoke, "read", json!(null)),
+                ev(1, Fail, "read", json!(null)),
+            ]),
+            Validity::Valid
+        );
+        assert_eq!(verdict(vec![]), Validity::Valid);
     }
 
     #[test]

@@ -88,8 +88,11 @@ pub struct CheckResult {
     pub checker: String,
     /// The model or consistency level checked.
     pub model: String,
-    /// Wall-clock time spent checking (parsing excluded).
+    /// Wall-clock time to the verdict (parsing and explanation excluded).
     pub elapsed_ms: f64,
+    /// Time spent explaining after the verdict, if an explanation was sought.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explain_ms: Option<f64>,
     /// Client operations (invocations) in the history.
     pub op_count: usize,
     /// Why the verdict is unknown, if it is.
@@ -121,6 +124,7 @@ impl CheckResult {
             checker: checker.into(),
             model: model.into(),
             elapsed_ms: 0.0,
+            explain_ms: None,
             op_count: 0,
             unknown_reason: None,
             rule: None,

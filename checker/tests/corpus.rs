@@ -147,3 +147,73 @@ fn unsplit_kv_histories_end_in_unknown_not_a_crash() {
         );
     }
 }
+
+/// c50-bad has cheap and very expensive non-linearizable keys: the first
+/// refutation decides, the other keys are left unchecked (and say so),
+/// and the verdict does not wait for an explanation.
+#[test]
+fn the_first_refuted_key_decides_and_the_explanation_comes_after() {
+    let path = corpus().join("porcupine-kv").join("c50-bad.txt");
+    let history = formats::read_file(&path, None).unwrap();
+    let verdict_only = CheckOptions {
+        explain: false,
+        ..CheckOptions::default()
+    };
+    let mut r = check_history(&history, &verdict_only).unwrap();
+    assert_eq!(r.valid, Validity::Invalid);
+    assert!(r.explanation.is_none() && r.explain_ms.is_none());
+    let unchecked = r
+        .keys
+        .iter()
+        .filter(|k| k.unknown_reason.as_deref() == Some("not checked: another key is invalid"))
+        .count();
+    assert!(unchecked > 0, "{:?}", r.keys);
+    // Explained afterwards, under its own limit.
+    checker::explain_result(&history, &CheckOptions::default(), &mut r).unwrap();
+    let e = r.explanation.as_ref().expect("explained");
+    let refuted = r
+        .keys
+        .iter()
+        .find(|k| k.valid == Validity::Invalid)
+        .unwrap();
+    assert_eq!(e.key, refuted.key);
+    assert!(r.explain_ms.is_some());
+    // An explanation out of time leaves the verdict alone.
+    let hurried = CheckOptions {
+        explain_timeout: Duration::ZERO,
+        ..CheckOptions::default()
+    };
+    let r = check_history(&history, &hurried).unwrap();
+    assert_eq!(r.valid, Validity::Invalid);
+    assert!(r.explanation.is_none());
+}
+
+/// Asked for every key, each gets its own verdict: none is left unchecked.
+#[test]
+fn all_keys_checks_every_key() {
+    let path = corpus().join("porcupine-kv").join("c50-bad.txt");
+    let history = formats::read_file(&path, None).unwrap();
+    let options = CheckOptions {
+        all_keys: true,
+        explain: false,
+        timeout: Some(Duration::from_secs(1)),
+        memory_budget: 128 << 20,
+        ..CheckOptions::default()
+    };
+    let r = check_history(&history, &options).unwrap();
+    assert_eq!(r.valid, Validity::Invalid);
+    let invalid = r
+        .keys
+        .iter()
+        .filter(|k| k.valid == Validity::Invalid)
+        .count();
+    assert!(invalid >= 2, "{:?}", r.keys);
+    // A key stopped early was stopped by a limit, not by another's refutation.
+    assert!(
+        r.keys
+            .iter()
+            .all(|k| k.unknown_reason.as_deref() != Some("not checked: another key is invalid")),
+        "{:?}",
+        r.keys
+    );
+}

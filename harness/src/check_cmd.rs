@@ -61,6 +61,14 @@ pub struct CheckArgs {
     /// Do not split histories by key (P-compositionality off).
     #[arg(long)]
     pub no_split: bool,
+    /// Check every key even after one is refuted (by default the first
+    /// refuted key decides and the others are left unchecked).
+    #[arg(long)]
+    pub all_keys: bool,
+    /// Time limit of an explanation, in seconds. The explanation runs after
+    /// the verdict is printed and never changes it.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub explain_timeout: f64,
     /// List-append: check serializability only (no real-time edges).
     #[arg(long)]
     pub serializable: bool,
@@ -108,6 +116,12 @@ fn options(args: &CheckArgs) -> Result<(Option<Format>, CheckOptions), UsageErro
         }
         None => None,
     };
+    if !(args.explain_timeout.is_finite() && args.explain_timeout >= 0.0) {
+        return Err(UsageError(format!(
+            "--explain-timeout must be a number of seconds, got {}",
+            args.explain_timeout
+        )));
+    }
     Ok((
         format,
         CheckOptions {
@@ -116,7 +130,10 @@ fn options(args: &CheckArgs) -> Result<(Option<Format>, CheckOptions), UsageErro
             split_by_key: !args.no_split,
             timeout,
             memory_budget: args.memory_mb.saturating_mul(1 << 20),
-            explain: true,
+            // The verdict first; the explanation after it (see `run`).
+            explain: false,
+            explain_timeout: Duration::from_secs_f64(args.explain_timeout),
+            all_keys: args.all_keys,
             strict: !args.serializable,
             semantics,
         },
@@ -141,24 +158,37 @@ pub fn run(args: &CheckArgs) -> i32 {
     };
     let mut outcomes = Vec::new();
     for path in &args.files {
-        let outcome = match formats::read_file(path, format)
-            .and_then(|h| checker::check_history(&h, &opts))
-        {
-            Ok(r) => FileOutcome::Checked(Box::new(r)),
-            Err(e) => FileOutcome::Error(e.to_string()),
-        };
-        if !args.json {
-            match &outcome {
-                FileOutcome::Checked(r) => {
+        let checked = formats::read_file(path, format).and_then(|h| {
+            let r = checker::check_history(&h, &opts)?;
+            Ok((h, r))
+        });
+        let outcome = match checked {
+            Ok((history, mut r)) => {
+                if !args.json {
+                    // The verdict is printed before any explanation is sought.
                     println!(
                         "{} {} {:.1}",
                         path.display(),
                         r.valid.as_str(),
                         r.elapsed_ms
                     );
+                    let _ = std::io::Write::flush(&mut std::io::stdout());
                     if let Some(why) = &r.unknown_reason {
                         eprintln!("dcf-harness check: {}: unknown: {why}", path.display());
                     }
+                }
+                if args.explain || args.json {
+                    if let Err(e) = checker::explain_result(&history, &opts, &mut r) {
+                        eprintln!("dcf-harness check: {}: explaining: {e}", path.display());
+                    }
+                }
+                FileOutcome::Checked(Box::new(r))
+            }
+            Err(e) => FileOutcome::Error(e.to_string()),
+        };
+        if !args.json {
+            match &outcome {
+                FileOutcome::Checked(r) => {
                     if args.explain {
                         if let Some(e) = &r.explanation {
                             print!("{}", e.to_text());
