@@ -32,6 +32,7 @@ pub use error::CheckError;
 pub use explain::Explanation;
 pub use formats::Format;
 pub use history::{History, Op, OpType, Pair, Process, Semantics};
+pub use list_append::ConsistencyModel;
 pub use models::ModelKind;
 pub use result::{CheckResult, KeyResult, Validity};
 
@@ -103,9 +104,9 @@ pub struct CheckOptions {
     pub explain_timeout: Duration,
     /// Linearizability: check every key even after one is refuted.
     pub all_keys: bool,
-    /// List-append: check strict serializability (with real-time edges)
-    /// rather than serializability.
-    pub strict: bool,
+    /// List-append: the consistency model to check (Elle's ladder, from
+    /// strict-serializable down to read-uncommitted).
+    pub consistency_model: list_append::ConsistencyModel,
     /// What failures and `null` reads mean; `None` keeps the history's own
     /// (the one its format says).
     pub semantics: Option<Semantics>,
@@ -122,7 +123,7 @@ impl Default for CheckOptions {
             explain: true,
             explain_timeout: Duration::from_secs(10),
             all_keys: false,
-            strict: true,
+            consistency_model: list_append::ConsistencyModel::StrictSerializable,
             semantics: None,
         }
     }
@@ -222,7 +223,7 @@ pub fn check_history(history: &History, options: &CheckOptions) -> Result<CheckR
         Checker::ListAppend => list_append::check(
             history,
             &list_append::ListAppendOptions {
-                strict: options.strict,
+                model: options.consistency_model,
             },
         ),
         Checker::Set => set::check(history),

@@ -22,18 +22,105 @@ use crate::error::CheckError;
 use crate::history::{History, OpType, Process};
 use crate::result::{CheckResult, Validity};
 
-/// Options for [`check`].
-#[derive(Debug, Clone, Copy)]
-pub struct ListAppendOptions {
-    /// Strict serializability: add process and real-time edges. Otherwise
-    /// plain serializability (data dependencies only).
-    pub strict: bool,
+/// The consistency models of Elle's ladder that list-append histories can
+/// rule out, strongest first. Snapshot isolation and repeatable read are
+/// incomparable: SI allows write skew (G2-item), which RR forbids. Every
+/// dependency of a list-append history is on an item, so a G-single cycle
+/// is also a G2-item cycle and both forbid it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ConsistencyModel {
+    /// Serializable, and the serial order respects real time.
+    #[default]
+    StrictSerializable,
+    /// Some serial order explains every transaction (Adya PL-3).
+    Serializable,
+    /// Adya's PL-SI: no G0, G1, G-single.
+    SnapshotIsolation,
+    /// Adya's PL-2.99: no G0, G1, G2-item.
+    RepeatableRead,
+    /// Adya's PL-2: no G0, G1a, G1b, G1c.
+    ReadCommitted,
+    /// Adya's PL-1: no G0.
+    ReadUncommitted,
 }
 
-impl Default for ListAppendOptions {
-    fn default() -> Self {
-        ListAppendOptions { strict: true }
+impl ConsistencyModel {
+    /// Every model, strongest first.
+    pub const LADDER: [ConsistencyModel; 6] = [
+        ConsistencyModel::StrictSerializable,
+        ConsistencyModel::Serializable,
+        ConsistencyModel::SnapshotIsolation,
+        ConsistencyModel::RepeatableRead,
+        ConsistencyModel::ReadCommitted,
+        ConsistencyModel::ReadUncommitted,
+    ];
+
+    /// Elle's name of the model.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConsistencyModel::StrictSerializable => "strict-serializable",
+            ConsistencyModel::Serializable => "serializable",
+            ConsistencyModel::SnapshotIsolation => "snapshot-isolation",
+            ConsistencyModel::RepeatableRead => "repeatable-read",
+            ConsistencyModel::ReadCommitted => "read-committed",
+            ConsistencyModel::ReadUncommitted => "read-uncommitted",
+        }
     }
+
+    /// Whether checking it needs process and real-time order.
+    pub fn needs_real_time(self) -> bool {
+        self == ConsistencyModel::StrictSerializable
+    }
+
+    /// Whether the model forbids an anomaly of this kind. Anomalies that
+    /// are not about isolation (garbage, duplicates, internal
+    /// inconsistency, incompatible orders) break every model; cycles that
+    /// need process or real-time order, and lost appends, break only
+    /// strict serializability.
+    pub fn forbids(self, kind: &str) -> bool {
+        use ConsistencyModel::*;
+        if kind.ends_with("-realtime") || kind.ends_with("-process") || kind == "lost-append" {
+            return self == StrictSerializable;
+        }
+        match kind {
+            "G0" => true,
+            "G1a" | "G1b" | "G1c" => self != ReadUncommitted,
+            "G-single" => !matches!(self, ReadCommitted | ReadUncommitted),
+            "G2-item" => !matches!(self, SnapshotIsolation | ReadCommitted | ReadUncommitted),
+            _ => true,
+        }
+    }
+}
+
+impl std::fmt::Display for ConsistencyModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ConsistencyModel {
+    type Err = CheckError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ConsistencyModel::LADDER
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ConsistencyModel::LADDER.iter().map(|m| m.name()).collect();
+                CheckError::Usage(format!(
+                    "unknown consistency model {s:?} (expected one of {})",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// Options for [`check`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListAppendOptions {
+    /// The model to check. Process and real-time edges (and lost appends)
+    /// are analysed only for strict serializability; every other model
+    /// looks at data dependencies alone.
+    pub model: ConsistencyModel,
 }
 
 /// One anomaly, with its explanation.
@@ -64,10 +151,18 @@ impl Anomaly {
 /// What the list-append checker found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListAppendReport {
-    /// `strict-serializable` or `serializable`.
+    /// The consistency model checked (Elle's name).
     pub consistency: String,
     /// Distinct anomaly kinds found, sorted.
     pub anomaly_types: Vec<String>,
+    /// The kinds found that the checked model forbids: they make the
+    /// history invalid.
+    #[serde(default)]
+    pub prohibited_types: Vec<String>,
+    /// The models of the ladder the history is not, strongest first
+    /// (Elle's `:not`).
+    #[serde(default)]
+    pub not: Vec<String>,
     /// Every anomaly found.
     pub anomalies: Vec<Anomaly>,
     /// Transactions in the dependency graph.
@@ -283,7 +378,7 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
         order.insert(k, longest);
     }
 
-    if options.strict {
+    if options.model.needs_real_time() {
         // "Final" is a real-time notion: serializability alone lets a read
         // be ordered before appends that finished before it began.
         lost_appends(&txns, &mut anomalies);
@@ -427,7 +522,7 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
             }
         }
     }
-    if options.strict {
+    if options.model.needs_real_time() {
         process_edges(&mut an, &committed);
         realtime_edges(&mut an, history, &committed);
     }
@@ -436,21 +531,25 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
     let mut kinds: Vec<String> = anomalies.iter().map(|a| a.kind.clone()).collect();
     kinds.sort();
     kinds.dedup();
-    let consistency = if options.strict {
-        "strict-serializable"
-    } else {
-        "serializable"
-    };
-    let mut result = CheckResult::new("list-append", consistency);
-    result.valid = if anomalies.is_empty() {
+    let model = options.model;
+    let prohibited: Vec<String> = kinds.iter().filter(|k| model.forbids(k)).cloned().collect();
+    let not: Vec<String> = ConsistencyModel::LADDER
+        .iter()
+        .filter(|m| kinds.iter().any(|k| m.forbids(k)))
+        .map(|m| m.name().to_string())
+        .collect();
+    let mut result = CheckResult::new("list-append", model.name());
+    result.valid = if prohibited.is_empty() {
         Validity::Valid
     } else {
         Validity::Invalid
     };
     result.op_count = txns.len();
     result.list_append = Some(ListAppendReport {
-        consistency: consistency.into(),
+        consistency: model.name().into(),
         anomaly_types: kinds,
+        prohibited_types: prohibited,
+        not,
         anomalies,
         txns: committed.iter().filter(|c| **c).count(),
         edges: an.edges.len(),

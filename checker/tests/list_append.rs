@@ -1,7 +1,7 @@
 //! Hand-built list-append histories, one per anomaly class: each must be
 //! detected and named; valid histories must pass.
 
-use checker::list_append::{check, ListAppendOptions};
+use checker::list_append::{check, ConsistencyModel, ListAppendOptions};
 use checker::{History, Op, OpType, Process, Validity};
 use serde_json::{json, Value};
 
@@ -49,8 +49,19 @@ fn together(a: (u64, Value), b: (u64, Value)) -> Vec<Ev> {
     ]
 }
 
+/// Options for strict serializability (`true`) or serializability.
+fn opts(strict: bool) -> ListAppendOptions {
+    ListAppendOptions {
+        model: if strict {
+            ConsistencyModel::StrictSerializable
+        } else {
+            ConsistencyModel::Serializable
+        },
+    }
+}
+
 fn kinds(events: Vec<Ev>, strict: bool) -> (Validity, Vec<String>, String) {
-    let r = check(&history(events), &ListAppendOptions { strict }).unwrap();
+    let r = check(&history(events), &opts(strict)).unwrap();
     let report = r.list_append.unwrap();
     let text: String = report.anomalies.iter().map(|a| a.to_text()).collect();
     (r.valid, report.anomaly_types, text)
@@ -193,7 +204,7 @@ fn jsonl(lines: &[&str]) -> History {
 }
 
 fn verdict_of(h: &History, strict: bool) -> (Validity, Vec<String>) {
-    let r = check(h, &ListAppendOptions { strict }).unwrap();
+    let r = check(h, &opts(strict)).unwrap();
     (r.valid, r.list_append.unwrap().anomaly_types)
 }
 
@@ -265,7 +276,7 @@ fn lost_append_history(late_read: &str) -> History {
 }
 
 fn lost_anomaly(h: &History) -> Option<checker::list_append::Anomaly> {
-    let r = check(h, &ListAppendOptions { strict: true }).unwrap();
+    let r = check(h, &opts(true)).unwrap();
     r.list_append
         .unwrap()
         .anomalies
@@ -343,4 +354,103 @@ fn phantom_and_duplicate_elements_name_the_reads() {
     let (valid, found) = verdict_of(&lost_append_history("[1,2,1]"), true);
     assert_eq!(valid, Validity::Invalid);
     assert!(found.iter().any(|k| k == "duplicate-elements"), "{found:?}");
+}
+
+/// Each anomaly breaks the models Elle says it does, and no weaker one.
+#[test]
+fn the_consistency_ladder_names_the_models_each_anomaly_breaks() {
+    use ConsistencyModel::*;
+    let write_skew = {
+        let mut ev = together(
+            (0, json!([["r", "x", []], ["append", "y", 1]])),
+            (1, json!([["r", "y", []], ["append", "x", 1]])),
+        );
+        ev.extend(alone(2, json!([["r", "x", [1]], ["r", "y", [1]]])));
+        ev
+    };
+    let read_skew = {
+        let mut ev = together(
+            (0, json!([["append", "x", 1], ["append", "y", 1]])),
+            (1, json!([["r", "x", []], ["r", "y", [1]]])),
+        );
+        ev.extend(alone(2, json!([["r", "x", [1]]])));
+        ev
+    };
+    let circular = together(
+        (0, json!([["append", "x", 1], ["r", "y", [1]]])),
+        (1, json!([["append", "y", 1], ["r", "x", [1]]])),
+    );
+    let stale = {
+        let mut ev = alone(0, json!([["append", "x", 1]]));
+        ev.extend(alone(1, json!([["r", "x", []]])));
+        ev.extend(alone(2, json!([["r", "x", [1]]])));
+        ev
+    };
+    for (name, events, kind, broken) in [
+        (
+            "write skew",
+            write_skew,
+            "G2-item",
+            &[StrictSerializable, Serializable, RepeatableRead][..],
+        ),
+        (
+            "read skew",
+            read_skew,
+            "G-single",
+            &[
+                StrictSerializable,
+                Serializable,
+                SnapshotIsolation,
+                RepeatableRead,
+            ][..],
+        ),
+        (
+            "circular information flow",
+            circular,
+            "G1c",
+            &[
+                StrictSerializable,
+                Serializable,
+                SnapshotIsolation,
+                RepeatableRead,
+                ReadCommitted,
+            ][..],
+        ),
+        (
+            "stale read",
+            stale,
+            "G-single-realtime",
+            &[StrictSerializable][..],
+        ),
+    ] {
+        for model in ConsistencyModel::LADDER {
+            let r = check(&history(events.clone()), &ListAppendOptions { model }).unwrap();
+            let report = r.list_append.unwrap();
+            let breaks = broken.contains(&model);
+            let want = if breaks {
+                Validity::Invalid
+            } else {
+                Validity::Valid
+            };
+            assert_eq!(
+                r.valid, want,
+                "{name} under {model}: {:?}",
+                report.anomaly_types
+            );
+            assert_eq!(report.consistency, model.name());
+            if breaks {
+                assert!(
+                    report.prohibited_types.contains(&kind.to_string()),
+                    "{name} under {model}: {:?}",
+                    report.prohibited_types
+                );
+                // Elle's `:not`: every model of the ladder it rules out.
+                let not: Vec<String> = broken.iter().map(|m| m.name().to_string()).collect();
+                assert_eq!(report.not, not, "{name} under {model}");
+            }
+        }
+    }
+    assert!("serializable".parse::<ConsistencyModel>().is_ok());
+    let err = "linearizable".parse::<ConsistencyModel>().unwrap_err();
+    assert!(err.to_string().contains("strict-serializable"), "{err}");
 }

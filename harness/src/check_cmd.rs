@@ -69,8 +69,14 @@ pub struct CheckArgs {
     /// the verdict is printed and never changes it.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub explain_timeout: f64,
-    /// List-append: check serializability only (no real-time edges).
-    #[arg(long)]
+    /// List-append: the consistency model to check, from Elle's ladder:
+    /// strict-serializable (default), serializable, snapshot-isolation,
+    /// repeatable-read, read-committed, read-uncommitted. The anomalies
+    /// that break it make the history invalid; the others are reported.
+    #[arg(long, value_name = "MODEL")]
+    pub consistency_model: Option<String>,
+    /// List-append: the same as `--consistency-model serializable`.
+    #[arg(long, conflicts_with = "consistency_model")]
     pub serializable: bool,
     /// Print a JSON result object instead of lines.
     #[arg(long)]
@@ -95,6 +101,13 @@ fn options(args: &CheckArgs) -> Result<(Option<Format>, CheckOptions), UsageErro
                 .map_err(|e| UsageError(e.to_string()))?,
         ),
         None => None,
+    };
+    let consistency_model = match (&args.consistency_model, args.serializable) {
+        (Some(m), _) => m
+            .parse::<checker::ConsistencyModel>()
+            .map_err(|e| UsageError(e.to_string()))?,
+        (None, true) => checker::ConsistencyModel::Serializable,
+        (None, false) => checker::ConsistencyModel::default(),
     };
     let semantics = match &args.semantics {
         Some(m) => Some(
@@ -134,10 +147,18 @@ fn options(args: &CheckArgs) -> Result<(Option<Format>, CheckOptions), UsageErro
             explain: false,
             explain_timeout: Duration::from_secs_f64(args.explain_timeout),
             all_keys: args.all_keys,
-            strict: !args.serializable,
+            consistency_model,
             semantics,
         },
     ))
+}
+
+fn none_if_empty(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
 }
 
 /// The outcome of one file.
@@ -194,6 +215,14 @@ pub fn run(args: &CheckArgs) -> i32 {
                             print!("{}", e.to_text());
                         }
                         if let Some(la) = &r.list_append {
+                            if !la.anomalies.is_empty() {
+                                println!(
+                                    "checked against {}; anomalies breaking it: {}; the history is not: {}",
+                                    la.consistency,
+                                    none_if_empty(&la.prohibited_types),
+                                    none_if_empty(&la.not)
+                                );
+                            }
                             for a in &la.anomalies {
                                 println!("{}", a.to_text());
                             }

@@ -123,3 +123,60 @@ fn a_failed_cas_means_what_the_format_says() {
     assert_eq!(o.code, 64);
     assert!(o.stderr.contains("unknown semantics"), "{}", o.stderr);
 }
+
+/// Write skew: each transaction reads the key the other appends to.
+const WRITE_SKEW: &str = r#"{"process":0,"type":"invoke","f":"txn","value":[["r","x",null],["append","y",1]]}
+{"process":1,"type":"invoke","f":"txn","value":[["r","y",null],["append","x",1]]}
+{"process":0,"type":"ok","f":"txn","value":[["r","x",[]],["append","y",1]]}
+{"process":1,"type":"ok","f":"txn","value":[["r","y",[]],["append","x",1]]}
+{"process":2,"type":"invoke","f":"txn","value":[["r","x",null],["r","y",null]]}
+{"process":2,"type":"ok","f":"txn","value":[["r","x",[1]],["r","y",[1]]]}
+"#;
+
+#[test]
+fn consistency_model_chooses_which_anomalies_break_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    for model in ["strict-serializable", "serializable", "repeatable-read"] {
+        let o = check(
+            dir.path(),
+            "skew.jsonl",
+            WRITE_SKEW,
+            &["--consistency-model", model, "--explain"],
+        );
+        assert_eq!(o.code, 1, "{model}: {}", o.stdout);
+        assert!(o.stdout.contains("G2-item:"), "{model}: {}", o.stdout);
+        assert!(
+            o.stdout.contains(&format!(
+                "checked against {model}; anomalies breaking it: G2-item"
+            )),
+            "{}",
+            o.stdout
+        );
+    }
+    for model in ["snapshot-isolation", "read-committed", "read-uncommitted"] {
+        let o = check(
+            dir.path(),
+            "skew.jsonl",
+            WRITE_SKEW,
+            &["--consistency-model", model, "--json"],
+        );
+        assert_eq!(o.code, 0, "{model} allows write skew: {}", o.stdout);
+        let la = &json(&o)["files"][0]["result"]["list_append"];
+        assert_eq!(la["anomaly_types"][0], "G2-item", "still reported: {la}");
+        assert_eq!(la["not"][0], "strict-serializable", "{la}");
+    }
+    let o = check(dir.path(), "skew.jsonl", WRITE_SKEW, &["--serializable"]);
+    assert_eq!(o.code, 1);
+    let o = check(
+        dir.path(),
+        "skew.jsonl",
+        WRITE_SKEW,
+        &["--consistency-model", "linearizable"],
+    );
+    assert_eq!(o.code, 64);
+    assert!(
+        o.stderr.contains("unknown consistency model"),
+        "{}",
+        o.stderr
+    );
+}

@@ -32,13 +32,15 @@ pub fn headline(check: &CheckResult) -> Option<String> {
         ));
     }
     if let Some(la) = &check.list_append {
-        if !la.anomalies.is_empty() {
+        let breaking = breaking(la).count();
+        if breaking > 0 {
             return Some(format!(
-                "{} anomal{} ({}) against {}",
-                la.anomalies.len(),
-                if la.anomalies.len() == 1 { "y" } else { "ies" },
-                la.anomaly_types.join(", "),
-                la.consistency
+                "{} anomal{} ({}) break {}; the history is not {}",
+                breaking,
+                if breaking == 1 { "y" } else { "ies" },
+                la.prohibited_types.join(", "),
+                la.consistency,
+                la.not.join(", ")
             ));
         }
     }
@@ -263,20 +265,51 @@ pub fn cycle_svg(a: &Anomaly) -> String {
     s
 }
 
+/// The anomalies that break the checked model.
+fn breaking(la: &ListAppendReport) -> impl Iterator<Item = &Anomaly> {
+    la.anomalies
+        .iter()
+        .filter(|a| la.prohibited_types.contains(&a.kind))
+}
+
 fn list_append(la: &ListAppendReport) -> String {
     let mut s = String::new();
+    let allowed: Vec<&str> = la
+        .anomaly_types
+        .iter()
+        .filter(|k| !la.prohibited_types.contains(k))
+        .map(String::as_str)
+        .collect();
     let _ = writeln!(
         s,
-        "<p>The list-append checker found <b>{}</b> anomal{} ({}) in {} transactions checked against <b>{}</b>. \
+        "<p>The list-append checker found <b>{}</b> anomal{} ({}) in {} transactions checked against <b>{}</b>; \
+         by Elle's ladder the history is not <b>{}</b>.{} \
          Edges: <span style=\"color:#1f77b4\">ww</span> = appended right after, <span style=\"color:#2ca02c\">wr</span> = read the append of, \
          <span style=\"color:#d62728\">rw</span> = read before the next append, process / realtime = ran before.</p>",
         la.anomalies.len(),
         if la.anomalies.len() == 1 { "y" } else { "ies" },
         escape(&la.anomaly_types.join(", ")),
         la.txns,
-        escape(&la.consistency)
+        escape(&la.consistency),
+        escape(&la.not.join(", ")),
+        if allowed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Also found, and allowed by {}: {}.",
+                escape(&la.consistency),
+                escape(&allowed.join(", "))
+            )
+        }
     );
-    for a in la.anomalies.iter().take(MAX_ANOMALIES) {
+    // Those that break the model first.
+    let mut shown: Vec<&Anomaly> = breaking(la).collect();
+    shown.extend(
+        la.anomalies
+            .iter()
+            .filter(|a| !la.prohibited_types.contains(&a.kind)),
+    );
+    for a in shown.into_iter().take(MAX_ANOMALIES) {
         s.push_str("<div class=\"card anomaly\" style=\"display:flex;gap:16px;flex-wrap:wrap\">\n");
         if is_cycle(a) {
             let _ = writeln!(s, "<div>{}</div>", cycle_svg(a));
@@ -349,8 +382,15 @@ mod tests {
         let mut check = CheckResult::new("list-append", "strict-serializable");
         check.valid = Validity::Invalid;
         check.list_append = Some(ListAppendReport {
-            consistency: "strict-serializable".into(),
-            anomaly_types: vec!["G-single".into()],
+            consistency: "snapshot-isolation".into(),
+            anomaly_types: vec!["G-single".into(), "G2-item".into()],
+            prohibited_types: vec!["G-single".into()],
+            not: vec![
+                "strict-serializable".into(),
+                "serializable".into(),
+                "snapshot-isolation".into(),
+                "repeatable-read".into(),
+            ],
             anomalies: vec![g_single()],
             txns: 40,
             edges: 90,
@@ -358,7 +398,16 @@ mod tests {
         let html = section(&check).unwrap();
         assert!(html.contains("<h3>G-single</h3>"));
         assert!(html.contains("the next version of x"));
-        assert!(headline(&check).unwrap().contains("1 anomaly (G-single)"));
+        assert!(
+            html.contains("allowed by snapshot-isolation: G2-item"),
+            "{html}"
+        );
+        let h = headline(&check).unwrap();
+        assert!(
+            h.contains("1 anomaly (G-single) break snapshot-isolation"),
+            "{h}"
+        );
+        assert!(h.contains("not strict-serializable, serializable"), "{h}");
     }
 
     #[test]
