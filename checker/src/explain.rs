@@ -30,6 +30,29 @@ pub struct OpSummary {
     /// Time of the completion (absent if indeterminate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete_time: Option<u64>,
+    /// The node that served it, e.g. `n3` (see [`crate::culprit`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<String>,
+    /// What the nemesis was doing to that node at the time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nemesis: Option<String>,
+}
+
+impl OpSummary {
+    /// `[served by n3: cut off from the leader n1 since 16.2 s]`, or
+    /// nothing when the history does not say.
+    pub fn culprit_note(&self) -> String {
+        let note = crate::culprit::OpNote {
+            invoke_index: self.invoke_index,
+            served_by: self.served_by.clone(),
+            nemesis: self.nemesis.clone(),
+        };
+        if self.served_by.is_none() && self.nemesis.is_none() {
+            String::new()
+        } else {
+            format!("  [{}]", note.describe())
+        }
+    }
 }
 
 /// One step of the longest linearizable prefix.
@@ -105,8 +128,14 @@ impl Explanation {
             let end = op.complete_index.map_or("…".to_string(), |c| c.to_string());
             let _ = writeln!(
                 s,
-                "  p{:<4} [{}..{}] {} {}{}",
-                op.process, op.invoke_index, end, op.outcome, op.description, mark
+                "  p{:<4} [{}..{}] {} {}{}{}",
+                op.process,
+                op.invoke_index,
+                end,
+                op.outcome,
+                op.description,
+                mark,
+                op.culprit_note()
             );
         }
         s
@@ -230,6 +259,8 @@ fn summary<M: Model>(
         complete_index: o.complete,
         invoke_time: inv.time,
         complete_time: o.complete.map(|c| history.ops[c].time),
+        served_by: None,
+        nemesis: None,
     }
 }
 

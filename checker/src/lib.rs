@@ -10,6 +10,7 @@
 //! be called directly ([`linear::check`], [`list_append::check`],
 //! [`set::check`], [`stats::stats`]).
 
+pub mod culprit;
 pub mod edn;
 pub mod error;
 pub mod explain;
@@ -230,6 +231,7 @@ pub fn check_history(history: &History, options: &CheckOptions) -> Result<CheckR
     }?;
     // A history in which the system answered nothing proves nothing.
     health::apply_availability(&mut result, history, semantics);
+    culprit::annotate(&mut result, history);
     Ok(result)
 }
 
@@ -257,5 +259,6 @@ pub fn explain_result(
     let job = Explain(history, options.linear(true), key.key.clone());
     result.explanation = with_model(kind, options, semantics, job)?;
     result.explain_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+    culprit::annotate(result, history);
     Ok(())
 }

@@ -18,6 +18,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::culprit::OpNote;
 use crate::error::CheckError;
 use crate::history::{History, OpType, Process};
 use crate::result::{CheckResult, Validity};
@@ -135,6 +136,10 @@ pub struct Anomaly {
     pub txns: Vec<usize>,
     /// The reasoning, one step per line ("T1 < T2 because ...").
     pub steps: Vec<String>,
+    /// For each transaction, the node that served it and what the nemesis
+    /// was doing to that node (see [`crate::culprit`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ops: Vec<OpNote>,
 }
 
 impl Anomaly {
@@ -143,6 +148,9 @@ impl Anomaly {
         let mut s = format!("{}:\n", self.kind);
         for step in &self.steps {
             let _ = writeln!(s, "  {step}");
+        }
+        for n in &self.ops {
+            let _ = writeln!(s, "  T{} {}", n.invoke_index, n.describe());
         }
         s
     }
@@ -309,6 +317,7 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
                 if let Some(&other) = writer.get(&(k.as_str(), v.as_str())) {
                     if other != t {
                         anomalies.push(Anomaly {
+                            ops: Vec::new(),
                             kind: "duplicate-appends".into(),
                             txns: vec![txns[other].invoke, txn.invoke],
                             steps: vec![format!(
@@ -337,6 +346,7 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
                 let mut seen = HashSet::new();
                 if let Some(dup) = list.iter().find(|e| !seen.insert(e.as_str())) {
                     anomalies.push(Anomaly {
+                        ops: Vec::new(),
                         kind: "duplicate-elements".into(),
                         txns: vec![txn.invoke],
                         steps: vec![format!(
@@ -365,6 +375,7 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
         for (t, l) in rs {
             if !longest.starts_with(l) {
                 anomalies.push(Anomaly {
+                    ops: Vec::new(),
                     kind: "incompatible-order".into(),
                     txns: vec![txns[*t].invoke, txns[lt].invoke],
                     steps: vec![format!(
@@ -396,6 +407,7 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
             for e in list {
                 match writer.get(&(k.as_str(), e.as_str())) {
                     None => anomalies.push(Anomaly {
+                        ops: Vec::new(),
                         kind: "garbage-read".into(),
                         txns: vec![txn.invoke],
                         steps: vec![format!(
@@ -404,6 +416,7 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
                         )],
                     }),
                     Some(&w) if txns[w].outcome == OpType::Fail => anomalies.push(Anomaly {
+                        ops: Vec::new(),
                         kind: "G1a".into(),
                         txns: vec![txns[w].invoke, txn.invoke],
                         steps: vec![format!(
@@ -428,6 +441,7 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
                             .collect();
                         if own.last().is_some_and(|v| *v != last) {
                             anomalies.push(Anomaly {
+                                ops: Vec::new(),
                                 kind: "G1b".into(),
                                 txns: vec![txns[w].invoke, txn.invoke],
                                 steps: vec![format!(
@@ -644,6 +658,7 @@ fn lost_appends(txns: &[Txn], anomalies: &mut Vec<Anomaly>) {
                 involved.dedup();
                 involved.push(txn.invoke);
                 anomalies.push(Anomaly {
+                    ops: Vec::new(),
                     kind: "lost-append".into(),
                     txns: involved,
                     steps,
@@ -687,6 +702,7 @@ fn internal_consistency(txns: &[Txn], anomalies: &mut Vec<Anomaly>) {
                     };
                     if let Some(p) = problem {
                         anomalies.push(Anomaly {
+                            ops: Vec::new(),
                             kind: "internal".into(),
                             txns: vec![txn.invoke],
                             steps: vec![format!(
@@ -911,6 +927,7 @@ fn describe(an: &Analysis, kind: &str, c: &[usize], mask: u8) -> Anomaly {
         names.join(" < ")
     ));
     Anomaly {
+        ops: Vec::new(),
         kind: kind.into(),
         txns: c.iter().map(|t| an.txns[*t].invoke).collect(),
         steps,

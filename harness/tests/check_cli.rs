@@ -180,3 +180,33 @@ fn consistency_model_chooses_which_anomalies_break_the_history() {
         o.stderr
     );
 }
+
+/// A stale read under a partition: `--explain` names, for each operation,
+/// the node that served it and what the nemesis was doing to that node.
+#[test]
+fn explain_points_at_the_node_and_the_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = r#"{"process":0,"type":"invoke","f":"txn","value":[["append",5,1]],"time":1000000000}
+{"process":0,"type":"ok","f":"txn","value":[["append",5,1]],"time":2000000000,"node":"1"}
+{"process":"nemesis","type":"invoke","f":"start-partition","value":{"topology":"one"},"time":16100000000}
+{"process":"nemesis","type":"info","f":"start-partition","value":{"topology":"one","grudge":{"3":[1,2],"1":[3],"2":[3]}},"time":16200000000}
+{"process":1,"type":"invoke","f":"txn","value":[["r",5,null]],"time":17000000000}
+{"process":1,"type":"ok","f":"txn","value":[["r",5,[]]],"time":17500000000,"node":"3"}
+"#;
+    let o = check(dir.path(), "stale.jsonl", h, &["--explain"]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("T4 served by n3: cut off from the leader n1 and n2 since 16.2 s"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("T0 served by n1: no fault on n1"),
+        "{}",
+        o.stdout
+    );
+    let o = check(dir.path(), "stale.jsonl", h, &["--json"]);
+    let ops = &json(&o)["files"][0]["result"]["list_append"]["anomalies"][0]["ops"];
+    assert_eq!(ops[1]["served_by"], "n3", "{ops}");
+}

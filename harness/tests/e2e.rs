@@ -337,7 +337,20 @@ fn unsafe_local_reads_are_caught() {
         "the broken node must be caught (exit 1); stderr:\n{}",
         run.stderr
     );
-    assert_eq!(results(&run)["valid"], Value::Bool(false));
+    let r = results(&run);
+    assert_eq!(r["valid"], Value::Bool(false));
+    // The failure names the node that served the failing operation and
+    // what the nemesis was doing to it.
+    let failing = &r["checker"]["explanation"]["failing_op"];
+    assert!(
+        failing["served_by"]
+            .as_str()
+            .is_some_and(|n| n.starts_with('n')),
+        "{failing}"
+    );
+    assert!(failing["nemesis"].as_str().is_some(), "{failing}");
+    let report = std::fs::read_to_string(run.dir.join("report.html")).unwrap();
+    assert!(report.contains("what the nemesis was doing to that node"));
     assert_nothing_left(&run);
 }
 

@@ -146,7 +146,9 @@ fn linearizability(e: &Explanation, check: &CheckResult) -> String {
             );
         }
     }
-    s.push_str("<details><summary>Operations in the window</summary><table><tr><th>op</th><th>process</th><th>outcome</th><th>operation</th><th>invoked</th><th>completed</th></tr>\n");
+    // Which node served each operation and what the nemesis was doing to
+    // it: open by default, since it usually names the culprit.
+    s.push_str("<details open id=\"culprits\"><summary>Operations in the window: who served them, under which fault</summary><table><tr><th>op</th><th>process</th><th>outcome</th><th>operation</th><th>invoked</th><th>completed</th><th>served by</th><th>what the nemesis was doing to that node</th></tr>\n");
     for o in &e.window {
         let mark = if o.invoke_index == f.invoke_index {
             " style=\"background:#fde2e2\""
@@ -155,13 +157,15 @@ fn linearizability(e: &Explanation, check: &CheckResult) -> String {
         };
         let _ = writeln!(
             s,
-            "<tr{mark}><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            "<tr{mark}><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             op_link(o.invoke_index, &format!("#{}", o.invoke_index)),
             escape(&o.process),
             escape(&o.outcome),
             escape(&o.description),
             secs(o.invoke_time),
-            o.complete_time.map_or("—".into(), secs)
+            o.complete_time.map_or("—".into(), secs),
+            escape(o.served_by.as_deref().unwrap_or("—")),
+            escape(o.nemesis.as_deref().unwrap_or("—"))
         );
     }
     s.push_str("</table></details>\n");
@@ -328,7 +332,21 @@ fn list_append(la: &ListAppendReport) -> String {
         for step in &a.steps {
             let _ = write!(s, "<li>{}</li>", escape(step));
         }
-        s.push_str("</ol></div></div>\n");
+        s.push_str("</ol>");
+        if !a.ops.is_empty() {
+            s.push_str("<table class=\"culprits\"><tr><th>txn</th><th>served by</th><th>what the nemesis was doing to that node</th></tr>");
+            for n in &a.ops {
+                let _ = write!(
+                    s,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    op_link(n.invoke_index, &format!("T{}", n.invoke_index)),
+                    escape(n.served_by.as_deref().unwrap_or("no node answered")),
+                    escape(n.nemesis.as_deref().unwrap_or("—"))
+                );
+            }
+            s.push_str("</table>");
+        }
+        s.push_str("</div></div>\n");
     }
     if la.anomalies.len() > MAX_ANOMALIES {
         let _ = writeln!(
@@ -346,6 +364,11 @@ mod tests {
 
     fn g_single() -> Anomaly {
         Anomaly {
+            ops: vec![checker::culprit::OpNote {
+                invoke_index: 10,
+                served_by: Some("n3".into()),
+                nemesis: Some("cut off from the leader n1 since 16.2 s".into()),
+            }],
             kind: "G-single".into(),
             txns: vec![10, 20],
             steps: vec![
@@ -396,6 +419,10 @@ mod tests {
             edges: 90,
         });
         let html = section(&check).unwrap();
+        assert!(
+            html.contains("<td>n3</td><td>cut off from the leader n1 since 16.2 s</td>"),
+            "{html}"
+        );
         assert!(html.contains("<h3>G-single</h3>"));
         assert!(html.contains("the next version of x"));
         assert!(
