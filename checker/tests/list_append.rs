@@ -454,3 +454,19 @@ fn the_consistency_ladder_names_the_models_each_anomaly_breaks() {
     let err = "linearizable".parse::<ConsistencyModel>().unwrap_err();
     assert!(err.to_string().contains("strict-serializable"), "{err}");
 }
+
+#[test]
+fn elle_edn_reads_of_nil_are_empty_lists_too() {
+    let edn = "{:type :invoke, :f :txn, :value [[:append 5 1]], :process 0}
+{:type :ok, :f :txn, :value [[:append 5 1]], :process 0}
+{:type :invoke, :f :txn, :value [[:r 5 nil]], :process 1}
+{:type :ok, :f :txn, :value [[:r 5 READ]], :process 1}";
+    let parse = |read: &str| {
+        checker::formats::parse(&edn.replace("READ", read), Some(checker::Format::JepsenEdn))
+            .unwrap()
+    };
+    let (valid, found) = verdict_of(&parse("nil"), true);
+    assert_eq!(valid, Validity::Invalid);
+    assert!(found.contains(&"lost-append".to_string()), "{found:?}");
+    assert_eq!(verdict_of(&parse("[1]"), true).0, Validity::Valid);
+}
