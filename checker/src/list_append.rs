@@ -644,9 +644,10 @@ fn lost_appends(txns: &[Txn], anomalies: &mut Vec<Anomaly>) {
                     ));
                 }
                 steps.push(format!(
-                    "{} read key {k} as {list:?}, beginning (index {}) after every append to {k} had ended, \
+                    "{} read key {k} as {}, beginning (index {}) after every append to {k} had ended, \
                      so {} acknowledged append{} {} lost",
                     txn.name(),
+                    short_list(list),
                     txn.invoke,
                     missing.len(),
                     if missing.len() == 1 { "" } else { "s" },
@@ -666,6 +667,21 @@ fn lost_appends(txns: &[Txn], anomalies: &mut Vec<Anomaly>) {
             }
         }
     }
+}
+
+/// A read's list for an explanation: whole when short, else its ends.
+fn short_list(list: &[String]) -> String {
+    const ENDS: usize = 5;
+    if list.len() <= 2 * ENDS + 1 {
+        return format!("{list:?}");
+    }
+    format!(
+        "[{}, … {} more …, {}] ({} elements)",
+        list[..ENDS].join(", "),
+        list.len() - 2 * ENDS,
+        list[list.len() - ENDS..].join(", "),
+        list.len()
+    )
 }
 
 fn longest_prefix(longest: &[String], read: &[String]) -> bool {

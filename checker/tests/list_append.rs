@@ -470,3 +470,28 @@ fn elle_edn_reads_of_nil_are_empty_lists_too() {
     assert!(found.contains(&"lost-append".to_string()), "{found:?}");
     assert_eq!(verdict_of(&parse("[1]"), true).0, Validity::Valid);
 }
+
+#[test]
+fn long_final_reads_are_abbreviated_in_the_explanation() {
+    let mut lines: Vec<String> = Vec::new();
+    for v in 1..=30 {
+        lines.push(format!(
+            r#"{{"process":0,"type":"invoke","f":"txn","value":[["append",1,{v}]]}}"#
+        ));
+        lines.push(format!(
+            r#"{{"process":0,"type":"ok","f":"txn","value":[["append",1,{v}]]}}"#
+        ));
+    }
+    let read: Vec<u32> = (2..=30).collect();
+    lines.push(r#"{"process":1,"type":"invoke","f":"txn","value":[["r",1,null]]}"#.into());
+    lines.push(format!(
+        r#"{{"process":1,"type":"ok","f":"txn","value":[["r",1,{read:?}]]}}"#
+    ));
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let a = lost_anomaly(&jsonl(&refs)).expect("lost-append");
+    let last = a.steps.last().unwrap();
+    assert!(
+        last.contains("as [2, 3, 4, 5, 6, … 19 more …, 26, 27, 28, 29, 30] (29 elements)"),
+        "{last}"
+    );
+}
