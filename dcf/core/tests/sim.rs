@@ -22,7 +22,7 @@ fn check_seeds(seeds: Vec<u64>, cfg: &SimConfig) -> world::Stats {
     let started = Instant::now();
     let (failures, stats) = run_seeds(&seeds, cfg);
     eprintln!(
-        "sim: {} seeds in {:.1?}: {} events, {} elections, {} committed entries, {} reads, {} crashes, {} runs with membership changes, {} committed membership changes, {} leadership transfers started, {} checkpoints in {} runs, {} compactions in {} runs, {} checkpoint installs in {} runs, {} failures",
+        "sim: {} seeds in {:.1?}: {} events, {} elections, {} committed entries, {} reads, {} crashes, {} runs with membership changes, {} committed membership changes, {} leadership transfers started, {} checkpoints in {} runs, {} compactions in {} runs, {} checkpoint installs in {} runs, {} failures, trace digest {:016x}",
         seeds.len(),
         started.elapsed(),
         stats.events,
@@ -39,7 +39,8 @@ fn check_seeds(seeds: Vec<u64>, cfg: &SimConfig) -> world::Stats {
         stats.runs_with_compactions,
         stats.installs,
         stats.runs_with_installs,
-        failures.len()
+        failures.len(),
+        stats.trace_digest
     );
     if !failures.is_empty() {
         let seeds: Vec<u64> = failures.iter().map(|f| f.seed).collect();

@@ -135,6 +135,10 @@ pub struct Stats {
     pub runs_with_checkpoints: u64,
     pub runs_with_compactions: u64,
     pub runs_with_installs: u64,
+    /// A digest of every trace event of the passing runs (XOR over runs of
+    /// a hash of seed and trace): a change that must not alter behaviour,
+    /// such as a refactoring, keeps it.
+    pub trace_digest: u64,
 }
 
 impl Stats {
@@ -154,12 +158,13 @@ impl Stats {
         self.runs_with_checkpoints += x.runs_with_checkpoints;
         self.runs_with_compactions += x.runs_with_compactions;
         self.runs_with_installs += x.runs_with_installs;
+        self.trace_digest ^= x.trace_digest;
     }
 }
 
 // ----- trace -------------------------------------------------------------
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 enum Tr {
     Deliver {
         from: NodeId,
@@ -433,6 +438,9 @@ pub struct World {
     members: StreamMembers,
     nodes: BTreeMap<NodeId, Node>,
     trace: VecDeque<(u64, Tr)>,
+    /// Hash of every trace event with its time (the trace itself keeps
+    /// only the latest ones).
+    digest: DefaultHasher,
 
     // network
     loss: f64,
@@ -557,6 +565,7 @@ impl World {
             members,
             nodes,
             trace: VecDeque::new(),
+            digest: DefaultHasher::new(),
             loss: 0.05,
             dup: 0.02,
             max_delay: 20,
@@ -645,6 +654,7 @@ impl World {
     }
 
     fn tr(&mut self, e: Tr) {
+        (self.now, &e).hash(&mut self.digest);
         if self.trace.len() >= 4000 {
             self.trace.pop_front();
         }
@@ -1946,6 +1956,9 @@ pub fn run_seed(seed: u64, cfg: &SimConfig) -> Result<Stats, Box<Failure>> {
             st.runs_with_checkpoints = u64::from(st.checkpoints > 0);
             st.runs_with_compactions = u64::from(st.compactions > 0);
             st.runs_with_installs = u64::from(st.installs > 0);
+            let mut h = DefaultHasher::new();
+            (seed, w.digest.finish()).hash(&mut h);
+            st.trace_digest = h.finish();
             Ok(st)
         }
         Err(f) => Err(Box::new(f)),
