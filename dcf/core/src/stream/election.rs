@@ -1,0 +1,346 @@
+//! Elections: timers, pre-vote and vote, and the role transitions.
+
+use super::membership::TicketState;
+use super::{Action, ConfigChangeError, RunMode, StreamCore, WorkMode};
+use crate::config::{MemberKind, NodeId, Role};
+use crate::types::{Entry, EntryKind, Index, Message, Term};
+use rand::Rng;
+
+impl StreamCore {
+    pub(super) fn self_kind(&self) -> Option<MemberKind> {
+        self.members.get(self.opts.node_id).map(|m| m.kind)
+    }
+
+    /// True if this node may campaign: it may lead in its newest
+    /// configuration, or that configuration is not yet committed and it
+    /// may lead in the newest committed one (a voter being removed or made
+    /// PASSIVE is still needed until the change commits, e.g. to finish
+    /// committing it; its own vote then does not count).
+    pub(super) fn may_lead(&self) -> bool {
+        self.self_kind_allows(MemberKind::may_lead)
+    }
+
+    /// True if `allowed` holds for this node's kind in the newest
+    /// configuration, or (while that one is uncommitted) in the newest
+    /// committed one.
+    pub(super) fn self_kind_allows(&self, allowed: fn(MemberKind) -> bool) -> bool {
+        self.self_kind().is_some_and(allowed)
+            || (self.latest_config_uncommitted()
+                && self
+                    .committed_config()
+                    .get(self.opts.node_id)
+                    .is_some_and(|m| allowed(m.kind)))
+    }
+
+    pub(super) fn may_campaign_on_timeout(&self) -> bool {
+        self.may_lead() && self.opts.run_mode == RunMode::Auto
+    }
+
+    pub(super) fn leader_is_live(&self) -> bool {
+        if self.role == Role::Leader {
+            return true;
+        }
+        match (self.leader, self.last_leader_contact) {
+            (Some(_), Some(t)) => self.now < t + self.opts.election_timeout_ms,
+            _ => false,
+        }
+    }
+
+    pub(super) fn initial_election_timer(&mut self) {
+        let t = self.opts.election_timeout_ms;
+        let configured_leader = self
+            .members
+            .get(self.opts.node_id)
+            .is_some_and(|m| m.initial_leader);
+        let single = self.voter_ids().len() == 1 && self.may_lead();
+        if configured_leader || single {
+            // The configured LEADER campaigns first at start-up (in every run
+            // mode but DISABLE); a single-node stream leads at once.
+            if self.opts.run_mode != RunMode::Disable {
+                self.startup_campaign = true;
+                self.election_deadline = self.now + t / 10;
+                if single {
+                    self.election_deadline = self.now;
+                }
+                return;
+            }
+        }
+        self.election_deadline = self.now + t + self.rng.gen_range(0..=t);
+    }
+
+    pub(super) fn reset_election_timer(&mut self) {
+        let t = self.opts.election_timeout_ms;
+        let jitter = if self.leader.is_some() {
+            self.rng.gen_range(0..=t / 10)
+        } else {
+            self.rng.gen_range(0..=t)
+        };
+        let base = if self.leader.is_some() { t } else { t / 2 };
+        self.election_deadline = self.now + base + jitter;
+    }
+
+    pub(super) fn voter_ids(&self) -> Vec<NodeId> {
+        self.members
+            .members
+            .iter()
+            .filter(|m| m.kind.votes())
+            .map(|m| m.node_id)
+            .collect()
+    }
+
+    pub(super) fn weight_of(&self, id: NodeId) -> u64 {
+        self.members
+            .get(id)
+            .filter(|m| m.kind.votes())
+            .map(|m| m.weight as u64)
+            .unwrap_or(0)
+    }
+
+    pub(super) fn quorum(&self) -> u64 {
+        match self.work_mode {
+            WorkMode::Normal => self.members.quorum_weight(),
+            WorkMode::Minority { vote_num } => vote_num,
+        }
+    }
+
+    pub(super) fn votes_weight(&self) -> u64 {
+        self.votes
+            .iter()
+            .filter(|(_, g)| **g)
+            .map(|(id, _)| self.vote_weight(*id))
+            .sum()
+    }
+
+    pub(super) fn vote_weight(&self, id: NodeId) -> u64 {
+        match self.work_mode {
+            WorkMode::Normal => self.weight_of(id),
+            WorkMode::Minority { .. } => u64::from(self.weight_of(id) > 0),
+        }
+    }
+
+    pub(super) fn start_pre_vote(&mut self) {
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.votes.clear();
+        self.votes.insert(self.opts.node_id, true);
+        self.reset_election_timer();
+        self.emit_role();
+        if self.votes_weight() >= self.quorum() {
+            self.start_election(false);
+            return;
+        }
+        let req = Message::VoteRequest {
+            term: self.term + 1,
+            pre_vote: true,
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+            transfer: false,
+        };
+        for id in self.voter_ids() {
+            if id != self.opts.node_id {
+                self.send(id, req.clone());
+            }
+        }
+    }
+
+    pub(super) fn start_election(&mut self, transfer: bool) {
+        self.start_election_bumped(transfer, 1);
+    }
+
+    pub(super) fn start_election_bumped(&mut self, transfer: bool, bump: u64) {
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.set_hard_state(self.term + bump, Some(self.opts.node_id));
+        self.votes.clear();
+        self.votes.insert(self.opts.node_id, true);
+        self.transfer_campaign = transfer;
+        self.reset_election_timer();
+        self.emit_role();
+        if self.votes_weight() >= self.quorum() {
+            self.become_leader();
+            return;
+        }
+        let req = Message::VoteRequest {
+            term: self.term,
+            pre_vote: false,
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+            transfer,
+        };
+        for id in self.voter_ids() {
+            if id != self.opts.node_id {
+                self.send(id, req.clone());
+            }
+        }
+    }
+
+    pub(super) fn log_up_to_date(&self, last_index: Index, last_term: Term) -> bool {
+        (last_term, last_index) >= (self.log.last_term(), self.log.last_index())
+    }
+
+    pub(super) fn handle_vote_request(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        pre_vote: bool,
+        last_index: Index,
+        last_term: Term,
+    ) {
+        // The candidate must be a voter that may lead in our newest
+        // configuration or, while that one is uncommitted, in the newest
+        // committed one (a node being removed may still be needed). A node
+        // whose removal we know committed gets no vote.
+        //
+        // Every node answers, whatever its own role: the candidate counts
+        // only the votes of the voters of its configuration, and a node
+        // that has not yet received the entry making it a voter (a node
+        // being added, or a PASSIVE being promoted) must not block the
+        // election that would bring it that entry.
+        let candidate_votes = self.members.get(from).is_some_and(|m| m.kind.may_lead())
+            || (self.latest_config_uncommitted()
+                && self
+                    .committed_config()
+                    .get(from)
+                    .is_some_and(|m| m.kind.may_lead()));
+        let granted = if pre_vote {
+            candidate_votes
+                && term > self.term
+                && !self.leader_is_live()
+                && self.log_up_to_date(last_index, last_term)
+        } else {
+            candidate_votes
+                && term == self.term
+                && (self.voted_for.is_none() || self.voted_for == Some(from))
+                && self.log_up_to_date(last_index, last_term)
+        };
+        if granted && !pre_vote {
+            self.set_hard_state(self.term, Some(from));
+            self.reset_election_timer();
+        }
+        let term_ok = if pre_vote {
+            term > self.term && !self.leader_is_live()
+        } else {
+            term == self.term && (self.voted_for.is_none() || self.voted_for == Some(from))
+        };
+        if !granted && candidate_votes && term_ok && self.self_kind() == Some(MemberKind::Logger) {
+            // Refused only because the candidate's log is behind ours. A
+            // LOGGER never campaigns: if it held the only copy of the
+            // freshest entries, no voter could ever win. Hand them over.
+            let mut p = last_index.min(self.log.last_index());
+            while p >= self.log.first_index() && self.log.term_at(p).is_some_and(|t| t > last_term)
+            {
+                p = self.log.first_of_term(p, 0) - 1;
+            }
+            self.send_log_tail(from, p + 1);
+        }
+        self.send(
+            from,
+            Message::VoteResponse {
+                term: if pre_vote && granted { term } else { self.term },
+                pre_vote,
+                granted,
+            },
+        );
+    }
+
+    pub(super) fn handle_vote_response(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        pre_vote: bool,
+        granted: bool,
+    ) {
+        let expected = match (self.role, pre_vote) {
+            (Role::PreCandidate, true) => term == self.term + 1 || (!granted && term == self.term),
+            (Role::Candidate, false) => term == self.term,
+            _ => false,
+        };
+        if !expected {
+            return;
+        }
+        self.votes.insert(from, granted);
+        if self.votes_weight() >= self.quorum() {
+            if pre_vote {
+                self.start_election(false);
+            } else {
+                self.become_leader();
+            }
+        }
+    }
+
+    pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        let was_leader = self.role == Role::Leader;
+        if term > self.term {
+            self.set_hard_state(term, None);
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.votes.clear();
+        self.transfer_campaign = false;
+        if leader.is_some() {
+            self.last_leader_contact = Some(self.now);
+        }
+        self.ack_upto = 0;
+        self.acked = 0;
+        // Heartbeat rounds are counted per leader: never echo one leader's
+        // round to another (it would confirm reads that were never seen).
+        self.last_seq_seen = 0;
+        if was_leader {
+            self.leave_leadership();
+        }
+        self.reset_election_timer();
+        self.emit_role();
+    }
+
+    pub(super) fn step_down(&mut self, leader: Option<NodeId>) {
+        self.become_follower(self.term, leader);
+    }
+
+    pub(super) fn leave_leadership(&mut self) {
+        self.peers.clear();
+        self.dirty_peers.clear();
+        self.leader_ready = false;
+        self.transfer = None;
+        self.priority_attempts = 0;
+        if let Some(c) = self.catching_up.take() {
+            self.set_ticket(
+                c.ticket,
+                TicketState::Failed(ConfigChangeError::LeadershipLost),
+            );
+        }
+        while let Some(r) = self.reads.pop_front() {
+            self.actions.push(Action::ReadFailed { ctx: r.ctx });
+        }
+    }
+
+    pub(super) fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.opts.node_id);
+        self.votes.clear();
+        self.transfer_campaign = false;
+        self.leader_ready = false;
+        let last = self.log.last_index();
+        self.peers.clear();
+        self.transfer = None;
+        self.catching_up = None;
+        // Latency history of an earlier term says little about this one.
+        self.flow.pacing.reset();
+        self.flow.proposed.clear();
+        self.flow.last_append.clear();
+        self.sync_peers();
+        self.emit_role();
+        // Every new leader first appends a configuration entry of its own term.
+        let data = serde_json::to_vec(&self.members).unwrap_or_default();
+        let entry = Entry {
+            term: self.term,
+            index: last + 1,
+            key: 0,
+            kind: EntryKind::Config,
+            data,
+        };
+        self.leader_start_index = last + 1;
+        self.append_local(vec![entry]);
+        self.broadcast_heartbeat();
+        self.maybe_commit();
+    }
+}

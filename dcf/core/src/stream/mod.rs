@@ -1,0 +1,495 @@
+//! The consensus state machine of one stream.
+//!
+//! [`StreamCore`] is driven by its host through a handful of calls
+//! ([`StreamCore::tick`], [`StreamCore::step`], [`StreamCore::propose`],
+//! [`StreamCore::read_index`], [`StreamCore::on_persisted`],
+//! [`StreamCore::on_applied`]) and answers with [`Action`]s that the host
+//! must carry out **in order**: a [`Action::SaveHardState`] must be durable
+//! before any later [`Action::Send`] leaves the node, because a vote or a
+//! term must never be forgotten after another node relied on it.
+//!
+//! Rules implemented:
+//! - pre-vote, then vote; one vote per term; up-to-date log check;
+//! - weighted quorum, plus one node of every `MAJORITY_GROUPS` group for
+//!   commits;
+//! - a node that heard from a live leader within the election timeout
+//!   refuses (pre-)votes; a leader steps down when voters holding a quorum
+//!   of weight were silent for 2 × election timeout (AUTO run mode);
+//! - a new leader appends a configuration entry and accepts writes only
+//!   after it has applied everything up to it;
+//! - pipelined appends in batches, next/match index per peer, probing
+//!   with fast back-off after a rejection;
+//! - only entries of the current term are committed by counting;
+//! - followers acknowledge only entries that storage reported durable.
+
+mod action;
+mod checkpoint;
+mod election;
+mod errors;
+mod flow_control;
+mod follower;
+mod leader;
+mod leadership;
+mod local_log;
+mod log_tail;
+mod membership;
+mod options;
+mod query;
+mod work_mode;
+
+pub use action::{Action, Exception};
+pub use errors::{
+    ConfigChangeError, ConfigChangeStarted, ConfigChangeStatus, LeadershipError,
+    PendingConfigChange, ProposeError, WorkModeError,
+};
+pub use membership::check_single_change;
+pub use options::{CoreOptions, HardState, Restored, RunMode, WorkMode};
+pub use query::{Progress, StreamStatus};
+
+use crate::config::{NodeId, Role, StreamMembers};
+use crate::log::MemLog;
+use crate::types::{EntryKind, Envelope, Index, Message, Term};
+use flow_control::FlowState;
+use leader::PendingRead;
+use leadership::Transfer;
+use membership::{CatchUp, TicketState};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// The consensus state machine of one stream on one node.
+pub struct StreamCore {
+    opts: CoreOptions,
+    rng: SmallRng,
+    now: u64,
+
+    role: Role,
+    term: Term,
+    voted_for: Option<NodeId>,
+    leader: Option<NodeId>,
+    last_leader_contact: Option<u64>,
+    election_deadline: u64,
+
+    /// Membership in effect (the newest configuration entry in the log).
+    members: StreamMembers,
+    /// Configuration entries in the log, oldest first; index 0 holds the
+    /// configuration the stream started with.
+    config_history: Vec<(Index, StreamMembers)>,
+
+    log: MemLog,
+    durable: Index,
+    commit: Index,
+    applied: Index,
+    /// Entries up to here were handed out with [`Action::Apply`].
+    apply_sent: Index,
+    /// `apply_sent` when the host last took the actions: entries up to
+    /// here may leave memory.
+    apply_taken: Index,
+
+    // candidate state
+    votes: BTreeMap<NodeId, bool>,
+    transfer_campaign: bool,
+    /// The configured LEADER campaigns once at start-up even in MANUAL mode.
+    startup_campaign: bool,
+
+    // leader state
+    peers: BTreeMap<NodeId, Progress>,
+    heartbeat_deadline: u64,
+    seq: u64,
+    reads: VecDeque<PendingRead>,
+    read_round_wanted: bool,
+    leader_start_index: Index,
+    leader_ready: bool,
+    dirty_peers: BTreeSet<NodeId>,
+    cluster_min_applied: Index,
+
+    // follower state
+    /// Highest index known to match the current leader's log.
+    ack_upto: Index,
+    /// Highest index acknowledged to the current leader.
+    acked: Index,
+    last_seq_seen: u64,
+    last_missing_log_report: Option<u64>,
+    /// Since when (ms) this follower has been behind its leader's first
+    /// index (with checkpoint transfer on, MISSING_LOG waits for a while).
+    behind_leader_since: Option<u64>,
+
+    work_mode: WorkMode,
+    actions: Vec<Action>,
+
+    // configuration changes and leadership
+    catching_up: Option<CatchUp>,
+    tickets: BTreeMap<u64, TicketState>,
+    next_ticket: u64,
+    transfer: Option<Transfer>,
+    /// Until when (ms) a new leader looks for a higher-priority node.
+    priority_check_until: u64,
+    priority_attempts: u32,
+    last_mode_report: Option<u64>,
+    last_conflict_report: Option<u64>,
+    flow: FlowState,
+}
+
+impl StreamCore {
+    /// A stream restarting from `restored` with `members` as the membership
+    /// it was configured with, committed at `restored.config_index`
+    /// (configuration entries above it in the restored log take
+    /// precedence, newest last).
+    pub fn new(
+        opts: CoreOptions,
+        members: StreamMembers,
+        restored: Restored,
+        now: u64,
+    ) -> StreamCore {
+        let log = MemLog::new(restored.first_index, restored.prev_term, restored.entries);
+        let mut config_history = vec![(restored.config_index, members.clone())];
+        let mut effective = members;
+        for e in log.iter() {
+            if e.kind == EntryKind::Config && e.index > restored.config_index {
+                if let Ok(m) = serde_json::from_slice::<StreamMembers>(&e.data) {
+                    config_history.push((e.index, m.clone()));
+                    effective = m;
+                }
+            }
+        }
+        let last = log.last_index();
+        let first = log.first_index();
+        // Entries below the first index were applied before they were
+        // truncated, so they are committed.
+        let floor = first.saturating_sub(1);
+        // The host may have applied entries that were committed but not yet
+        // durable here when it crashed, so its applied index can exceed the
+        // restored log: keep it (never hand those entries out again) and
+        // start the commit index at what the log holds.
+        let applied = restored.applied_index.max(floor);
+        let commit = applied.min(last.max(floor));
+        let rng = SmallRng::seed_from_u64(opts.seed);
+        let mut core = StreamCore {
+            opts,
+            rng,
+            now,
+            role: Role::Follower,
+            term: restored.hard_state.term,
+            voted_for: restored.hard_state.voted_for,
+            leader: None,
+            last_leader_contact: None,
+            election_deadline: 0,
+            members: effective,
+            config_history,
+            log,
+            durable: last,
+            commit,
+            applied,
+            apply_sent: applied,
+            apply_taken: applied,
+            votes: BTreeMap::new(),
+            transfer_campaign: false,
+            startup_campaign: false,
+            peers: BTreeMap::new(),
+            heartbeat_deadline: 0,
+            seq: 0,
+            reads: VecDeque::new(),
+            read_round_wanted: false,
+            leader_start_index: 0,
+            leader_ready: false,
+            dirty_peers: BTreeSet::new(),
+            cluster_min_applied: 0,
+            ack_upto: 0,
+            acked: 0,
+            last_seq_seen: 0,
+            last_missing_log_report: None,
+            behind_leader_since: None,
+            work_mode: WorkMode::Normal,
+            actions: Vec::new(),
+            catching_up: None,
+            tickets: BTreeMap::new(),
+            next_ticket: 1,
+            transfer: None,
+            priority_check_until: 0,
+            priority_attempts: 0,
+            last_mode_report: None,
+            last_conflict_report: None,
+            flow: FlowState::default(),
+        };
+        core.initial_election_timer();
+        core
+    }
+
+    /// Takes the actions produced so far (after sending any appends that
+    /// proposals made pending, so several proposals share one message).
+    ///
+    /// Entries handed out by earlier calls that are no longer needed are
+    /// dropped from memory first (so the entries of the actions returned
+    /// now stay readable with [`StreamCore::entry`] until the next call).
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        self.trim_cache();
+        self.flush();
+        self.apply_taken = self.apply_sent;
+        std::mem::take(&mut self.actions)
+    }
+
+    pub fn set_election_timeout(&mut self, ms: u64) {
+        self.opts.election_timeout_ms = ms.max(1);
+        self.reset_election_timer();
+    }
+
+    pub fn set_heartbeat_interval(&mut self, ms: u64) {
+        self.opts.heartbeat_interval_ms = ms.max(1);
+    }
+
+    pub fn set_run_mode(&mut self, mode: RunMode) {
+        self.opts.run_mode = mode;
+        self.reset_election_timer();
+    }
+
+    pub fn set_majority_groups(&mut self, groups: Vec<u32>) {
+        self.opts.majority_groups = groups;
+    }
+
+    /// Advances the clock: heartbeats, election timeouts, leader lease checks.
+    pub fn tick(&mut self, now: u64) {
+        self.now = now.max(self.now);
+        match self.role {
+            Role::Leader => {
+                // A minority leader never demotes itself (DCF).
+                if self.opts.run_mode == RunMode::Auto
+                    && !self.is_minority()
+                    && !self.quorum_recently_heard()
+                {
+                    self.step_down(None);
+                    return;
+                }
+                self.resend_stalled();
+                self.pace_tick();
+                if self.now >= self.heartbeat_deadline {
+                    self.broadcast_heartbeat();
+                }
+                self.check_catch_up();
+                self.check_transfer();
+                self.check_priority_handover();
+            }
+            _ => {
+                if self.now >= self.election_deadline {
+                    let startup = std::mem::take(&mut self.startup_campaign);
+                    if self.may_campaign_on_timeout() || (startup && self.may_lead()) {
+                        self.start_pre_vote();
+                    } else {
+                        self.reset_election_timer();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles a message from another node of this stream.
+    pub fn step(&mut self, now: u64, from: NodeId, msg: Message) {
+        self.now = now.max(self.now);
+        if from == self.opts.node_id || msg.is_host_message() {
+            return;
+        }
+        if matches!(
+            msg,
+            Message::LogTail { .. } | Message::LogTailResponse { .. }
+        ) {
+            // Exchanged outside any leadership: terms play no part.
+            self.handle_log_tail(from, msg);
+            return;
+        }
+        let mterm = msg.term();
+        if mterm > self.term && self.role == Role::Leader && self.is_minority() {
+            // A minority leader ignores higher terms: it keeps counting
+            // acknowledgements and mode reports, refuses votes, drops the rest.
+            match &msg {
+                Message::AppendResponse { .. } | Message::WorkModeReport { .. } => {}
+                Message::VoteRequest { pre_vote, .. } => {
+                    let pre_vote = *pre_vote;
+                    self.send(
+                        from,
+                        Message::VoteResponse {
+                            term: self.term,
+                            pre_vote,
+                            granted: false,
+                        },
+                    );
+                    return;
+                }
+                _ => return,
+            }
+        } else if mterm > self.term {
+            match &msg {
+                Message::VoteRequest { pre_vote: true, .. } => {
+                    // Pre-votes never change anyone's term.
+                }
+                Message::VoteRequest {
+                    pre_vote: false,
+                    transfer,
+                    ..
+                } if !*transfer && self.leader_is_live() => {
+                    // A live leader is known: refuse without adopting the term.
+                    self.send(
+                        from,
+                        Message::VoteResponse {
+                            term: self.term,
+                            pre_vote: false,
+                            granted: false,
+                        },
+                    );
+                    return;
+                }
+                Message::VoteResponse {
+                    pre_vote: true,
+                    granted: true,
+                    ..
+                } => {
+                    // A granted pre-vote carries the term we asked for.
+                }
+                Message::AppendResponse { .. }
+                | Message::VoteResponse { .. }
+                | Message::WorkModeReport { .. } => {
+                    self.become_follower(mterm, None);
+                }
+                Message::Append { .. } | Message::TimeoutNow { .. } => {
+                    self.become_follower(mterm, Some(from));
+                }
+                Message::VoteRequest { .. } => {
+                    self.become_follower(mterm, None);
+                }
+                Message::Forward { .. }
+                | Message::ForwardReply { .. }
+                | Message::User { .. }
+                | Message::SnapshotChunk { .. }
+                | Message::SnapshotAck { .. }
+                | Message::LogTail { .. }
+                | Message::LogTailResponse { .. } => {
+                    return;
+                }
+            }
+        } else if mterm < self.term
+            && !(matches!(msg, Message::Append { minority: true, .. }) && self.role != Role::Leader)
+        {
+            // (Normal-mode nodes follow a minority leader even if its term
+            // is lower: that case falls through to `handle_append`.)
+            match msg {
+                Message::Append { .. } => {
+                    // Tell the stale leader about the newer term.
+                    self.send(
+                        from,
+                        Message::AppendResponse {
+                            term: self.term,
+                            success: false,
+                            index: 0,
+                            last_index: self.log.last_index(),
+                            applied_index: self.applied,
+                            seq: 0,
+                        },
+                    );
+                }
+                Message::VoteRequest { pre_vote, .. } => {
+                    self.send(
+                        from,
+                        Message::VoteResponse {
+                            term: self.term,
+                            pre_vote,
+                            granted: false,
+                        },
+                    );
+                }
+                _ => {}
+            }
+            return;
+        }
+
+        match msg {
+            Message::VoteRequest {
+                term,
+                pre_vote,
+                last_index,
+                last_term,
+                ..
+            } => self.handle_vote_request(from, term, pre_vote, last_index, last_term),
+            Message::VoteResponse {
+                term,
+                pre_vote,
+                granted,
+            } => self.handle_vote_response(from, term, pre_vote, granted),
+            Message::Append {
+                term: _,
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                first_index,
+                min_applied,
+                seq,
+                minority,
+            } => self.handle_append(
+                from,
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                first_index,
+                min_applied,
+                seq,
+                minority,
+            ),
+            Message::AppendResponse {
+                success,
+                index,
+                last_index,
+                applied_index,
+                seq,
+                ..
+            } => self.handle_append_response(from, success, index, last_index, applied_index, seq),
+            Message::TimeoutNow { .. } => {
+                if self.leader == Some(from) && self.may_lead() && self.role != Role::Leader {
+                    self.start_election(true);
+                }
+            }
+            Message::WorkModeReport { minority, .. } => {
+                let now = self.now;
+                if self.role == Role::Leader {
+                    if let Some(p) = self.peers.get_mut(&from) {
+                        p.minority = minority;
+                        p.mode_reported_at = now.max(1);
+                    }
+                    self.maybe_commit();
+                }
+            }
+            // Host messages are handled by the engine, log tails above.
+            Message::Forward { .. }
+            | Message::ForwardReply { .. }
+            | Message::User { .. }
+            | Message::SnapshotChunk { .. }
+            | Message::SnapshotAck { .. }
+            | Message::LogTail { .. }
+            | Message::LogTailResponse { .. } => {}
+        }
+    }
+
+    fn set_hard_state(&mut self, term: Term, voted_for: Option<NodeId>) {
+        if term != self.term || voted_for != self.voted_for {
+            self.term = term;
+            self.voted_for = voted_for;
+            self.actions
+                .push(Action::SaveHardState(HardState { term, voted_for }));
+        }
+    }
+
+    fn emit_role(&mut self) {
+        self.actions.push(Action::RoleChanged {
+            role: self.role,
+            term: self.term,
+            leader: self.leader,
+        });
+    }
+
+    fn send(&mut self, to: NodeId, msg: Message) {
+        self.actions.push(Action::Send(Envelope {
+            stream: self.opts.stream_id,
+            from: self.opts.node_id,
+            to,
+            msg,
+        }));
+    }
+}
