@@ -2,7 +2,7 @@
 //! a checkpoint received from another node, asking the host to send one.
 
 use super::{Action, StreamCore};
-use crate::config::{NodeId, Role};
+use crate::config::NodeId;
 use crate::snapshot::SnapshotMeta;
 use crate::types::{Index, Message};
 
@@ -65,12 +65,14 @@ impl StreamCore {
             .map(|(_, m)| m.clone())
             .expect("non-empty");
         self.behind_leader_since = None;
-        if let Some(leader) = self.leader.filter(|_| self.role == Role::Follower) {
+        let (durable, leader) = (self.durable, self.leader);
+        if let (Some(leader), Some(fs)) = (leader, self.follower_state_mut()) {
             // A checkpoint holds committed entries only, so it matches any
             // leader's log up to its index.
-            self.ack_upto = self.ack_upto.max(s);
-            let upto = self.durable.min(self.ack_upto);
-            self.acked = self.acked.max(upto);
+            fs.ack_upto = fs.ack_upto.max(s);
+            let upto = durable.min(fs.ack_upto);
+            fs.acked = fs.acked.max(upto);
+            let seq = fs.last_seq_seen;
             self.send(
                 leader,
                 Message::AppendResponse {
@@ -79,7 +81,7 @@ impl StreamCore {
                     index: upto,
                     last_index: self.log.last_index(),
                     applied_index: self.applied,
-                    seq: self.last_seq_seen,
+                    seq,
                 },
             );
         }
@@ -90,13 +92,13 @@ impl StreamCore {
     /// True if a checkpoint at `index` would move this node forward: it
     /// is past everything already handed to the host for applying.
     pub fn wants_snapshot(&self, index: Index) -> bool {
-        self.role != Role::Leader && index > self.apply_sent
+        !self.is_leader() && index > self.apply_sent
     }
 
     /// The host gave up sending a checkpoint to `to` (none available, or
     /// the transfer failed): the next heartbeat may ask again.
     pub fn snapshot_transfer_failed(&mut self, to: NodeId) {
-        if let Some(p) = self.peers.get_mut(&to) {
+        if let Some(p) = self.leader_state_mut().and_then(|ls| ls.peers.get_mut(&to)) {
             p.snapshot_requested_at = None;
         }
     }
@@ -110,7 +112,7 @@ impl StreamCore {
         }
         let now = self.now;
         let retry = 2 * self.opts.election_timeout_ms;
-        let Some(p) = self.peers.get_mut(&to) else {
+        let Some(p) = self.leader_state_mut().and_then(|ls| ls.peers.get_mut(&to)) else {
             return;
         };
         if p.snapshot_requested_at.is_some_and(|t| now < t + retry) {

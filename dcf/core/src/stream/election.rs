@@ -1,8 +1,9 @@
 //! Elections: timers, pre-vote and vote, and the role transitions.
 
 use super::membership::TicketState;
+use super::role::{CandidateState, FollowerState, LeaderState, RoleState};
 use super::{Action, ConfigChangeError, RunMode, StreamCore, WorkMode};
-use crate::config::{MemberKind, NodeId, Role};
+use crate::config::{MemberKind, NodeId};
 use crate::types::{Entry, EntryKind, Index, Message, Term};
 use rand::Rng;
 
@@ -37,7 +38,7 @@ impl StreamCore {
     }
 
     pub(super) fn leader_is_live(&self) -> bool {
-        if self.role == Role::Leader {
+        if self.is_leader() {
             return true;
         }
         match (self.leader, self.last_leader_contact) {
@@ -103,8 +104,12 @@ impl StreamCore {
         }
     }
 
+    /// The weight of the votes granted to this candidate so far.
     pub(super) fn votes_weight(&self) -> u64 {
-        self.votes
+        let (RoleState::PreCandidate(c) | RoleState::Candidate(c)) = &self.role else {
+            return 0;
+        };
+        c.votes
             .iter()
             .filter(|(_, g)| **g)
             .map(|(id, _)| self.vote_weight(*id))
@@ -119,10 +124,8 @@ impl StreamCore {
     }
 
     pub(super) fn start_pre_vote(&mut self) {
-        self.role = Role::PreCandidate;
+        self.role = RoleState::PreCandidate(CandidateState::voting_for_self(self.opts.node_id));
         self.leader = None;
-        self.votes.clear();
-        self.votes.insert(self.opts.node_id, true);
         self.reset_election_timer();
         self.emit_role();
         if self.votes_weight() >= self.quorum() {
@@ -147,13 +150,12 @@ impl StreamCore {
         self.start_election_bumped(transfer, 1);
     }
 
+    /// Campaigns for the term `bump` above the current one (`transfer`:
+    /// the leader handed over, so voters ignore their live leader).
     pub(super) fn start_election_bumped(&mut self, transfer: bool, bump: u64) {
-        self.role = Role::Candidate;
+        self.role = RoleState::Candidate(CandidateState::voting_for_self(self.opts.node_id));
         self.leader = None;
         self.set_hard_state(self.term + bump, Some(self.opts.node_id));
-        self.votes.clear();
-        self.votes.insert(self.opts.node_id, true);
-        self.transfer_campaign = transfer;
         self.reset_election_timer();
         self.emit_role();
         if self.votes_weight() >= self.quorum() {
@@ -250,15 +252,19 @@ impl StreamCore {
         pre_vote: bool,
         granted: bool,
     ) {
-        let expected = match (self.role, pre_vote) {
-            (Role::PreCandidate, true) => term == self.term + 1 || (!granted && term == self.term),
-            (Role::Candidate, false) => term == self.term,
+        let expected = match (&self.role, pre_vote) {
+            (RoleState::PreCandidate(_), true) => {
+                term == self.term + 1 || (!granted && term == self.term)
+            }
+            (RoleState::Candidate(_), false) => term == self.term,
             _ => false,
         };
         if !expected {
             return;
         }
-        self.votes.insert(from, granted);
+        if let RoleState::PreCandidate(c) | RoleState::Candidate(c) = &mut self.role {
+            c.votes.insert(from, granted);
+        }
         if self.votes_weight() >= self.quorum() {
             if pre_vote {
                 self.start_election(false);
@@ -268,25 +274,23 @@ impl StreamCore {
         }
     }
 
+    /// Follows `leader` (or nobody yet) in `term`, which is at least the
+    /// current one. The follower's state starts afresh, and whatever the
+    /// node held in its former role is dropped with it.
     pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
-        let was_leader = self.role == Role::Leader;
         if term > self.term {
             self.set_hard_state(term, None);
         }
-        self.role = Role::Follower;
+        let former = std::mem::replace(
+            &mut self.role,
+            RoleState::Follower(FollowerState::default()),
+        );
         self.leader = leader;
-        self.votes.clear();
-        self.transfer_campaign = false;
         if leader.is_some() {
             self.last_leader_contact = Some(self.now);
         }
-        self.ack_upto = 0;
-        self.acked = 0;
-        // Heartbeat rounds are counted per leader: never echo one leader's
-        // round to another (it would confirm reads that were never seen).
-        self.last_seq_seen = 0;
-        if was_leader {
-            self.leave_leadership();
+        if let RoleState::Leader(ls) = former {
+            self.leave_leadership(*ls);
         }
         self.reset_election_timer();
         self.emit_role();
@@ -296,37 +300,27 @@ impl StreamCore {
         self.become_follower(self.term, leader);
     }
 
-    pub(super) fn leave_leadership(&mut self) {
-        self.peers.clear();
-        self.dirty_peers.clear();
-        self.leader_ready = false;
-        self.transfer = None;
-        self.priority_attempts = 0;
-        if let Some(c) = self.catching_up.take() {
+    /// What a former leader still owes its callers: a node that was
+    /// catching up fails the change it was for, and pending reads fail.
+    fn leave_leadership(&mut self, former: LeaderState) {
+        if let Some(c) = former.catching_up {
             self.set_ticket(
                 c.ticket,
                 TicketState::Failed(ConfigChangeError::LeadershipLost),
             );
         }
-        while let Some(r) = self.reads.pop_front() {
+        for r in former.reads {
             self.actions.push(Action::ReadFailed { ctx: r.ctx });
         }
     }
 
+    /// Takes the lead with a fresh leader state (latency history, peer
+    /// progress and heartbeat rounds of an earlier leadership say nothing
+    /// about this one).
     pub(super) fn become_leader(&mut self) {
-        self.role = Role::Leader;
-        self.leader = Some(self.opts.node_id);
-        self.votes.clear();
-        self.transfer_campaign = false;
-        self.leader_ready = false;
         let last = self.log.last_index();
-        self.peers.clear();
-        self.transfer = None;
-        self.catching_up = None;
-        // Latency history of an earlier term says little about this one.
-        self.flow.pacing.reset();
-        self.flow.proposed.clear();
-        self.flow.last_append.clear();
+        self.role = RoleState::Leader(Box::new(LeaderState::new(last + 1)));
+        self.leader = Some(self.opts.node_id);
         self.sync_peers();
         self.emit_role();
         // Every new leader first appends a configuration entry of its own term.
@@ -338,7 +332,6 @@ impl StreamCore {
             kind: EntryKind::Config,
             data,
         };
-        self.leader_start_index = last + 1;
         self.append_local(vec![entry]);
         self.broadcast_heartbeat();
         self.maybe_commit();

@@ -3,15 +3,15 @@
 
 use super::StreamCore;
 use crate::config::{MemberKind, NodeId};
-use crate::flow::{LoadSample, LoadThresholds, PacingController, PassiveThrottle};
+use crate::flow::{LoadSample, LoadThresholds, PacingController};
 use crate::types::Index;
 use std::collections::{BTreeMap, VecDeque};
 
-/// Flow-control state of a leader (see [`crate::flow`]).
+/// The leader's flow-control state (see [`crate::flow`]); the PASSIVE
+/// throttle, fed by load reports in every role, is the node's.
 #[derive(Clone, Debug, Default)]
-pub(super) struct FlowState {
+pub(super) struct LeaderFlow {
     pub(super) pacing: PacingController,
-    pub(super) passive: PassiveThrottle,
     /// (index, proposal time ms) of this leader's proposals not yet committed.
     pub(super) proposed: VecDeque<(Index, u64)>,
     /// When (ms) the last append carrying entries went to each peer.
@@ -30,7 +30,9 @@ impl StreamCore {
     ) {
         self.opts.max_batch_entries = max_batch_entries.max(1);
         if !latency_pacing {
-            self.flow.pacing.reset();
+            if let Some(ls) = self.leader_state_mut() {
+                ls.flow.pacing.reset();
+            }
         }
         self.opts.latency_pacing = latency_pacing;
         self.opts.load_thresholds = thresholds;
@@ -43,7 +45,7 @@ impl StreamCore {
     pub fn report_load(&mut self, now: u64, sample: LoadSample) {
         self.now = now.max(self.now);
         let th = self.opts.load_thresholds;
-        self.flow.passive.report(&sample, &th);
+        self.passive.report(&sample, &th);
     }
 
     /// Entries per message to `to`: MEC_BATCH_SIZE (or the default), shrunk
@@ -51,7 +53,7 @@ impl StreamCore {
     pub(super) fn batch_limit(&self, to: NodeId) -> usize {
         let max = self.opts.max_batch_entries.max(1);
         match self.members.get(to).map(|m| m.kind) {
-            Some(MemberKind::Passive) => self.flow.passive.batch(max),
+            Some(MemberKind::Passive) => self.passive.batch(max),
             _ => max,
         }
     }
@@ -62,9 +64,12 @@ impl StreamCore {
         if !self.opts.latency_pacing {
             return false;
         }
-        let gap_us = self.flow.pacing.gap_us();
+        let Some(ls) = self.leader_state() else {
+            return false;
+        };
+        let gap_us = ls.flow.pacing.gap_us();
         gap_us > 0
-            && self
+            && ls
                 .flow
                 .last_append
                 .get(&to)
@@ -74,18 +79,20 @@ impl StreamCore {
     /// Leader tick: closes commit-latency windows and retries peers whose
     /// entries were held back by pacing.
     pub(super) fn pace_tick(&mut self) {
+        let (last, now) = (self.log.last_index(), self.now);
         if !self.opts.latency_pacing {
             return;
         }
-        self.flow.pacing.on_time(self.now);
-        if self.flow.pacing.gap_us() == 0 {
+        let Some(ls) = self.leader_state_mut() else {
+            return;
+        };
+        ls.flow.pacing.on_time(now);
+        if ls.flow.pacing.gap_us() == 0 {
             return;
         }
-        let last = self.log.last_index();
-        let now = self.now;
-        for (id, p) in &self.peers {
+        for (id, p) in &ls.peers {
             if !p.probing && p.next_index <= last && now >= p.paused_until {
-                self.dirty_peers.insert(*id);
+                ls.dirty_peers.insert(*id);
             }
         }
     }
@@ -93,14 +100,16 @@ impl StreamCore {
     /// Feeds the latency (proposal to commit) of newly committed entries of
     /// this leader to the pacing controller.
     pub(super) fn observe_commits(&mut self) {
-        while let Some(&(index, at)) = self.flow.proposed.front() {
-            if index > self.commit {
+        let (commit, now) = (self.commit, self.now);
+        let Some(ls) = self.leader_state_mut() else {
+            return;
+        };
+        while let Some(&(index, at)) = ls.flow.proposed.front() {
+            if index > commit {
                 break;
             }
-            self.flow.proposed.pop_front();
-            self.flow
-                .pacing
-                .record_commit(self.now.saturating_sub(at) * 1000);
+            ls.flow.proposed.pop_front();
+            ls.flow.pacing.record_commit(now.saturating_sub(at) * 1000);
         }
     }
 }

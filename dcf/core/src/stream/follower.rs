@@ -1,7 +1,8 @@
 //! Replication on the follower's side: appends from the leader.
 
+use super::role::{FollowerState, RoleState};
 use super::{Action, Exception, StreamCore};
-use crate::config::{NodeId, Role};
+use crate::config::NodeId;
 use crate::types::{Entry, Index, Message, Term};
 
 /// What merging received entries into the log did.
@@ -28,23 +29,21 @@ impl StreamCore {
         seq: u64,
         leader_minority: bool,
     ) {
-        if self.role == Role::Leader {
+        if self.is_leader() {
             // Two leaders in one term cannot happen; ignore defensively.
             return;
         }
-        if self.role != Role::Follower || self.leader != Some(from) {
-            let was = self.role;
-            self.role = Role::Follower;
+        if !matches!(self.role, RoleState::Follower(_)) || self.leader != Some(from) {
+            // A new leader (or the end of a campaign): start following it
+            // afresh.
+            self.role = RoleState::Follower(FollowerState::default());
             self.leader = Some(from);
-            self.votes.clear();
-            self.ack_upto = 0;
-            self.acked = 0;
-            self.last_seq_seen = 0;
-            let _ = was;
             self.emit_role();
         }
         self.last_leader_contact = Some(self.now);
-        self.last_seq_seen = self.last_seq_seen.max(seq);
+        if let Some(fs) = self.follower_state_mut() {
+            fs.last_seq_seen = fs.last_seq_seen.max(seq);
+        }
         self.cluster_min_applied = min_applied;
         self.reset_election_timer();
         if leader_minority || self.is_minority() {
@@ -101,14 +100,22 @@ impl StreamCore {
                 return;
             }
         };
-        self.ack_upto = self.ack_upto.max(verified);
+        let ack_upto = match self.follower_state_mut() {
+            Some(fs) => {
+                fs.ack_upto = fs.ack_upto.max(verified);
+                fs.ack_upto
+            }
+            None => return,
+        };
         let new_commit = commit.min(verified);
         if new_commit > self.commit {
             self.commit = new_commit;
             self.emit_apply();
         }
-        let upto = self.durable.min(self.ack_upto);
-        self.acked = self.acked.max(upto);
+        let upto = self.durable.min(ack_upto);
+        if let Some(fs) = self.follower_state_mut() {
+            fs.acked = fs.acked.max(upto);
+        }
         self.send(
             from,
             Message::AppendResponse {

@@ -2,10 +2,11 @@
 //! each peer, acknowledgements, commit by quorum, heartbeats.
 
 use super::{Action, ProposeError, StreamCore, WorkMode};
-use crate::config::{NodeId, Role};
+use crate::config::NodeId;
 use crate::quorum::{has_quorum, quorum_index, VoterMatch};
 use crate::types::{Entry, EntryKind, Envelope, Index, Message, Term};
 
+/// A read index waiting for a quorum to confirm heartbeat round `seq`.
 #[derive(Clone, Debug)]
 pub(super) struct PendingRead {
     pub(super) ctx: u64,
@@ -24,15 +25,15 @@ impl StreamCore {
         data: Vec<u8>,
     ) -> Result<(Term, Index), ProposeError> {
         self.now = now.max(self.now);
-        if self.role != Role::Leader {
+        let Some(ls) = self.leader_state() else {
             return Err(ProposeError::NotLeader {
                 leader: self.leader,
             });
-        }
-        if !self.leader_ready {
+        };
+        if !ls.ready {
             return Err(ProposeError::NotReady);
         }
-        if self.transfer.is_some() {
+        if ls.transfer.is_some() {
             return Err(ProposeError::Transferring);
         }
         let index = self.log.last_index() + 1;
@@ -44,8 +45,9 @@ impl StreamCore {
             data,
         };
         self.append_local(vec![entry]);
-        if self.opts.latency_pacing {
-            self.flow.proposed.push_back((index, self.now));
+        let (pacing, now) = (self.opts.latency_pacing, self.now);
+        if let Some(ls) = self.leader_state_mut().filter(|_| pacing) {
+            ls.flow.proposed.push_back((index, now));
         }
         Ok((self.term, index))
     }
@@ -55,20 +57,19 @@ impl StreamCore {
     /// host must have applied before it serves the read.
     pub fn read_index(&mut self, now: u64, ctx: u64) -> Result<(), ProposeError> {
         self.now = now.max(self.now);
-        if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader {
-                leader: self.leader,
-            });
-        }
-        if !self.leader_ready {
+        let (leader, commit) = (self.leader, self.commit);
+        let Some(ls) = self.leader_state_mut() else {
+            return Err(ProposeError::NotLeader { leader });
+        };
+        if !ls.ready {
             return Err(ProposeError::NotReady);
         }
-        self.reads.push_back(PendingRead {
+        ls.reads.push_back(PendingRead {
             ctx,
-            index: self.commit,
-            seq: self.seq + 1,
+            index: commit,
+            seq: ls.seq + 1,
         });
-        self.read_round_wanted = true;
+        ls.read_round_wanted = true;
         self.check_reads();
         Ok(())
     }
@@ -82,12 +83,11 @@ impl StreamCore {
         applied: Index,
         seq: u64,
     ) {
-        if self.role != Role::Leader {
+        let (first, last, now) = (self.log.first_index(), self.log.last_index(), self.now);
+        let Some(ls) = self.leader_state_mut() else {
             return;
-        }
-        let last = self.log.last_index();
-        let now = self.now;
-        let Some(p) = self.peers.get_mut(&from) else {
+        };
+        let Some(p) = ls.peers.get_mut(&from) else {
             return;
         };
         p.last_response = now;
@@ -109,7 +109,7 @@ impl StreamCore {
                 p.probing = false;
                 p.next_index = p.next_index.max(p.match_index + 1);
             }
-            self.dirty_peers.insert(from);
+            ls.dirty_peers.insert(from);
             self.maybe_commit();
         } else {
             // Fast back-off: jump to the follower's hint. A hint at or
@@ -125,7 +125,7 @@ impl StreamCore {
             p.probing = true;
             // A follower behind our first index cannot be helped by
             // retrying at once (it raised MISSING_LOG); heartbeats probe it.
-            if p.next_index >= self.log.first_index() {
+            if p.next_index >= first {
                 self.send_append(from, true);
             }
         }
@@ -135,10 +135,13 @@ impl StreamCore {
         self.check_transfer();
     }
 
+    /// The lowest applied index of this node and of the peers it leads.
     pub(super) fn update_cluster_min_applied(&mut self) {
         let mut min = self.applied;
-        for p in self.peers.values() {
-            min = min.min(p.apply_index);
+        if let Some(ls) = self.leader_state() {
+            for p in ls.peers.values() {
+                min = min.min(p.apply_index);
+            }
         }
         self.cluster_min_applied = min;
     }
@@ -147,7 +150,10 @@ impl StreamCore {
     /// is outstanding (`force` sends anyway, used for heartbeats and
     /// rejections); otherwise batches are pipelined.
     pub(super) fn send_append(&mut self, to: NodeId, force: bool) {
-        let Some(p) = self.peers.get(&to).cloned() else {
+        let Some(p) = self
+            .leader_state()
+            .and_then(|ls| ls.peers.get(&to).cloned())
+        else {
             return;
         };
         let first = self.log.first_index();
@@ -186,24 +192,30 @@ impl StreamCore {
         let prev_index = next - 1;
         let prev_term = self.log.term_at(prev_index).unwrap_or(0);
         let sent_upto = entries.last().map(|e| e.index).or(stored);
+        let (term, commit, min_applied) = (self.term, self.commit, self.cluster_min_applied);
+        let minority = self.is_minority();
+        let now = self.now;
+        let Some(ls) = self.leader_state_mut() else {
+            return;
+        };
         let msg = Message::Append {
-            term: self.term,
+            term,
             prev_index,
             prev_term,
             entries,
-            commit: self.commit,
+            commit,
             first_index: first,
-            min_applied: self.cluster_min_applied,
-            seq: self.seq,
-            minority: self.is_minority(),
+            min_applied,
+            seq: ls.seq,
+            minority,
         };
-        if let Some(p) = self.peers.get_mut(&to) {
+        if let Some(p) = ls.peers.get_mut(&to) {
             if let (Some(upto), false) = (sent_upto, p.probing) {
                 p.next_index = upto + 1;
             }
         }
         if sent_upto.is_some() {
-            self.flow.last_append.insert(to, self.now);
+            ls.flow.last_append.insert(to, now);
         }
         match stored {
             Some(upto) => self.actions.push(Action::SendWithStoredEntries {
@@ -220,11 +232,17 @@ impl StreamCore {
         }
     }
 
+    /// Starts a new heartbeat round: an append (with entries if due) to
+    /// every peer.
     pub(super) fn broadcast_heartbeat(&mut self) {
-        self.seq += 1;
-        self.read_round_wanted = false;
-        self.heartbeat_deadline = self.now + self.opts.heartbeat_interval_ms;
-        let ids: Vec<NodeId> = self.peers.keys().copied().collect();
+        let deadline = self.now + self.opts.heartbeat_interval_ms;
+        let Some(ls) = self.leader_state_mut() else {
+            return;
+        };
+        ls.seq += 1;
+        ls.read_round_wanted = false;
+        ls.heartbeat_deadline = deadline;
+        let ids: Vec<NodeId> = ls.peers.keys().copied().collect();
         for id in ids {
             self.send_append(id, true);
         }
@@ -236,7 +254,10 @@ impl StreamCore {
     pub(super) fn resend_stalled(&mut self) {
         let t = self.opts.election_timeout_ms;
         let now = self.now;
-        for p in self.peers.values_mut() {
+        let Some(ls) = self.leader_state_mut() else {
+            return;
+        };
+        for p in ls.peers.values_mut() {
             if !p.probing && p.next_index > p.match_index + 1 && now >= p.last_progress + t {
                 p.probing = true;
                 p.next_index = p.match_index + 1;
@@ -245,15 +266,20 @@ impl StreamCore {
         }
     }
 
+    /// True if voters holding a quorum of weight answered within two
+    /// election timeouts (this leader counting itself).
     pub(super) fn quorum_recently_heard(&self) -> bool {
         let window = 2 * self.opts.election_timeout_ms;
         let now = self.now;
+        let Some(ls) = self.leader_state() else {
+            return false;
+        };
         let heard = self
             .voter_ids()
             .into_iter()
             .filter(|id| {
                 *id == self.opts.node_id
-                    || self
+                    || ls
                         .peers
                         .get(id)
                         .is_some_and(|p| now < p.last_response + window)
@@ -262,10 +288,11 @@ impl StreamCore {
         has_quorum(heard, self.quorum())
     }
 
+    /// Moves the commit index to the highest index stored on a quorum.
     pub(super) fn maybe_commit(&mut self) {
-        if self.role != Role::Leader {
+        let Some(ls) = self.leader_state() else {
             return;
-        }
+        };
         if let WorkMode::Minority { vote_num } = self.work_mode {
             self.maybe_commit_minority(vote_num);
             return;
@@ -278,10 +305,7 @@ impl StreamCore {
             let matched = if m.node_id == self.opts.node_id {
                 self.durable
             } else {
-                self.peers
-                    .get(&m.node_id)
-                    .map(|p| p.match_index)
-                    .unwrap_or(0)
+                ls.peers.get(&m.node_id).map(|p| p.match_index).unwrap_or(0)
             };
             voters.push(VoterMatch {
                 node_id: m.node_id,
@@ -294,6 +318,8 @@ impl StreamCore {
         self.advance_leader_commit(n);
     }
 
+    /// Commits up to `n` if that entry is of this leader's term (entries of
+    /// older terms are only committed with it, never by counting).
     pub(super) fn advance_leader_commit(&mut self, n: Index) {
         if n > self.commit && self.log.term_at(n) == Some(self.term) {
             self.commit = n;
@@ -307,39 +333,43 @@ impl StreamCore {
     /// is committed and handed to the host for applying (the host applies
     /// in order, so later writes are applied after it).
     pub(super) fn check_leader_ready(&mut self) {
-        if self.role == Role::Leader
-            && !self.leader_ready
-            && self.apply_sent >= self.leader_start_index
-            && self.commit >= self.leader_start_index
-        {
-            self.leader_ready = true;
+        let (apply_sent, commit) = (self.apply_sent, self.commit);
+        let Some(ls) = self.leader_state_mut() else {
+            return;
+        };
+        if !ls.ready && apply_sent >= ls.start_index && commit >= ls.start_index {
+            ls.ready = true;
             self.arm_priority_check();
         }
     }
 
+    /// Answers the pending reads whose heartbeat round a quorum confirmed.
     pub(super) fn check_reads(&mut self) {
-        if self.role != Role::Leader {
-            return;
-        }
-        while let Some(r) = self.reads.front() {
-            let confirmed = {
-                let seq = r.seq;
-                let weights = self.voter_ids().into_iter().filter_map(|id| {
-                    if id == self.opts.node_id {
-                        Some(self.vote_weight(id))
-                    } else {
-                        self.peers
-                            .get(&id)
-                            .filter(|p| p.seq_acked >= seq)
-                            .map(|_| self.vote_weight(id))
-                    }
-                });
-                has_quorum(weights, self.quorum()) && seq <= self.seq
+        loop {
+            let Some(ls) = self.leader_state() else {
+                return;
             };
+            let Some(r) = ls.reads.front() else {
+                return;
+            };
+            let seq = r.seq;
+            let weights = self.voter_ids().into_iter().filter_map(|id| {
+                if id == self.opts.node_id {
+                    Some(self.vote_weight(id))
+                } else {
+                    ls.peers
+                        .get(&id)
+                        .filter(|p| p.seq_acked >= seq)
+                        .map(|_| self.vote_weight(id))
+                }
+            });
+            let confirmed = has_quorum(weights, self.quorum()) && seq <= ls.seq;
             if !confirmed {
-                break;
+                return;
             }
-            let r = self.reads.pop_front().expect("front exists");
+            let Some(r) = self.leader_state_mut().and_then(|ls| ls.reads.pop_front()) else {
+                return;
+            };
             self.actions.push(Action::ReadReady {
                 ctx: r.ctx,
                 index: r.index,
@@ -347,25 +377,31 @@ impl StreamCore {
         }
     }
 
-    /// Sends pending appends to peers (called by [`take_actions`]).
+    /// Sends pending appends to peers (called by [`StreamCore::take_actions`]).
     pub(super) fn flush(&mut self) {
-        if self.role != Role::Leader {
-            self.flow.proposed.clear();
+        if !self.is_leader() {
             return;
         }
         self.observe_commits();
-        if self.read_round_wanted {
+        if self.leader_state().is_some_and(|ls| ls.read_round_wanted) {
             self.broadcast_heartbeat();
         }
-        let dirty: Vec<NodeId> = std::mem::take(&mut self.dirty_peers).into_iter().collect();
+        let Some(ls) = self.leader_state_mut() else {
+            return;
+        };
+        let dirty: Vec<NodeId> = std::mem::take(&mut ls.dirty_peers).into_iter().collect();
+        let next_index = |core: &StreamCore, id: NodeId| {
+            core.leader_state()
+                .and_then(|ls| ls.peers.get(&id))
+                .map(|p| p.next_index)
+        };
         for id in dirty {
             // Keep sending batches until the peer is caught up or the
             // in-flight limit is reached.
             for _ in 0..64 {
-                let before = self.peers.get(&id).map(|p| p.next_index);
+                let before = next_index(self, id);
                 self.send_append(id, false);
-                let after = self.peers.get(&id).map(|p| p.next_index);
-                if before == after {
+                if next_index(self, id) == before {
                     break;
                 }
             }

@@ -2,8 +2,9 @@
 //! hand-over to a node of higher priority, and stepping down after its
 //! own removal; and timeout_notify on a follower.
 
+use super::role::LeaderState;
 use super::{LeadershipError, StreamCore};
-use crate::config::{NodeId, Role};
+use crate::config::NodeId;
 use crate::types::Message;
 
 #[derive(Clone, Debug)]
@@ -15,14 +16,10 @@ pub(super) struct Transfer {
 
 impl StreamCore {
     /// Leadership operations are only for the leader.
-    pub(super) fn require_leader(&self) -> Result<(), LeadershipError> {
-        if self.role == Role::Leader {
-            Ok(())
-        } else {
-            Err(LeadershipError::NotLeader {
-                leader: self.leader,
-            })
-        }
+    pub(super) fn require_leader(&self) -> Result<&LeaderState, LeadershipError> {
+        self.leader_state().ok_or(LeadershipError::NotLeader {
+            leader: self.leader,
+        })
     }
 
     /// DCF `pause_rep(node, µs)`: the leader sends no entries to `node` for
@@ -37,7 +34,10 @@ impl StreamCore {
         self.now = now.max(self.now);
         self.require_leader()?;
         let until = self.now + duration_us.div_ceil(1000);
-        match self.peers.get_mut(&node) {
+        match self
+            .leader_state_mut()
+            .and_then(|ls| ls.peers.get_mut(&node))
+        {
             Some(p) => {
                 p.paused_until = until;
                 Ok(())
@@ -59,27 +59,30 @@ impl StreamCore {
         timeout_ms: u64,
     ) -> Result<(), LeadershipError> {
         self.now = now.max(self.now);
-        self.require_leader()?;
+        let ls = self.require_leader()?;
         if target == self.opts.node_id {
             return Ok(());
         }
         if self.is_minority() {
             return Err(LeadershipError::MinorityMode);
         }
-        if let Some(t) = &self.transfer {
+        if let Some(t) = &ls.transfer {
             return Err(LeadershipError::TransferInProgress(t.target));
         }
         if !self.members.get(target).is_some_and(|m| m.kind.may_lead())
-            || !self.peers.contains_key(&target)
+            || !ls.peers.contains_key(&target)
         {
             return Err(LeadershipError::NotEligible(target));
         }
-        self.transfer = Some(Transfer {
-            target,
-            deadline: self.now + timeout_ms.max(1),
-            sent_at: None,
-        });
-        self.dirty_peers.insert(target);
+        let deadline = self.now + timeout_ms.max(1);
+        if let Some(ls) = self.leader_state_mut() {
+            ls.transfer = Some(Transfer {
+                target,
+                deadline,
+                sent_at: None,
+            });
+            ls.dirty_peers.insert(target);
+        }
         self.check_transfer();
         Ok(())
     }
@@ -89,8 +92,7 @@ impl StreamCore {
     /// or, if there is none, steps down (returns `None`).
     pub fn demote(&mut self, now: u64) -> Result<Option<NodeId>, LeadershipError> {
         self.now = now.max(self.now);
-        self.require_leader()?;
-        if let Some(t) = &self.transfer {
+        if let Some(t) = &self.require_leader()?.transfer {
             return Err(LeadershipError::TransferInProgress(t.target));
         }
         match self.best_successor(false) {
@@ -111,7 +113,7 @@ impl StreamCore {
     /// quorum is not disturbed).
     pub fn timeout_notify(&mut self, now: u64) -> Result<(), LeadershipError> {
         self.now = now.max(self.now);
-        if self.role == Role::Leader {
+        if self.is_leader() {
             return Err(LeadershipError::IsLeader);
         }
         if !self.may_lead() {
@@ -124,18 +126,21 @@ impl StreamCore {
 
     /// The leadership transfer in progress on this leader, if any.
     pub fn transfer_target(&self) -> Option<NodeId> {
-        self.transfer.as_ref().map(|t| t.target)
+        self.leader_state()?.transfer.as_ref().map(|t| t.target)
     }
 
     pub(super) fn on_leader_commit_advanced(&mut self) {
+        let Some(start_index) = self.leader_state().map(|ls| ls.start_index) else {
+            return;
+        };
         let committed_cfg_at = self.config_history[self.committed_config_pos()].0;
-        if committed_cfg_at > self.leader_start_index {
+        if committed_cfg_at > start_index {
             // A change committed: peers of removed nodes go, and the
             // priority order may have changed.
             self.sync_peers();
             self.arm_priority_check();
         }
-        if committed_cfg_at >= self.leader_start_index
+        if committed_cfg_at >= start_index
             && self.committed_config().get(self.opts.node_id).is_none()
         {
             // This leader's removal is committed: hand over and step down.
@@ -153,11 +158,12 @@ impl StreamCore {
     pub(super) fn best_successor(&self, caught_up: bool) -> Option<NodeId> {
         let last = self.log.last_index();
         let window = self.opts.election_timeout_ms;
+        let ls = self.leader_state()?;
         self.members
             .members
             .iter()
             .filter(|m| m.kind.may_lead() && m.node_id != self.opts.node_id)
-            .filter_map(|m| self.peers.get(&m.node_id).map(|p| (m.node_id, p)))
+            .filter_map(|m| ls.peers.get(&m.node_id).map(|p| (m.node_id, p)))
             .filter(|(_, p)| self.now < p.last_response + window)
             .filter(|(_, p)| !caught_up || p.match_index >= last)
             .max_by_key(|(id, p)| (p.match_index, std::cmp::Reverse(*id)))
@@ -165,27 +171,26 @@ impl StreamCore {
     }
 
     pub(super) fn check_transfer(&mut self) {
-        if self.role != Role::Leader {
-            return;
-        }
-        let Some(t) = self.transfer.clone() else {
+        let (now, last) = (self.now, self.log.last_index());
+        let heartbeat = self.opts.heartbeat_interval_ms;
+        let Some(ls) = self.leader_state_mut() else {
             return;
         };
-        if self.now >= t.deadline {
-            self.transfer = None;
+        let Some(t) = ls.transfer.clone() else {
+            return;
+        };
+        if now >= t.deadline {
+            ls.transfer = None;
             return;
         }
-        let last = self.log.last_index();
-        let caught_up = self
+        let caught_up = ls
             .peers
             .get(&t.target)
             .is_some_and(|p| p.match_index >= last);
-        let due = t
-            .sent_at
-            .is_none_or(|s| self.now >= s + self.opts.heartbeat_interval_ms);
+        let due = t.sent_at.is_none_or(|s| now >= s + heartbeat);
         if caught_up && due {
-            if let Some(tr) = self.transfer.as_mut() {
-                tr.sent_at = Some(self.now);
+            if let Some(tr) = ls.transfer.as_mut() {
+                tr.sent_at = Some(now);
             }
             let term = self.term;
             self.send(t.target, Message::TimeoutNow { term });
@@ -193,22 +198,29 @@ impl StreamCore {
     }
 
     pub(super) fn arm_priority_check(&mut self) {
-        if self.opts.auto_priority_election && self.role == Role::Leader {
-            self.priority_attempts = 3;
-            self.priority_check_until = self.now + 3 * self.opts.election_timeout_ms;
+        let until = self.now + 3 * self.opts.election_timeout_ms;
+        if !self.opts.auto_priority_election {
+            return;
+        }
+        if let Some(ls) = self.leader_state_mut() {
+            ls.priority_attempts = 3;
+            ls.priority_check_until = until;
         }
     }
 
     /// AUTO_ELC_PRIORITY_EN: hand over to the reachable, caught-up voter of
     /// highest priority above ours (at most 3 attempts per arming).
     pub(super) fn check_priority_handover(&mut self) {
+        let Some(ls) = self.leader_state() else {
+            return;
+        };
         if !self.opts.auto_priority_election
-            || self.priority_attempts == 0
-            || self.now > self.priority_check_until
-            || self.transfer.is_some()
-            || self.catching_up.is_some()
+            || ls.priority_attempts == 0
+            || self.now > ls.priority_check_until
+            || ls.transfer.is_some()
+            || ls.catching_up.is_some()
             || self.is_minority()
-            || !self.leader_ready
+            || !ls.ready
         {
             return;
         }
@@ -225,12 +237,14 @@ impl StreamCore {
             .members
             .iter()
             .filter(|m| m.kind.may_lead() && m.priority > mine)
-            .filter_map(|m| self.peers.get(&m.node_id).map(|p| (m, p)))
+            .filter_map(|m| ls.peers.get(&m.node_id).map(|p| (m, p)))
             .filter(|(_, p)| self.now < p.last_response + window && p.match_index + lag >= last)
             .max_by_key(|(m, p)| (m.priority, p.match_index))
             .map(|(m, _)| m.node_id);
         if let Some(target) = best {
-            self.priority_attempts -= 1;
+            if let Some(ls) = self.leader_state_mut() {
+                ls.priority_attempts -= 1;
+            }
             let t = self.opts.election_timeout_ms;
             let now = self.now;
             let _ = self.promote(now, target, t);

@@ -2,7 +2,7 @@
 //! durability and apply progress, and the in-memory entry cache.
 
 use super::{Action, StreamCore};
-use crate::config::{NodeId, Role, StreamMembers};
+use crate::config::{NodeId, StreamMembers};
 use crate::types::{Entry, EntryKind, Index, Message, Term};
 
 impl StreamCore {
@@ -14,24 +14,30 @@ impl StreamCore {
             return;
         }
         self.durable = index.min(self.log.last_index());
-        if self.role == Role::Leader {
+        if self.is_leader() {
             self.maybe_commit();
-        } else if let Some(leader) = self.leader {
-            let upto = self.durable.min(self.ack_upto);
-            if upto > self.acked {
-                self.acked = upto;
-                self.send(
-                    leader,
-                    Message::AppendResponse {
-                        term: self.term,
-                        success: true,
-                        index: upto,
-                        last_index: self.log.last_index(),
-                        applied_index: self.applied,
-                        seq: self.last_seq_seen,
-                    },
-                );
-            }
+            return;
+        }
+        let (durable, leader) = (self.durable, self.leader);
+        let (Some(leader), Some(fs)) = (leader, self.follower_state_mut()) else {
+            return;
+        };
+        // Acknowledge what became durable and is known to match the leader.
+        let upto = durable.min(fs.ack_upto);
+        if upto > fs.acked {
+            fs.acked = upto;
+            let seq = fs.last_seq_seen;
+            self.send(
+                leader,
+                Message::AppendResponse {
+                    term: self.term,
+                    success: true,
+                    index: upto,
+                    last_index: self.log.last_index(),
+                    applied_index: self.applied,
+                    seq,
+                },
+            );
         }
     }
 
@@ -52,9 +58,9 @@ impl StreamCore {
         let unapplied = self.apply_taken + 1;
         let recent = (last + 1).saturating_sub(self.opts.cache_max_entries as u64);
         let mut floor = recent;
-        if self.role == Role::Leader {
+        if let Some(ls) = self.leader_state() {
             // Peers that are not far behind get their entries from memory.
-            let wanted = self
+            let wanted = ls
                 .peers
                 .values()
                 .map(|p| p.match_index + 1)
@@ -95,9 +101,9 @@ impl StreamCore {
             self.sync_peers();
             self.emit_apply();
         }
-        if self.role == Role::Leader {
-            let ids: Vec<NodeId> = self.peers.keys().copied().collect();
-            self.dirty_peers.extend(ids);
+        if let Some(ls) = self.leader_state_mut() {
+            let ids: Vec<NodeId> = ls.peers.keys().copied().collect();
+            ls.dirty_peers.extend(ids);
         }
         self.actions.push(Action::AppendLog(entries));
     }
@@ -105,7 +111,9 @@ impl StreamCore {
     pub(super) fn truncate_local(&mut self, from: Index) {
         self.log.truncate_from(from);
         self.durable = self.durable.min(from.saturating_sub(1));
-        self.ack_upto = self.ack_upto.min(from.saturating_sub(1));
+        if let Some(fs) = self.follower_state_mut() {
+            fs.ack_upto = fs.ack_upto.min(from.saturating_sub(1));
+        }
         // A configuration entry removed by truncation rolls the
         // configuration back to the newest one still in the log.
         let before = self.config_history.len();

@@ -3,7 +3,7 @@
 
 use super::follower::Merge;
 use super::{Action, StreamCore};
-use crate::config::{MemberKind, NodeId, Role, StreamMembers};
+use crate::config::{MemberKind, NodeId, StreamMembers};
 use crate::types::{Envelope, Index, Message};
 
 impl StreamCore {
@@ -25,7 +25,7 @@ impl StreamCore {
                 // only while it knows no live leader, and only while the
                 // LOGGER's log is still the more up-to-date one (then no
                 // entry it replaces can be committed: see the module docs).
-                if self.role == Role::Leader
+                if self.is_leader()
                     || !self.may_lead()
                     || self.leader_is_live()
                     || !(from_logger(&self.members) || from_logger(self.committed_config()))

@@ -5,7 +5,7 @@ use super::{
     ConfigChangeError, ConfigChangeStarted, ConfigChangeStatus, PendingConfigChange, Progress,
     StreamCore,
 };
-use crate::config::{Member, MemberKind, NodeId, Role, StreamMembers};
+use crate::config::{Member, MemberKind, NodeId, StreamMembers};
 use crate::types::{Entry, EntryKind, Index, Term};
 use std::collections::BTreeSet;
 
@@ -225,7 +225,8 @@ impl StreamCore {
     /// The member being added that is still catching up (the host's
     /// transport must already reach it), if any.
     pub fn catching_up_member(&self) -> Option<&crate::config::Member> {
-        self.catching_up
+        self.leader_state()?
+            .catching_up
             .as_ref()
             .and_then(|c| c.new_members.get(c.node))
     }
@@ -234,10 +235,8 @@ impl StreamCore {
     /// newest configuration entry above the commit index. `None` on
     /// non-leaders and when nothing is in flight.
     pub fn pending_config_change(&self) -> Option<PendingConfigChange> {
-        if self.role != Role::Leader {
-            return None;
-        }
-        if let Some(c) = &self.catching_up {
+        let ls = self.leader_state()?;
+        if let Some(c) = &ls.catching_up {
             return Some(PendingConfigChange {
                 ticket: Some(c.ticket),
                 status: ConfigChangeStatus::CatchingUp { node: c.node },
@@ -291,18 +290,18 @@ impl StreamCore {
     }
 
     pub(super) fn check_may_change(&self) -> Result<(), ConfigChangeError> {
-        if self.role != Role::Leader {
+        let Some(ls) = self.leader_state() else {
             return Err(ConfigChangeError::NotLeader {
                 leader: self.leader,
             });
-        }
+        };
         if self.is_minority() {
             return Err(ConfigChangeError::MinorityMode);
         }
-        if !self.leader_ready || self.commit < self.leader_start_index {
+        if !ls.ready || self.commit < ls.start_index {
             return Err(ConfigChangeError::NotReady);
         }
-        if self.transfer.is_some() {
+        if ls.transfer.is_some() {
             return Err(ConfigChangeError::Transferring);
         }
         if let Some(p) = self.pending_config_change() {
@@ -344,14 +343,19 @@ impl StreamCore {
             if !self.is_caught_up(node) {
                 let ticket = self.new_ticket(TicketState::CatchingUp { node });
                 let t = self.opts.election_timeout_ms * self.opts.catchup_timeout_elections.max(1);
-                self.catching_up = Some(CatchUp {
-                    ticket,
-                    node,
-                    new_members: new,
-                    deadline: self.now + t,
-                });
+                let deadline = self.now + t;
+                if let Some(ls) = self.leader_state_mut() {
+                    ls.catching_up = Some(CatchUp {
+                        ticket,
+                        node,
+                        new_members: new,
+                        deadline,
+                    });
+                }
                 self.sync_peers();
-                self.dirty_peers.insert(node);
+                if let Some(ls) = self.leader_state_mut() {
+                    ls.dirty_peers.insert(node);
+                }
                 return Ok(ConfigChangeStarted::CatchingUp { ticket, node });
             }
         }
@@ -381,25 +385,31 @@ impl StreamCore {
     }
 
     pub(super) fn is_caught_up(&self, node: NodeId) -> bool {
-        self.peers
-            .get(&node)
+        self.leader_state()
+            .and_then(|ls| ls.peers.get(&node))
             .is_some_and(|p| p.match_index + self.opts.catchup_max_lag >= self.log.last_index())
     }
 
     pub(super) fn check_catch_up(&mut self) {
-        let Some(c) = self.catching_up.clone() else {
+        let Some(ls) = self.leader_state() else {
             return;
         };
-        if self.role != Role::Leader {
+        let Some(c) = ls.catching_up.clone() else {
             return;
-        }
-        if self.transfer.is_none() && self.is_caught_up(c.node) {
-            self.catching_up = None;
+        };
+        let transferring = ls.transfer.is_some();
+        if !transferring && self.is_caught_up(c.node) {
+            if let Some(ls) = self.leader_state_mut() {
+                ls.catching_up = None;
+            }
             let (term, index) = self.append_config(c.new_members);
             self.set_ticket(c.ticket, TicketState::Appended { term, index });
         } else if self.now >= c.deadline {
-            self.catching_up = None;
-            let match_index = self.peers.get(&c.node).map(|p| p.match_index).unwrap_or(0);
+            let Some(ls) = self.leader_state_mut() else {
+                return;
+            };
+            ls.catching_up = None;
+            let match_index = ls.peers.get(&c.node).map(|p| p.match_index).unwrap_or(0);
             self.set_ticket(
                 c.ticket,
                 TicketState::Failed(ConfigChangeError::CatchUpTimeout {
@@ -435,20 +445,23 @@ impl StreamCore {
     /// node keeps receiving the log until its removal commits), plus a node
     /// catching up.
     pub(super) fn sync_peers(&mut self) {
-        if self.role != Role::Leader {
+        let Some(ls) = self.leader_state() else {
             return;
-        }
+        };
         let mut want: BTreeSet<NodeId> = self.members.ids().collect();
         want.extend(self.committed_config().ids());
-        if let Some(c) = &self.catching_up {
+        if let Some(c) = &ls.catching_up {
             want.insert(c.node);
         }
         want.remove(&self.opts.node_id);
-        self.peers.retain(|id, _| want.contains(id));
         let last = self.log.last_index();
         let now = self.now;
+        let Some(ls) = self.leader_state_mut() else {
+            return;
+        };
+        ls.peers.retain(|id, _| want.contains(id));
         for id in want {
-            if let std::collections::btree_map::Entry::Vacant(v) = self.peers.entry(id) {
+            if let std::collections::btree_map::Entry::Vacant(v) = ls.peers.entry(id) {
                 v.insert(Progress {
                     next_index: last + 1,
                     match_index: 0,
@@ -462,12 +475,12 @@ impl StreamCore {
                     paused_until: 0,
                     snapshot_requested_at: None,
                 });
-                self.dirty_peers.insert(id);
+                ls.dirty_peers.insert(id);
             }
         }
-        if let Some(t) = &self.transfer {
-            if !self.peers.contains_key(&t.target) {
-                self.transfer = None;
+        if let Some(t) = &ls.transfer {
+            if !ls.peers.contains_key(&t.target) {
+                ls.transfer = None;
             }
         }
     }

@@ -35,6 +35,7 @@ mod log_tail;
 mod membership;
 mod options;
 mod query;
+mod role;
 mod work_mode;
 
 pub use action::{Action, Exception};
@@ -47,15 +48,14 @@ pub use options::{CoreOptions, HardState, Restored, RunMode, WorkMode};
 pub use query::{Progress, StreamStatus};
 
 use crate::config::{NodeId, Role, StreamMembers};
+use crate::flow::PassiveThrottle;
 use crate::log::MemLog;
 use crate::types::{EntryKind, Envelope, Index, Message, Term};
-use flow_control::FlowState;
-use leader::PendingRead;
-use leadership::Transfer;
-use membership::{CatchUp, TicketState};
+use membership::TicketState;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use role::{FollowerState, LeaderState, RoleState};
+use std::collections::BTreeMap;
 
 /// The consensus state machine of one stream on one node.
 pub struct StreamCore {
@@ -63,12 +63,15 @@ pub struct StreamCore {
     rng: SmallRng,
     now: u64,
 
-    role: Role,
+    /// The role and the state only it has (see [`role`]).
+    role: RoleState,
     term: Term,
     voted_for: Option<NodeId>,
     leader: Option<NodeId>,
     last_leader_contact: Option<u64>,
     election_deadline: u64,
+    /// The configured LEADER campaigns once at start-up even in MANUAL mode.
+    startup_campaign: bool,
 
     /// Membership in effect (the newest configuration entry in the log).
     members: StreamMembers,
@@ -85,49 +88,28 @@ pub struct StreamCore {
     /// `apply_sent` when the host last took the actions: entries up to
     /// here may leave memory.
     apply_taken: Index,
-
-    // candidate state
-    votes: BTreeMap<NodeId, bool>,
-    transfer_campaign: bool,
-    /// The configured LEADER campaigns once at start-up even in MANUAL mode.
-    startup_campaign: bool,
-
-    // leader state
-    peers: BTreeMap<NodeId, Progress>,
-    heartbeat_deadline: u64,
-    seq: u64,
-    reads: VecDeque<PendingRead>,
-    read_round_wanted: bool,
-    leader_start_index: Index,
-    leader_ready: bool,
-    dirty_peers: BTreeSet<NodeId>,
+    /// The cluster-wide minimum applied index: computed by a leader, taken
+    /// from the leader's appends by a follower.
     cluster_min_applied: Index,
-
-    // follower state
-    /// Highest index known to match the current leader's log.
-    ack_upto: Index,
-    /// Highest index acknowledged to the current leader.
-    acked: Index,
-    last_seq_seen: u64,
-    last_missing_log_report: Option<u64>,
-    /// Since when (ms) this follower has been behind its leader's first
-    /// index (with checkpoint transfer on, MISSING_LOG waits for a while).
-    behind_leader_since: Option<u64>,
 
     work_mode: WorkMode,
     actions: Vec<Action>,
 
-    // configuration changes and leadership
-    catching_up: Option<CatchUp>,
+    /// Configuration changes started here, by ticket (they outlive the
+    /// leadership that started them).
     tickets: BTreeMap<u64, TicketState>,
     next_ticket: u64,
-    transfer: Option<Transfer>,
-    /// Until when (ms) a new leader looks for a higher-priority node.
-    priority_check_until: u64,
-    priority_attempts: u32,
+    /// Batches to PASSIVE peers shrink while this host is overloaded
+    /// (load reports arrive whatever the role).
+    passive: PassiveThrottle,
+
+    // When exceptions and reports were last raised (rate limits).
+    last_missing_log_report: Option<u64>,
+    /// Since when (ms) this node has been behind its leader's first index
+    /// (with checkpoint transfer on, MISSING_LOG waits for a while).
+    behind_leader_since: Option<u64>,
     last_mode_report: Option<u64>,
     last_conflict_report: Option<u64>,
-    flow: FlowState,
 }
 
 impl StreamCore {
@@ -168,12 +150,13 @@ impl StreamCore {
             opts,
             rng,
             now,
-            role: Role::Follower,
+            role: RoleState::Follower(FollowerState::default()),
             term: restored.hard_state.term,
             voted_for: restored.hard_state.voted_for,
             leader: None,
             last_leader_contact: None,
             election_deadline: 0,
+            startup_campaign: false,
             members: effective,
             config_history,
             log,
@@ -182,34 +165,16 @@ impl StreamCore {
             applied,
             apply_sent: applied,
             apply_taken: applied,
-            votes: BTreeMap::new(),
-            transfer_campaign: false,
-            startup_campaign: false,
-            peers: BTreeMap::new(),
-            heartbeat_deadline: 0,
-            seq: 0,
-            reads: VecDeque::new(),
-            read_round_wanted: false,
-            leader_start_index: 0,
-            leader_ready: false,
-            dirty_peers: BTreeSet::new(),
             cluster_min_applied: 0,
-            ack_upto: 0,
-            acked: 0,
-            last_seq_seen: 0,
-            last_missing_log_report: None,
-            behind_leader_since: None,
             work_mode: WorkMode::Normal,
             actions: Vec::new(),
-            catching_up: None,
             tickets: BTreeMap::new(),
             next_ticket: 1,
-            transfer: None,
-            priority_check_until: 0,
-            priority_attempts: 0,
+            passive: PassiveThrottle::default(),
+            last_missing_log_report: None,
+            behind_leader_since: None,
             last_mode_report: None,
             last_conflict_report: None,
-            flow: FlowState::default(),
         };
         core.initial_election_timer();
         core
@@ -249,7 +214,7 @@ impl StreamCore {
     /// Advances the clock: heartbeats, election timeouts, leader lease checks.
     pub fn tick(&mut self, now: u64) {
         self.now = now.max(self.now);
-        match self.role {
+        match self.role() {
             Role::Leader => {
                 // A minority leader never demotes itself (DCF).
                 if self.opts.run_mode == RunMode::Auto
@@ -261,7 +226,10 @@ impl StreamCore {
                 }
                 self.resend_stalled();
                 self.pace_tick();
-                if self.now >= self.heartbeat_deadline {
+                if self
+                    .leader_state()
+                    .is_some_and(|ls| self.now >= ls.heartbeat_deadline)
+                {
                     self.broadcast_heartbeat();
                 }
                 self.check_catch_up();
@@ -296,7 +264,7 @@ impl StreamCore {
             return;
         }
         let mterm = msg.term();
-        if mterm > self.term && self.role == Role::Leader && self.is_minority() {
+        if mterm > self.term && self.is_leader() && self.is_minority() {
             // A minority leader ignores higher terms: it keeps counting
             // acknowledgements and mode reports, refuses votes, drops the rest.
             match &msg {
@@ -364,11 +332,7 @@ impl StreamCore {
                     return;
                 }
             }
-        } else if mterm < self.term
-            && !(matches!(msg, Message::Append { minority: true, .. }) && self.role != Role::Leader)
-        {
-            // (Normal-mode nodes follow a minority leader even if its term
-            // is lower: that case falls through to `handle_append`.)
+        } else if mterm < self.term && !self.follows_lower_term(&msg) {
             match msg {
                 Message::Append { .. } => {
                     // Tell the stale leader about the newer term.
@@ -442,14 +406,14 @@ impl StreamCore {
                 ..
             } => self.handle_append_response(from, success, index, last_index, applied_index, seq),
             Message::TimeoutNow { .. } => {
-                if self.leader == Some(from) && self.may_lead() && self.role != Role::Leader {
+                if self.leader == Some(from) && self.may_lead() && !self.is_leader() {
                     self.start_election(true);
                 }
             }
             Message::WorkModeReport { minority, .. } => {
                 let now = self.now;
-                if self.role == Role::Leader {
-                    if let Some(p) = self.peers.get_mut(&from) {
+                if let Some(ls) = self.leader_state_mut() {
+                    if let Some(p) = ls.peers.get_mut(&from) {
                         p.minority = minority;
                         p.mode_reported_at = now.max(1);
                     }
@@ -478,10 +442,43 @@ impl StreamCore {
 
     fn emit_role(&mut self) {
         self.actions.push(Action::RoleChanged {
-            role: self.role,
+            role: self.role(),
             term: self.term,
             leader: self.leader,
         });
+    }
+
+    /// Normal-mode nodes follow a minority leader even if its term is
+    /// lower (see [`crate::minority`]): its appends go on to `handle_append`.
+    fn follows_lower_term(&self, msg: &Message) -> bool {
+        matches!(msg, Message::Append { minority: true, .. }) && !self.is_leader()
+    }
+
+    fn is_leader(&self) -> bool {
+        matches!(self.role, RoleState::Leader(_))
+    }
+
+    /// The leader's state, if this node leads.
+    fn leader_state(&self) -> Option<&LeaderState> {
+        match &self.role {
+            RoleState::Leader(ls) => Some(ls),
+            _ => None,
+        }
+    }
+
+    fn leader_state_mut(&mut self) -> Option<&mut LeaderState> {
+        match &mut self.role {
+            RoleState::Leader(ls) => Some(ls),
+            _ => None,
+        }
+    }
+
+    /// The follower's state, if this node follows (a leader or none yet).
+    fn follower_state_mut(&mut self) -> Option<&mut FollowerState> {
+        match &mut self.role {
+            RoleState::Follower(fs) => Some(fs),
+            _ => None,
+        }
     }
 
     fn send(&mut self, to: NodeId, msg: Message) {

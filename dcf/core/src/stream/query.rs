@@ -76,7 +76,7 @@ impl StreamCore {
     }
 
     pub fn role(&self) -> Role {
-        self.role
+        self.role.role()
     }
 
     pub fn term(&self) -> Term {
@@ -131,7 +131,7 @@ impl StreamCore {
     }
 
     pub fn is_leader_ready(&self) -> bool {
-        self.role == Role::Leader && self.leader_ready
+        self.leader_state().is_some_and(|ls| ls.ready)
     }
 
     pub fn entry(&self, index: Index) -> Option<&Entry> {
@@ -153,7 +153,7 @@ impl StreamCore {
         StreamStatus {
             stream_id: self.opts.stream_id,
             node_id: self.opts.node_id,
-            role: self.role,
+            role: self.role(),
             term: self.term,
             voted_for: self.voted_for,
             leader_id: self.leader,
@@ -166,18 +166,16 @@ impl StreamCore {
             durable_index: self.durable,
             cluster_min_applied: self.cluster_min_applied,
             members: self.members.clone(),
-            peers: if self.role == Role::Leader {
-                self.peers.clone()
-            } else {
-                BTreeMap::new()
-            },
+            peers: self
+                .leader_state()
+                .map(|ls| ls.peers.clone())
+                .unwrap_or_default(),
             leader_ready: self.is_leader_ready(),
-            pacing_value: if self.role == Role::Leader && self.opts.latency_pacing {
-                self.flow.pacing.value()
-            } else {
-                0
+            pacing_value: match self.leader_state() {
+                Some(ls) if self.opts.latency_pacing => ls.flow.pacing.value(),
+                _ => 0,
             },
-            passive_batch_factor: self.flow.passive.factor(),
+            passive_batch_factor: self.passive.factor(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! [`crate::minority`]).
 
 use super::{Action, StreamCore, WorkMode, WorkModeError};
-use crate::config::{NodeId, Role};
+use crate::config::NodeId;
 use crate::quorum::{quorum_index, VoterMatch};
 use crate::types::Message;
 
@@ -25,8 +25,8 @@ impl StreamCore {
         }
         self.work_mode = mode;
         self.actions.push(Action::SaveWorkMode(mode));
-        if self.role == Role::Leader {
-            self.transfer = None;
+        if let Some(ls) = self.leader_state_mut() {
+            ls.transfer = None;
             self.maybe_commit();
             return Ok(());
         }
@@ -56,6 +56,9 @@ impl StreamCore {
     pub(super) fn maybe_commit_minority(&mut self, vote_num: u64) {
         let window = 2 * self.opts.election_timeout_ms;
         let now = self.now;
+        let Some(ls) = self.leader_state() else {
+            return;
+        };
         let mut voters = Vec::new();
         for m in &self.members.members {
             if !m.kind.votes() {
@@ -64,7 +67,7 @@ impl StreamCore {
             let matched = if m.node_id == self.opts.node_id {
                 self.durable
             } else {
-                match self.peers.get(&m.node_id) {
+                match ls.peers.get(&m.node_id) {
                     Some(p) if p.minority && now < p.mode_reported_at + window => p.match_index,
                     _ => continue,
                 }
