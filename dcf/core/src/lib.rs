@@ -62,7 +62,7 @@ pub mod types;
 pub use config::{
     ClusterConfig, ConfigError, Member, MemberKind, NodeId, Role, StreamId, StreamMembers,
 };
-pub use types::{Entry, EntryKind, Envelope, Index, Message, SnapshotStatus, Term};
+pub use types::{Entry, EntryKind, Envelope, Index, Message, Term};
 pub mod log;
 pub mod quorum;
 pub mod snapshot;

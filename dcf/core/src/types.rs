@@ -41,7 +41,9 @@ pub struct Entry {
     pub data: Vec<u8>,
 }
 
-/// A message of one stream between two nodes.
+/// A consensus message of one stream between two nodes. (The engine's own
+/// messages, such as forwarded writes and checkpoint transfer, travel
+/// beside these in the transport and never reach the core.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// Pre-vote (`pre_vote`, asking for `term` without anyone adopting it) or vote.
@@ -119,67 +121,6 @@ pub enum Message {
         success: bool,
         index: Index,
     },
-    /// A write accepted on a follower (`universal_write`), forwarded to the
-    /// leader. Handled by the engine, never by the core.
-    Forward { req: u64, key: u64, data: Vec<u8> },
-    /// The leader's answer to a [`Message::Forward`]: the entry's term and
-    /// index if it was appended, else who leads (0 = unknown).
-    ForwardReply {
-        req: u64,
-        accepted: bool,
-        term: Term,
-        index: Index,
-        leader: NodeId,
-    },
-    /// A host message (`send_msg` / `broadcast_msg`), delivered to the
-    /// receiver's user-message callback. Handled by the engine.
-    User { data: Vec<u8> },
-    /// A piece of a checkpoint (bytes `offset..offset + data.len()` of a
-    /// file of `total` bytes) for a node that needs entries the sender
-    /// compacted away; `crc` is the CRC32C of `data`, `members` the JSON of
-    /// the checkpoint's membership. Data-less chunks ask where to resume.
-    /// Handled by the engine.
-    SnapshotChunk {
-        index: Index,
-        term: Term,
-        members: Vec<u8>,
-        total: u64,
-        offset: u64,
-        crc: u32,
-        data: Vec<u8>,
-    },
-    /// The receiver's answer to a [`Message::SnapshotChunk`]: how many
-    /// bytes of checkpoint (`index`, `term`) it holds, or that it installed
-    /// or refused it. Handled by the engine.
-    SnapshotAck {
-        index: Index,
-        term: Term,
-        next_offset: u64,
-        status: SnapshotStatus,
-    },
-}
-
-/// Where a checkpoint transfer stands on the receiving node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[repr(u8)]
-pub enum SnapshotStatus {
-    /// Still receiving: send from `next_offset` on.
-    Receiving = 0,
-    /// Installed: the node continues from the log.
-    Installed = 1,
-    /// Refused (not needed any more, or the host could not install it).
-    Refused = 2,
-}
-
-impl SnapshotStatus {
-    pub fn from_u8(v: u8) -> Option<SnapshotStatus> {
-        match v {
-            0 => Some(SnapshotStatus::Receiving),
-            1 => Some(SnapshotStatus::Installed),
-            2 => Some(SnapshotStatus::Refused),
-            _ => None,
-        }
-    }
 }
 
 impl Message {
@@ -194,11 +135,6 @@ impl Message {
             | Message::WorkModeReport { term, .. }
             | Message::LogTail { term, .. }
             | Message::LogTailResponse { term, .. } => *term,
-            Message::Forward { .. }
-            | Message::ForwardReply { .. }
-            | Message::User { .. }
-            | Message::SnapshotChunk { .. }
-            | Message::SnapshotAck { .. } => 0,
         }
     }
 
@@ -209,18 +145,6 @@ impl Message {
             Message::Append { entries, .. } | Message::LogTail { entries, .. } => Some(entries),
             _ => None,
         }
-    }
-
-    /// True for messages the engine handles itself (not consensus traffic).
-    pub fn is_host_message(&self) -> bool {
-        matches!(
-            self,
-            Message::Forward { .. }
-                | Message::ForwardReply { .. }
-                | Message::User { .. }
-                | Message::SnapshotChunk { .. }
-                | Message::SnapshotAck { .. }
-        )
     }
 }
 

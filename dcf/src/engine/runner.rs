@@ -5,13 +5,15 @@ use super::transfer::{AckOutcome, Chunk, ChunkOutcome, Transfers};
 use super::writer::{self, WriterCmd};
 use super::{lock, Dcf, DcfCallbacks, DcfError, Published, StartOptions};
 use crate::core::{
-    Action, ClusterConfig, ConfigChangeStatus, CoreOptions, Entry, EntryKind, Envelope, Index,
-    LoadSample, LoadThresholds, Member, MemberKind, Message, NodeId, Restored, RunMode,
-    SnapshotMeta, SnapshotStatus, StreamCore, StreamId, StreamMembers, Term, WorkMode,
+    Action, ClusterConfig, ConfigChangeStatus, CoreOptions, Entry, EntryKind, Index, LoadSample,
+    LoadThresholds, Member, MemberKind, NodeId, Restored, RunMode, SnapshotMeta, StreamCore,
+    StreamId, StreamMembers, Term, WorkMode,
 };
 use crate::params::Params;
 use crate::storage::{ControlFile, DataDir, HardState, Metadata, MetadataOrigin};
-use crate::transport::{TlsConfig, Transport, TransportConfig};
+use crate::transport::{
+    HostEnvelope, HostMessage, SnapshotStatus, TlsConfig, Transport, TransportConfig, Wire,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -25,7 +27,9 @@ const TICK: Duration = Duration::from_millis(10);
 
 /// Everything the engine thread reacts to.
 pub enum EngineEvent {
-    Inbound(Envelope),
+    /// A message from another node: consensus traffic for a stream's core,
+    /// or host traffic for the engine itself.
+    Inbound(Wire),
     Propose {
         stream: StreamId,
         key: u64,
@@ -452,7 +456,7 @@ pub(super) fn start(
         .enable_all()
         .build()?;
     let (events_tx, events_rx) = mpsc::channel::<EngineEvent>();
-    let (inbound_tx, mut inbound_rx) = tokio::sync::mpsc::channel::<Envelope>(4096);
+    let (inbound_tx, mut inbound_rx) = tokio::sync::mpsc::channel::<Wire>(4096);
     let mut tcfg = TransportConfig::new(node_id, listen);
     // COMPRESS_* pick how this node sends (it decodes every algorithm);
     // SSL_CA/CERT/KEY turn TLS on only together, a partial set fails here.
@@ -600,14 +604,17 @@ impl Engine {
     fn handle(&mut self, ev: EngineEvent) -> bool {
         let now = self.now();
         match ev {
-            EngineEvent::Inbound(env) => {
-                if env.to != self.node_id {
+            EngineEvent::Inbound(msg) => {
+                if msg.to_node() != self.node_id {
                     return true;
                 }
-                if env.msg.is_host_message() {
-                    self.handle_host_message(env);
-                } else if let Some(slot) = self.streams.get_mut(&env.stream) {
-                    slot.core.step(now, env.from, env.msg);
+                match msg {
+                    Wire::Consensus(env) => {
+                        if let Some(slot) = self.streams.get_mut(&env.stream) {
+                            slot.core.step(now, env.from, env.msg);
+                        }
+                    }
+                    Wire::Host(env) => self.handle_host_message(env),
                 }
             }
             EngineEvent::UniversalWrite {
@@ -630,11 +637,11 @@ impl Engine {
                             .collect(),
                     };
                     for t in targets {
-                        self.transport.send(Envelope {
+                        self.transport.send(HostEnvelope {
                             stream,
                             from: self.node_id,
                             to: t,
-                            msg: Message::User { data: data.clone() },
+                            msg: HostMessage::User { data: data.clone() },
                         });
                     }
                 }
@@ -994,18 +1001,20 @@ impl Engine {
         let req = self.next_forward;
         self.next_forward += 1;
         self.forwards.insert(req, (now + FORWARD_TIMEOUT_MS, reply));
-        self.transport.send(Envelope {
+        self.transport.send(HostEnvelope {
             stream,
             from: self.node_id,
             to: leader,
-            msg: Message::Forward { req, key, data },
+            msg: HostMessage::Forward { req, key, data },
         });
     }
 
-    fn handle_host_message(&mut self, env: Envelope) {
+    /// Forwarded writes, user messages and checkpoint transfer: the
+    /// engine's own traffic, which the cores never see.
+    fn handle_host_message(&mut self, env: HostEnvelope) {
         let now = self.now();
         match env.msg {
-            Message::Forward { req, key, data } => {
+            HostMessage::Forward { req, key, data } => {
                 let Some(slot) = self.streams.get_mut(&env.stream) else {
                     return;
                 };
@@ -1013,11 +1022,11 @@ impl Engine {
                     Ok((t, i)) => (true, t, i, self.node_id),
                     Err(_) => (false, 0, 0, slot.core.leader().unwrap_or(0)),
                 };
-                self.transport.send(Envelope {
+                self.transport.send(HostEnvelope {
                     stream: env.stream,
                     from: self.node_id,
                     to: env.from,
-                    msg: Message::ForwardReply {
+                    msg: HostMessage::ForwardReply {
                         req,
                         accepted,
                         term,
@@ -1026,7 +1035,7 @@ impl Engine {
                     },
                 });
             }
-            Message::ForwardReply {
+            HostMessage::ForwardReply {
                 req,
                 accepted,
                 term,
@@ -1044,10 +1053,13 @@ impl Engine {
                     let _ = reply.send(r);
                 }
             }
-            Message::User { data } if self.streams.contains_key(&env.stream) => {
+            HostMessage::User { data } => {
+                if !self.streams.contains_key(&env.stream) {
+                    return;
+                }
                 self.callbacks.on_user_message(env.stream, env.from, data);
             }
-            Message::SnapshotChunk {
+            HostMessage::SnapshotChunk {
                 index,
                 term,
                 members,
@@ -1066,11 +1078,11 @@ impl Engine {
                     data: &data,
                 };
                 let (next_offset, status) = self.receive_chunk(env.stream, env.from, &chunk);
-                self.transport.send(Envelope {
+                self.transport.send(HostEnvelope {
                     stream: env.stream,
                     from: self.node_id,
                     to: env.from,
-                    msg: Message::SnapshotAck {
+                    msg: HostMessage::SnapshotAck {
                         index,
                         term,
                         next_offset,
@@ -1078,7 +1090,7 @@ impl Engine {
                     },
                 });
             }
-            Message::SnapshotAck {
+            HostMessage::SnapshotAck {
                 index,
                 term,
                 next_offset,
@@ -1116,7 +1128,6 @@ impl Engine {
                     AckOutcome::Ignore => {}
                 }
             }
-            _ => {}
         }
     }
 

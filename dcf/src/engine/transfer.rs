@@ -18,7 +18,8 @@
 //!   stream's log and fsyncs it when complete; the host then verifies and
 //!   installs it (see [`crate::engine::DcfCallbacks::install_snapshot`]).
 
-use crate::core::{Envelope, Message, NodeId, SnapshotMeta, SnapshotStatus, StreamId};
+use crate::core::{NodeId, SnapshotMeta, StreamId};
+use crate::transport::{HostEnvelope, HostMessage, SnapshotStatus};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -55,7 +56,7 @@ struct Incoming {
     received: u64,
 }
 
-/// A received chunk: the fields of [`Message::SnapshotChunk`].
+/// A received chunk: the fields of [`HostMessage::SnapshotChunk`].
 pub struct Chunk<'a> {
     pub index: u64,
     pub term: u64,
@@ -80,7 +81,7 @@ pub enum ChunkOutcome {
 
 /// What the engine does after an acknowledgement arrived.
 pub enum AckOutcome {
-    Send(Envelope),
+    Send(HostEnvelope),
     /// The receiver installed it: nothing more to do (the core hears it
     /// from the receiver's append response).
     Done,
@@ -131,7 +132,7 @@ impl Transfers {
         meta: SnapshotMeta,
         path: &Path,
         now: u64,
-    ) -> io::Result<Envelope> {
+    ) -> io::Result<HostEnvelope> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
         let members = serde_json::to_vec(&meta.members).map_err(io::Error::other)?;
@@ -157,7 +158,7 @@ impl Transfers {
         to: NodeId,
         o: &Outgoing,
         with_data: bool,
-    ) -> io::Result<Envelope> {
+    ) -> io::Result<HostEnvelope> {
         let data = if with_data {
             let n = (o.len - o.offset).min(CHUNK_SIZE as u64) as usize;
             let mut buf = vec![0u8; n];
@@ -166,11 +167,11 @@ impl Transfers {
         } else {
             Vec::new()
         };
-        Ok(Envelope {
+        Ok(HostEnvelope {
             stream,
             from: self.node_id,
             to,
-            msg: Message::SnapshotChunk {
+            msg: HostMessage::SnapshotChunk {
                 index: o.meta.index,
                 term: o.meta.term,
                 members: o.members.clone(),
@@ -231,7 +232,7 @@ impl Transfers {
     }
 
     /// Resends unanswered chunks; returns them and the transfers given up.
-    pub fn tick(&mut self, now: u64) -> (Vec<Envelope>, Vec<(StreamId, NodeId)>) {
+    pub fn tick(&mut self, now: u64) -> (Vec<HostEnvelope>, Vec<(StreamId, NodeId)>) {
         let mut resend = Vec::new();
         let mut failed = Vec::new();
         let keys: Vec<(StreamId, NodeId)> = self.outgoing.keys().copied().collect();
@@ -368,9 +369,9 @@ mod tests {
         }
     }
 
-    fn chunk_of(env: &Envelope) -> (u64, u64, u32, Vec<u8>) {
+    fn chunk_of(env: &HostEnvelope) -> (u64, u64, u32, Vec<u8>) {
         match &env.msg {
-            Message::SnapshotChunk {
+            HostMessage::SnapshotChunk {
                 total,
                 offset,
                 crc,
@@ -382,7 +383,7 @@ mod tests {
     }
 
     /// Delivers `env` (a chunk from node 1) to the receiver on node 2.
-    fn deliver(rx: &mut Transfers, env: &Envelope) -> ChunkOutcome {
+    fn deliver(rx: &mut Transfers, env: &HostEnvelope) -> ChunkOutcome {
         let (total, offset, crc, data) = chunk_of(env);
         let chunk = Chunk {
             index: 9,
@@ -430,7 +431,7 @@ mod tests {
             panic!("second chunk")
         };
         let mut bad = second.clone();
-        if let Message::SnapshotChunk { data, .. } = &mut bad.msg {
+        if let HostMessage::SnapshotChunk { data, .. } = &mut bad.msg {
             data[10] ^= 1;
         }
         let ChunkOutcome::Ack(still) = deliver(&mut rx, &bad) else {

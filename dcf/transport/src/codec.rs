@@ -1,5 +1,6 @@
 //! Hand-written, versioned binary encoding of frames: a hello that opens a
-//! connection, and batches of [`Envelope`]s.
+//! connection, and batches of [`Wire`] messages (the core's consensus
+//! envelopes and the engine's host envelopes, which share one tag space).
 //!
 //! Why hand-written: the wire format is a compatibility contract between
 //! node versions, so every byte is spelled out here instead of being
@@ -22,13 +23,23 @@
 //! tag 4    AppendResponse: term:u64 success:bool index:u64 last_index:u64
 //!                          applied_index:u64 seq:u64
 //! tag 5    TimeoutNow:     term:u64
-//! tag 6    Forward:        req:u64 key:u64 len:u32 data[len]
-//! tag 7    ForwardReply:   req:u64 accepted:bool term:u64 index:u64 leader:u32
-//! tag 8    User:           len:u32 data[len]
+//! tag 6    Forward:        req:u64 key:u64 len:u32 data[len]                 (host)
+//! tag 7    ForwardReply:   req:u64 accepted:bool term:u64 index:u64 leader:u32 (host)
+//! tag 8    User:           len:u32 data[len]                                 (host)
 //! tag 9    WorkModeReport: term:u64 minority:bool
+//! tag 10   LogTail:        term:u64 prev_index:u64 prev_term:u64 last_index:u64
+//!                          last_term:u64 count:u32 entry*count
+//! tag 11   LogTailResponse: term:u64 success:bool index:u64
+//! tag 12   SnapshotChunk:  index:u64 term:u64 total:u64 offset:u64 crc:u32
+//!                          len:u32 members[len] len:u32 data[len]           (host)
+//! tag 13   SnapshotAck:    index:u64 term:u64 next_offset:u64 status:u8     (host)
 //! entry    = term:u64 index:u64 key:u64 kind:u8 len:u32 data[len]
 //! bool     = u8, exactly 0 or 1
 //! ```
+//!
+//! Messages marked "host" are the engine's ([`crate::wire::HostMessage`]),
+//! the others the consensus core's ([`dcf_core::Message`]); they decode to
+//! [`Wire::Host`] and [`Wire::Consensus`].
 //!
 //! The encoding is canonical: a byte string that decodes successfully is
 //! exactly what encoding the decoded frame produces (no slack in booleans,
@@ -60,10 +71,11 @@ use std::cell::RefCell;
 use std::io::Read;
 
 use bytes::{BufMut, BytesMut};
-use dcf_core::{Entry, EntryKind, Envelope, Message, NodeId, SnapshotStatus};
+use dcf_core::{Entry, EntryKind, Envelope, Message, NodeId};
 
 use crate::error::FrameError;
 use crate::header::{Compression, FrameHeader, DEFAULT_MAX_FRAME, HEADER_LEN};
+use crate::wire::{HostEnvelope, HostMessage, SnapshotStatus, Wire};
 
 const KIND_HELLO: u8 = 1;
 const KIND_BATCH: u8 = 2;
@@ -118,7 +130,7 @@ pub struct Hello {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
     Hello(Hello),
-    Batch(Vec<Envelope>),
+    Batch(Vec<Wire>),
 }
 
 /// What [`Codec::encode_batches`] did.
@@ -185,25 +197,29 @@ impl Codec {
         self.max_frame
     }
 
-    /// Bytes `env` takes inside a batch payload.
-    pub fn envelope_len(env: &Envelope) -> usize {
+    /// Bytes `msg` takes inside a batch payload.
+    pub fn envelope_len(msg: &Wire) -> usize {
         ENVELOPE_FIXED
-            + match &env.msg {
-                Message::VoteRequest { .. } => 8 + 1 + 8 + 8 + 1,
-                Message::VoteResponse { .. } => 8 + 1 + 1,
-                Message::Append { entries, .. } => 7 * 8 + 1 + entries_len(entries),
-                Message::LogTail { entries, .. } => 5 * 8 + entries_len(entries),
-                Message::LogTailResponse { .. } => 8 + 1 + 8,
-                Message::SnapshotChunk { members, data, .. } => {
-                    4 * 8 + 4 + 4 + members.len() + 4 + data.len()
-                }
-                Message::SnapshotAck { .. } => 3 * 8 + 1,
-                Message::AppendResponse { .. } => 8 + 1 + 4 * 8,
-                Message::TimeoutNow { .. } => 8,
-                Message::WorkModeReport { .. } => 8 + 1,
-                Message::Forward { data, .. } => 8 + 8 + 4 + data.len(),
-                Message::ForwardReply { .. } => 8 + 1 + 8 + 8 + 4,
-                Message::User { data } => 4 + data.len(),
+            + match msg {
+                Wire::Consensus(env) => match &env.msg {
+                    Message::VoteRequest { .. } => 8 + 1 + 8 + 8 + 1,
+                    Message::VoteResponse { .. } => 8 + 1 + 1,
+                    Message::Append { entries, .. } => 7 * 8 + 1 + entries_len(entries),
+                    Message::LogTail { entries, .. } => 5 * 8 + entries_len(entries),
+                    Message::LogTailResponse { .. } => 8 + 1 + 8,
+                    Message::AppendResponse { .. } => 8 + 1 + 4 * 8,
+                    Message::TimeoutNow { .. } => 8,
+                    Message::WorkModeReport { .. } => 8 + 1,
+                },
+                Wire::Host(env) => match &env.msg {
+                    HostMessage::SnapshotChunk { members, data, .. } => {
+                        4 * 8 + 4 + 4 + members.len() + 4 + data.len()
+                    }
+                    HostMessage::SnapshotAck { .. } => 3 * 8 + 1,
+                    HostMessage::Forward { data, .. } => 8 + 8 + 4 + data.len(),
+                    HostMessage::ForwardReply { .. } => 8 + 1 + 8 + 8 + 4,
+                    HostMessage::User { data } => 4 + data.len(),
+                },
             }
     }
 
@@ -220,7 +236,7 @@ impl Codec {
     /// [`FrameError::Oversize`] (leaving `out` as it was) if it would exceed
     /// the maximum frame size. Also fails if an entry's data or an entry
     /// count does not fit in a u32 (only possible with absurd sizes).
-    pub fn encode_batch(&self, envs: &[Envelope], out: &mut BytesMut) -> Result<(), FrameError> {
+    pub fn encode_batch(&self, envs: &[Wire], out: &mut BytesMut) -> Result<(), FrameError> {
         let len = BATCH_FIXED + envs.iter().map(Codec::envelope_len).sum::<usize>();
         if len > self.max_frame {
             return Err(FrameError::Oversize {
@@ -250,9 +266,9 @@ impl Codec {
     /// and counted in the report (the caller counts it as a drop): consensus
     /// tolerates a lost message, and one giant message must not wedge the
     /// peer's queue.
-    pub fn encode_batches(&self, envs: &[Envelope], out: &mut BytesMut) -> BatchReport {
+    pub fn encode_batches(&self, envs: &[Wire], out: &mut BytesMut) -> BatchReport {
         let mut report = BatchReport::default();
-        let mut chunk: Vec<&Envelope> = Vec::new();
+        let mut chunk: Vec<&Wire> = Vec::new();
         let mut chunk_len = BATCH_FIXED;
         for env in envs {
             let l = Codec::envelope_len(env);
@@ -274,7 +290,7 @@ impl Codec {
         report
     }
 
-    fn put_chunk(&self, chunk: &[&Envelope], len: usize, out: &mut BytesMut, r: &mut BatchReport) {
+    fn put_chunk(&self, chunk: &[&Wire], len: usize, out: &mut BytesMut, r: &mut BatchReport) {
         let start = out.len();
         out.reserve(HEADER_LEN + len);
         out.put_slice(&FrameHeader::new(Compression::None, len).to_bytes());
@@ -541,11 +557,18 @@ fn get_entries(r: &mut Reader<'_>) -> Result<Vec<Entry>, FrameError> {
     Ok(entries)
 }
 
-fn put_envelope(env: &Envelope, out: &mut BytesMut) {
-    out.put_u32_le(env.stream);
-    out.put_u32_le(env.from);
-    out.put_u32_le(env.to);
-    match &env.msg {
+fn put_envelope(msg: &Wire, out: &mut BytesMut) {
+    out.put_u32_le(msg.stream());
+    out.put_u32_le(msg.from_node());
+    out.put_u32_le(msg.to_node());
+    match msg {
+        Wire::Consensus(env) => put_message(&env.msg, out),
+        Wire::Host(env) => put_host_message(&env.msg, out),
+    }
+}
+
+fn put_message(msg: &Message, out: &mut BytesMut) {
+    match msg {
         Message::VoteRequest {
             term,
             pre_vote,
@@ -620,35 +643,6 @@ fn put_envelope(env: &Envelope, out: &mut BytesMut) {
             put_bool(out, *success);
             out.put_u64_le(*index);
         }
-        Message::SnapshotChunk {
-            index,
-            term,
-            members,
-            total,
-            offset,
-            crc,
-            data,
-        } => {
-            out.put_u8(TAG_SNAPSHOT_CHUNK);
-            for v in [*index, *term, *total, *offset] {
-                out.put_u64_le(v);
-            }
-            out.put_u32_le(*crc);
-            put_bytes(out, members);
-            put_bytes(out, data);
-        }
-        Message::SnapshotAck {
-            index,
-            term,
-            next_offset,
-            status,
-        } => {
-            out.put_u8(TAG_SNAPSHOT_ACK);
-            for v in [*index, *term, *next_offset] {
-                out.put_u64_le(v);
-            }
-            out.put_u8(*status as u8);
-        }
         Message::AppendResponse {
             term,
             success,
@@ -674,14 +668,48 @@ fn put_envelope(env: &Envelope, out: &mut BytesMut) {
             out.put_u64_le(*term);
             put_bool(out, *minority);
         }
-        Message::Forward { req, key, data } => {
+    }
+}
+
+fn put_host_message(msg: &HostMessage, out: &mut BytesMut) {
+    match msg {
+        HostMessage::SnapshotChunk {
+            index,
+            term,
+            members,
+            total,
+            offset,
+            crc,
+            data,
+        } => {
+            out.put_u8(TAG_SNAPSHOT_CHUNK);
+            for v in [*index, *term, *total, *offset] {
+                out.put_u64_le(v);
+            }
+            out.put_u32_le(*crc);
+            put_bytes(out, members);
+            put_bytes(out, data);
+        }
+        HostMessage::SnapshotAck {
+            index,
+            term,
+            next_offset,
+            status,
+        } => {
+            out.put_u8(TAG_SNAPSHOT_ACK);
+            for v in [*index, *term, *next_offset] {
+                out.put_u64_le(v);
+            }
+            out.put_u8(*status as u8);
+        }
+        HostMessage::Forward { req, key, data } => {
             out.put_u8(TAG_FORWARD);
             out.put_u64_le(*req);
             out.put_u64_le(*key);
             out.put_u32_le(data.len() as u32);
             out.put_slice(data);
         }
-        Message::ForwardReply {
+        HostMessage::ForwardReply {
             req,
             accepted,
             term,
@@ -695,7 +723,7 @@ fn put_envelope(env: &Envelope, out: &mut BytesMut) {
             out.put_u64_le(*index);
             out.put_u32_le(*leader);
         }
-        Message::User { data } => {
+        HostMessage::User { data } => {
             out.put_u8(TAG_USER);
             out.put_u32_le(data.len() as u32);
             out.put_slice(data);
@@ -703,11 +731,30 @@ fn put_envelope(env: &Envelope, out: &mut BytesMut) {
     }
 }
 
-fn get_envelope(r: &mut Reader<'_>) -> Result<Envelope, FrameError> {
+fn get_envelope(r: &mut Reader<'_>) -> Result<Wire, FrameError> {
     let stream = r.u32("stream")?;
     let from = r.u32("from")?;
     let to = r.u32("to")?;
-    let msg = match r.u8("message tag")? {
+    let tag = r.u8("message tag")?;
+    Ok(match get_host_message(tag, r)? {
+        Some(msg) => Wire::Host(HostEnvelope {
+            stream,
+            from,
+            to,
+            msg,
+        }),
+        None => Wire::Consensus(Envelope {
+            stream,
+            from,
+            to,
+            msg: get_message(tag, r)?,
+        }),
+    })
+}
+
+/// The consensus message with tag `tag`.
+fn get_message(tag: u8, r: &mut Reader<'_>) -> Result<Message, FrameError> {
+    Ok(match tag {
         TAG_VOTE_REQUEST => Message::VoteRequest {
             term: r.u64("term")?,
             pre_vote: r.bool()?,
@@ -757,25 +804,6 @@ fn get_envelope(r: &mut Reader<'_>) -> Result<Envelope, FrameError> {
             term: r.u64("term")?,
             minority: r.bool()?,
         },
-        TAG_FORWARD => {
-            let req = r.u64("req")?;
-            let key = r.u64("key")?;
-            let len = r.u32("forward length")? as usize;
-            let data = r.bytes("forward data", len)?.to_vec();
-            Message::Forward { req, key, data }
-        }
-        TAG_FORWARD_REPLY => Message::ForwardReply {
-            req: r.u64("req")?,
-            accepted: r.bool()?,
-            term: r.u64("term")?,
-            index: r.u64("index")?,
-            leader: r.u32("leader")?,
-        },
-        TAG_USER => {
-            let len = r.u32("user message length")? as usize;
-            let data = r.bytes("user message data", len)?.to_vec();
-            Message::User { data }
-        }
         TAG_LOG_TAIL => {
             let term = r.u64("term")?;
             let prev_index = r.u64("prev_index")?;
@@ -797,6 +825,33 @@ fn get_envelope(r: &mut Reader<'_>) -> Result<Envelope, FrameError> {
             success: r.bool()?,
             index: r.u64("index")?,
         },
+        t => return Err(FrameError::UnknownMessageTag(t)),
+    })
+}
+
+/// The host message with tag `tag`, or `None` if `tag` is not a host
+/// message's (nothing is read then).
+fn get_host_message(tag: u8, r: &mut Reader<'_>) -> Result<Option<HostMessage>, FrameError> {
+    Ok(Some(match tag {
+        TAG_FORWARD => {
+            let req = r.u64("req")?;
+            let key = r.u64("key")?;
+            let len = r.u32("forward length")? as usize;
+            let data = r.bytes("forward data", len)?.to_vec();
+            HostMessage::Forward { req, key, data }
+        }
+        TAG_FORWARD_REPLY => HostMessage::ForwardReply {
+            req: r.u64("req")?,
+            accepted: r.bool()?,
+            term: r.u64("term")?,
+            index: r.u64("index")?,
+            leader: r.u32("leader")?,
+        },
+        TAG_USER => {
+            let len = r.u32("user message length")? as usize;
+            let data = r.bytes("user message data", len)?.to_vec();
+            HostMessage::User { data }
+        }
         TAG_SNAPSHOT_CHUNK => {
             let index = r.u64("snapshot index")?;
             let term = r.u64("snapshot term")?;
@@ -807,7 +862,7 @@ fn get_envelope(r: &mut Reader<'_>) -> Result<Envelope, FrameError> {
             let members = r.bytes("members", len)?.to_vec();
             let len = r.u32("chunk length")? as usize;
             let data = r.bytes("chunk data", len)?.to_vec();
-            Message::SnapshotChunk {
+            HostMessage::SnapshotChunk {
                 index,
                 term,
                 members,
@@ -823,21 +878,15 @@ fn get_envelope(r: &mut Reader<'_>) -> Result<Envelope, FrameError> {
             let next_offset = r.u64("next offset")?;
             let s = r.u8("snapshot status")?;
             let status = SnapshotStatus::from_u8(s).ok_or(FrameError::UnknownMessageTag(s))?;
-            Message::SnapshotAck {
+            HostMessage::SnapshotAck {
                 index,
                 term,
                 next_offset,
                 status,
             }
         }
-        t => return Err(FrameError::UnknownMessageTag(t)),
-    };
-    Ok(Envelope {
-        stream,
-        from,
-        to,
-        msg,
-    })
+        _ => return Ok(None),
+    }))
 }
 
 /// A cursor over the payload whose every read is bounds-checked.

@@ -17,8 +17,9 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::wire::Wire;
 use bytes::BytesMut;
-use dcf_core::{Envelope, NodeId};
+use dcf_core::NodeId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
@@ -111,7 +112,7 @@ pub(crate) async fn forward_batches<R: AsyncRead + Unpin>(
     reader: &mut FrameReader<R>,
     hello: Hello,
     local: NodeId,
-    inbound: &mpsc::Sender<Envelope>,
+    inbound: &mpsc::Sender<Wire>,
     counters: &Counters,
     on_first_batch: impl FnOnce(),
 ) -> Result<(), ReadError> {
@@ -123,10 +124,16 @@ pub(crate) async fn forward_batches<R: AsyncRead + Unpin>(
                 return Err(ReadError::Protocol(format!("second hello {h:?}")));
             }
         };
-        if let Some(bad) = envs.iter().find(|e| e.from != hello.from || e.to != local) {
+        if let Some(bad) = envs
+            .iter()
+            .find(|e| e.from_node() != hello.from || e.to_node() != local)
+        {
             return Err(ReadError::Protocol(format!(
                 "envelope from {} to {} on a connection from {} to {}",
-                bad.from, bad.to, hello.from, local
+                bad.from_node(),
+                bad.to_node(),
+                hello.from,
+                local
             )));
         }
         Counters::inc(&counters.frames_received);
@@ -179,7 +186,7 @@ pub(crate) struct WriterParams {
 pub(crate) async fn run_writer<S, F>(
     stream: S,
     p: &WriterParams,
-    rx: &mut mpsc::Receiver<Envelope>,
+    rx: &mut mpsc::Receiver<Wire>,
     counters: &Arc<Counters>,
     on_connected: impl FnOnce(),
     stop: F,
@@ -201,7 +208,7 @@ where
 
     tokio::pin!(stop);
     let mut probe = [0u8; 64];
-    let mut batch: Vec<Envelope> = Vec::new();
+    let mut batch: Vec<Wire> = Vec::new();
     loop {
         tokio::select! {
             biased;
@@ -271,15 +278,15 @@ async fn write_out<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dcf_core::Message;
+    use dcf_core::{Envelope, Message};
 
-    fn env(seq: u64) -> Envelope {
-        Envelope {
+    fn env(seq: u64) -> Wire {
+        Wire::Consensus(Envelope {
             stream: 1,
             from: 1,
             to: 2,
             msg: Message::TimeoutNow { term: seq },
-        }
+        })
     }
 
     /// The protocol runs over any byte stream (here an in-memory pipe):

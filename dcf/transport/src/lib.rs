@@ -1,7 +1,8 @@
 //! # dcf-transport
 //!
 //! DCF's node-to-node transport: every node of a cluster keeps one TCP
-//! connection to each peer and exchanges [`dcf_core::Envelope`]s over it in
+//! connection to each peer and exchanges [`Wire`] messages (the core's
+//! [`dcf_core::Envelope`]s and the engine's [`HostEnvelope`]s) over it in
 //! length-prefixed, versioned, batched binary frames. All streams of a node
 //! share one transport.
 //!
@@ -9,7 +10,8 @@
 //! - [`header`] — the fixed frame header (magic, version, flags, length) and
 //!   the [`Compression`] flag (none, LZ4, ZSTD; per frame, chosen by the
 //!   sender, decoded whatever the receiver's own setting).
-//! - [`codec`] — the payload encoding of hellos and batches of envelopes;
+//! - [`wire`] — [`Wire`]: what travels, consensus or host messages.
+//! - [`codec`] — the payload encoding of hellos and batches of messages;
 //!   decoding is bounds-checked and never panics.
 //! - [`config`] — [`TransportConfig`].
 //! - [`tls`] — [`TlsConfig`]: optional mutually authenticated TLS (rustls)
@@ -40,6 +42,7 @@ pub mod header;
 pub mod stats;
 pub mod tcp;
 pub mod tls;
+pub mod wire;
 
 pub use codec::{BatchReport, Codec, Frame, Hello};
 pub use config::TransportConfig;
@@ -48,3 +51,4 @@ pub use header::{Compression, FrameHeader, DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC,
 pub use stats::TransportStats;
 pub use tcp::Transport;
 pub use tls::TlsConfig;
+pub use wire::{HostEnvelope, HostMessage, SnapshotStatus, Wire};

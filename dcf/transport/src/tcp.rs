@@ -31,7 +31,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use dcf_core::{Envelope, NodeId};
+use crate::wire::Wire;
+use dcf_core::NodeId;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -76,7 +77,7 @@ struct Shared {
     /// Built once at start from `cfg.tls`; `None` = plain TCP.
     tls: Option<TlsContext>,
     counters: Arc<Counters>,
-    inbound: mpsc::Sender<Envelope>,
+    inbound: mpsc::Sender<Wire>,
     peers: Mutex<HashMap<NodeId, Peer>>,
     conns: Mutex<HashMap<u64, InConn>>,
     next_conn: AtomicU64,
@@ -90,7 +91,7 @@ struct Shared {
 /// An outgoing peer: its queue, its address (watched by the writer so an
 /// address change reconnects at once) and its writer task.
 struct Peer {
-    tx: mpsc::Sender<Envelope>,
+    tx: mpsc::Sender<Wire>,
     addr: watch::Sender<SocketAddr>,
     task: JoinHandle<()>,
 }
@@ -117,7 +118,7 @@ impl Transport {
     /// with a [`TransportError`] naming the file.
     pub async fn start(
         cfg: TransportConfig,
-        inbound: mpsc::Sender<Envelope>,
+        inbound: mpsc::Sender<Wire>,
     ) -> Result<Transport, TransportError> {
         cfg.validate()?;
         let tls = cfg.tls.as_ref().map(TlsContext::load).transpose()?;
@@ -175,42 +176,46 @@ impl Transport {
         self.shared.cfg.node_id
     }
 
-    /// Queues `env` for its destination without ever blocking. Dropped and
-    /// counted when the peer's queue is full, the destination is unknown,
-    /// or `env.from` is not this node. An envelope to this node itself is
-    /// handed straight to the inbound channel (dropped if that is full).
-    pub fn send(&self, env: Envelope) {
+    /// Queues `msg` (a consensus [`dcf_core::Envelope`] or a
+    /// [`crate::HostEnvelope`]) for its destination without ever blocking.
+    /// Dropped and counted when the peer's queue is full, the destination
+    /// is unknown, or its sender is not this node. A message to this node
+    /// itself is handed straight to the inbound channel (dropped if that
+    /// is full).
+    pub fn send(&self, msg: impl Into<Wire>) {
+        let env: Wire = msg.into();
         let s = &self.shared;
         let c = &s.counters;
-        if env.from != s.cfg.node_id {
+        if env.from_node() != s.cfg.node_id {
             debug!(
-                from = env.from,
+                from = env.from_node(),
                 node = s.cfg.node_id,
                 "dropping envelope with a foreign from"
             );
             Counters::inc(&c.dropped_invalid);
             return;
         }
-        if env.to == s.cfg.node_id {
+        let to = env.to_node();
+        if to == s.cfg.node_id {
             if s.inbound.try_send(env).is_err() {
                 Counters::inc(&c.dropped_queue_full);
             }
             return;
         }
-        let tx = lock(&s.peers).get(&env.to).map(|p| p.tx.clone());
+        let tx = lock(&s.peers).get(&to).map(|p| p.tx.clone());
         let Some(tx) = tx else {
-            debug!(to = env.to, "dropping envelope to an unknown peer");
+            debug!(to, "dropping envelope to an unknown peer");
             Counters::inc(&c.dropped_unknown_peer);
             return;
         };
         match tx.try_send(env) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(env)) => {
-                debug!(to = env.to, "peer queue full, dropping envelope");
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                debug!(to, "peer queue full, dropping envelope");
                 Counters::inc(&c.dropped_queue_full);
             }
-            Err(mpsc::error::TrySendError::Closed(env)) => {
-                debug!(to = env.to, "peer removed, dropping envelope");
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                debug!(to, "peer removed, dropping envelope");
                 Counters::inc(&c.dropped_unknown_peer);
             }
         }
@@ -509,7 +514,7 @@ fn close_older_conns(s: &Shared, id: u64, node: NodeId) {
 async fn peer_writer(
     peer: NodeId,
     mut addr_rx: watch::Receiver<SocketAddr>,
-    mut rx: mpsc::Receiver<Envelope>,
+    mut rx: mpsc::Receiver<Wire>,
     s: Arc<Shared>,
 ) {
     let c = &s.counters;

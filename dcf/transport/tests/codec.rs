@@ -2,19 +2,32 @@
 //! malformed frame, with hand-built inputs.
 
 use bytes::BytesMut;
-use dcf_core::{Entry, EntryKind, Envelope, Message, SnapshotStatus};
-use dcf_transport::{Codec, Frame, FrameError, Hello, HEADER_LEN, MAGIC, VERSION};
+use dcf_core::{Entry, EntryKind, Envelope, Message};
+use dcf_transport::{
+    Codec, Frame, FrameError, Hello, HostEnvelope, HostMessage, SnapshotStatus, Wire, HEADER_LEN,
+    MAGIC, VERSION,
+};
 
-fn env(msg: Message) -> Envelope {
-    Envelope {
+fn env(msg: Message) -> Wire {
+    Wire::Consensus(Envelope {
         stream: 7,
         from: 1,
         to: 2,
         msg,
-    }
+    })
 }
 
-fn all_variants() -> Vec<Envelope> {
+fn host(msg: HostMessage) -> Wire {
+    Wire::Host(HostEnvelope {
+        stream: 7,
+        from: 1,
+        to: 2,
+        msg,
+    })
+}
+
+/// Every consensus and every host message, some of them twice.
+fn all_variants() -> Vec<Wire> {
     vec![
         env(Message::VoteRequest {
             term: 5,
@@ -105,20 +118,20 @@ fn all_variants() -> Vec<Envelope> {
             term: 3,
             minority: false,
         }),
-        env(Message::Forward {
+        host(HostMessage::Forward {
             req: 9,
             key: 3,
             data: b"forwarded".to_vec(),
         }),
-        env(Message::ForwardReply {
+        host(HostMessage::ForwardReply {
             req: 9,
             accepted: true,
             term: 4,
             index: 77,
             leader: 2,
         }),
-        env(Message::User { data: vec![] }),
-        env(Message::User {
+        host(HostMessage::User { data: vec![] }),
+        host(HostMessage::User {
             data: vec![1, 2, 3],
         }),
         env(Message::LogTail {
@@ -140,7 +153,7 @@ fn all_variants() -> Vec<Envelope> {
             success: false,
             index: 7,
         }),
-        env(Message::SnapshotChunk {
+        host(HostMessage::SnapshotChunk {
             index: 500,
             term: 6,
             members: b"{\"members\":[]}".to_vec(),
@@ -149,22 +162,28 @@ fn all_variants() -> Vec<Envelope> {
             crc: 0xdead_beef,
             data: vec![9; 100],
         }),
-        env(Message::SnapshotAck {
+        host(HostMessage::SnapshotAck {
             index: 500,
             term: 6,
             next_offset: 262_244,
             status: SnapshotStatus::Installed,
         }),
-        Envelope {
+        Wire::Consensus(Envelope {
             stream: u32::MAX,
             from: u32::MAX,
             to: 0,
             msg: Message::TimeoutNow { term: 0 },
-        },
+        }),
+        Wire::Host(HostEnvelope {
+            stream: u32::MAX,
+            from: 0,
+            to: u32::MAX,
+            msg: HostMessage::User { data: vec![1] },
+        }),
     ]
 }
 
-fn encode(envs: &[Envelope]) -> Vec<u8> {
+fn encode(envs: &[Wire]) -> Vec<u8> {
     let mut out = BytesMut::new();
     Codec::default().encode_batch(envs, &mut out).unwrap();
     out.to_vec()
@@ -213,6 +232,38 @@ fn header_layout_is_as_documented() {
     assert_eq!(&b[13..17], &7u32.to_le_bytes());
     assert_eq!(b[25], 5);
     assert_eq!(&b[26..34], &0x0102u64.to_le_bytes());
+}
+
+/// Consensus and host messages share one tag space, with the tags of the
+/// documented layout (which nodes of earlier versions also speak).
+#[test]
+fn every_message_has_its_documented_tag() {
+    let tag = |w: &Wire| encode(std::slice::from_ref(w))[HEADER_LEN + 5 + 12];
+    let mut seen = std::collections::BTreeSet::new();
+    for w in all_variants() {
+        let want = match &w {
+            Wire::Consensus(e) => match e.msg {
+                Message::VoteRequest { .. } => 1,
+                Message::VoteResponse { .. } => 2,
+                Message::Append { .. } => 3,
+                Message::AppendResponse { .. } => 4,
+                Message::TimeoutNow { .. } => 5,
+                Message::WorkModeReport { .. } => 9,
+                Message::LogTail { .. } => 10,
+                Message::LogTailResponse { .. } => 11,
+            },
+            Wire::Host(e) => match e.msg {
+                HostMessage::Forward { .. } => 6,
+                HostMessage::ForwardReply { .. } => 7,
+                HostMessage::User { .. } => 8,
+                HostMessage::SnapshotChunk { .. } => 12,
+                HostMessage::SnapshotAck { .. } => 13,
+            },
+        };
+        assert_eq!(tag(&w), want, "{w:?}");
+        seen.insert(want);
+    }
+    assert_eq!(seen.len(), 13, "every message kind is among the variants");
 }
 
 /// Sets the header's payload length to match a hand-edited payload.

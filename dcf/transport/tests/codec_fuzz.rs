@@ -7,8 +7,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::BytesMut;
-use dcf_core::{Entry, EntryKind, Envelope, Message, SnapshotStatus};
-use dcf_transport::{Codec, Frame, HEADER_LEN};
+use dcf_core::{Entry, EntryKind, Envelope, Message};
+use dcf_transport::{Codec, Frame, HostEnvelope, HostMessage, SnapshotStatus, Wire, HEADER_LEN};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -31,7 +31,13 @@ fn num(rng: &mut StdRng) -> u64 {
     }
 }
 
-fn random_envelope(rng: &mut StdRng) -> Envelope {
+/// A consensus or a host message, before it gets its addresses.
+enum Body {
+    Consensus(Message),
+    Host(HostMessage),
+}
+
+fn random_envelope(rng: &mut StdRng) -> Wire {
     let entries = |rng: &mut StdRng| -> Vec<Entry> {
         (0..rng.gen_range(0..4))
             .map(|_| Entry {
@@ -48,19 +54,19 @@ fn random_envelope(rng: &mut StdRng) -> Envelope {
             .collect()
     };
     let msg = match rng.gen_range(0..13) {
-        0 => Message::VoteRequest {
+        0 => Body::Consensus(Message::VoteRequest {
             term: num(rng),
             pre_vote: rng.gen(),
             last_index: num(rng),
             last_term: num(rng),
             transfer: rng.gen(),
-        },
-        1 => Message::VoteResponse {
+        }),
+        1 => Body::Consensus(Message::VoteResponse {
             term: num(rng),
             pre_vote: rng.gen(),
             granted: rng.gen(),
-        },
-        2 => Message::Append {
+        }),
+        2 => Body::Consensus(Message::Append {
             term: num(rng),
             prev_index: num(rng),
             prev_term: num(rng),
@@ -70,48 +76,48 @@ fn random_envelope(rng: &mut StdRng) -> Envelope {
             min_applied: num(rng),
             seq: num(rng),
             minority: rng.gen(),
-        },
-        3 => Message::AppendResponse {
+        }),
+        3 => Body::Consensus(Message::AppendResponse {
             term: num(rng),
             success: rng.gen(),
             index: num(rng),
             last_index: num(rng),
             applied_index: num(rng),
             seq: num(rng),
-        },
-        4 => Message::Forward {
+        }),
+        4 => Body::Host(HostMessage::Forward {
             req: num(rng),
             key: num(rng),
             data: (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect(),
-        },
-        5 => Message::ForwardReply {
+        }),
+        5 => Body::Host(HostMessage::ForwardReply {
             req: num(rng),
             accepted: rng.gen(),
             term: num(rng),
             index: num(rng),
             leader: rng.gen(),
-        },
-        6 => Message::User {
+        }),
+        6 => Body::Host(HostMessage::User {
             data: (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect(),
-        },
-        7 => Message::WorkModeReport {
+        }),
+        7 => Body::Consensus(Message::WorkModeReport {
             term: num(rng),
             minority: rng.gen(),
-        },
-        8 => Message::LogTail {
+        }),
+        8 => Body::Consensus(Message::LogTail {
             term: num(rng),
             prev_index: num(rng),
             prev_term: num(rng),
             entries: entries(rng),
             last_index: num(rng),
             last_term: num(rng),
-        },
-        9 => Message::LogTailResponse {
+        }),
+        9 => Body::Consensus(Message::LogTailResponse {
             term: num(rng),
             success: rng.gen(),
             index: num(rng),
-        },
-        10 => Message::SnapshotChunk {
+        }),
+        10 => Body::Host(HostMessage::SnapshotChunk {
             index: num(rng),
             term: num(rng),
             members: (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect(),
@@ -119,8 +125,8 @@ fn random_envelope(rng: &mut StdRng) -> Envelope {
             offset: num(rng),
             crc: rng.gen(),
             data: (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect(),
-        },
-        11 => Message::SnapshotAck {
+        }),
+        11 => Body::Host(HostMessage::SnapshotAck {
             index: num(rng),
             term: num(rng),
             next_offset: num(rng),
@@ -129,14 +135,27 @@ fn random_envelope(rng: &mut StdRng) -> Envelope {
                 SnapshotStatus::Installed,
                 SnapshotStatus::Refused,
             ][rng.gen_range(0..3)],
-        },
-        _ => Message::TimeoutNow { term: num(rng) },
+        }),
+        _ => Body::Consensus(Message::TimeoutNow { term: num(rng) }),
     };
-    Envelope {
-        stream: rng.gen_range(0..64),
-        from: rng.gen_range(0..256),
-        to: rng.gen_range(0..256),
-        msg,
+    let (stream, from, to) = (
+        rng.gen_range(0..64),
+        rng.gen_range(0..256),
+        rng.gen_range(0..256),
+    );
+    match msg {
+        Body::Consensus(msg) => Wire::Consensus(Envelope {
+            stream,
+            from,
+            to,
+            msg,
+        }),
+        Body::Host(msg) => Wire::Host(HostEnvelope {
+            stream,
+            from,
+            to,
+            msg,
+        }),
     }
 }
 
@@ -150,7 +169,7 @@ fn valid_frame(rng: &mut StdRng, codec: &Codec) -> (Vec<u8>, Frame) {
         codec.encode_hello(h, &mut out);
         return (out.to_vec(), Frame::Hello(h));
     }
-    let envs: Vec<Envelope> = (0..rng.gen_range(0..6))
+    let envs: Vec<Wire> = (0..rng.gen_range(0..6))
         .map(|_| random_envelope(rng))
         .collect();
     codec.encode_batch(&envs, &mut out).unwrap();

@@ -7,10 +7,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use dcf_core::{Envelope, Message};
 use dcf_transport::{
-    Codec, Compression, Frame, FrameError, FrameHeader, Hello, Transport, TransportConfig,
-    TransportError, HEADER_LEN,
+    Codec, Compression, Frame, FrameError, FrameHeader, Hello, HostEnvelope, HostMessage,
+    Transport, TransportConfig, TransportError, Wire, HEADER_LEN,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -20,13 +19,13 @@ use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn user(from: u32, to: u32, data: Vec<u8>) -> Envelope {
-    Envelope {
+fn user(from: u32, to: u32, data: Vec<u8>) -> Wire {
+    Wire::Host(HostEnvelope {
         stream: 1,
         from,
         to,
-        msg: Message::User { data },
-    }
+        msg: HostMessage::User { data },
+    })
 }
 
 /// Compressible data: repeated text with a counter.
@@ -41,7 +40,7 @@ fn text(n: usize, salt: u64) -> Vec<u8> {
     v
 }
 
-fn encode(codec: &Codec, envs: &[Envelope]) -> Vec<u8> {
+fn encode(codec: &Codec, envs: &[Wire]) -> Vec<u8> {
     let mut out = BytesMut::new();
     codec.encode_batch(envs, &mut out).unwrap();
     out.to_vec()
@@ -56,7 +55,7 @@ fn raw_frame(c: Compression, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn every_algorithm_and_level_edge_round_trips() {
-    let envs: Vec<Envelope> = (0..20).map(|i| user(1, 2, text(500, i))).collect();
+    let envs: Vec<Wire> = (0..20).map(|i| user(1, 2, text(500, i))).collect();
     let plain_len = encode(&Codec::new(1 << 20), &envs).len();
     for (c, levels) in [
         (Compression::None, vec![1]),
@@ -153,7 +152,7 @@ fn highly_compressible_frame_at_max_size_round_trips() {
         assert_eq!(codec.decode(&b), Ok(Frame::Batch(envs.clone())), "{c}");
     }
     // encode_batches splits by plain size, then compresses each frame.
-    let many: Vec<Envelope> = (0..40).map(|i| user(1, 2, text(40_000, i))).collect();
+    let many: Vec<Wire> = (0..40).map(|i| user(1, 2, text(40_000, i))).collect();
     let codec = Codec::new(max).with_compression(Compression::Zstd, 1);
     let mut out = BytesMut::new();
     let report = codec.encode_batches(&many, &mut out);
@@ -281,9 +280,9 @@ async fn mixed_senders_reach_one_receiver() {
             .await
             .unwrap()
             .unwrap();
-        let i = next[e.from as usize];
-        assert_eq!(e, user(e.from, 1, text(100 + i % 300, i as u64)));
-        next[e.from as usize] += 1;
+        let i = next[e.from_node() as usize];
+        assert_eq!(e, user(e.from_node(), 1, text(100 + i % 300, i as u64)));
+        next[e.from_node() as usize] += 1;
     }
     assert_eq!(&next[2..], &[N, N, N]);
     let stats: Vec<_> = senders.iter().map(|(t, _)| t.stats()).collect();
@@ -353,7 +352,7 @@ async fn bomb_over_tcp_closes_only_that_connection() {
         n2.send(user(2, 1, text(2000, i)));
         i += 1;
         if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
-            assert_eq!(e.from, 2);
+            assert_eq!(e.from_node(), 2);
             break;
         }
         assert!(Instant::now() < deadline, "node 2 never got through");

@@ -10,7 +10,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::BytesMut;
 use dcf_core::{Envelope, Message};
-use dcf_transport::{Codec, Compression, Frame, FrameHeader, HEADER_LEN};
+use dcf_transport::{
+    Codec, Compression, Frame, FrameHeader, HostEnvelope, HostMessage, Wire, HEADER_LEN,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -25,7 +27,7 @@ fn seed() -> u64 {
 }
 
 /// Compressible envelopes big enough to be compressed.
-fn batch(rng: &mut StdRng) -> Vec<Envelope> {
+fn batch(rng: &mut StdRng) -> Vec<Wire> {
     (0..rng.gen_range(1..8))
         .map(|_| {
             let word: Vec<u8> = (0..rng.gen_range(1..6))
@@ -33,20 +35,27 @@ fn batch(rng: &mut StdRng) -> Vec<Envelope> {
                 .collect();
             let n = rng.gen_range(0..600);
             let data: Vec<u8> = word.iter().copied().cycle().take(n).collect();
-            let msg = match rng.gen_range(0..3) {
-                0 => Message::User { data },
-                1 => Message::Forward {
+            let host = |msg| {
+                Wire::Host(HostEnvelope {
+                    stream: 1,
+                    from: 1,
+                    to: 2,
+                    msg,
+                })
+            };
+            match rng.gen_range(0..3) {
+                0 => host(HostMessage::User { data }),
+                1 => host(HostMessage::Forward {
                     req: rng.gen(),
                     key: rng.gen_range(0..10),
                     data,
-                },
-                _ => Message::TimeoutNow { term: rng.gen() },
-            };
-            Envelope {
-                stream: 1,
-                from: 1,
-                to: 2,
-                msg,
+                }),
+                _ => Wire::Consensus(Envelope {
+                    stream: 1,
+                    from: 1,
+                    to: 2,
+                    msg: Message::TimeoutNow { term: rng.gen() },
+                }),
             }
         })
         .collect()

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use dcf_core::{Envelope, Message};
-use dcf_transport::{Codec, Hello, Transport, TransportConfig, TransportError, TransportStats};
+use dcf_transport::{
+    Codec, Hello, Transport, TransportConfig, TransportError, TransportStats, Wire,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,9 +45,12 @@ fn msg(from: u32, to: u32, seq: u64) -> Envelope {
     }
 }
 
-fn seq_of(e: &Envelope) -> u64 {
-    match e.msg {
-        Message::AppendResponse { seq, .. } => seq,
+fn seq_of(e: &Wire) -> u64 {
+    match e {
+        Wire::Consensus(Envelope {
+            msg: Message::AppendResponse { seq, .. },
+            ..
+        }) => *seq,
         _ => panic!("unexpected {e:?}"),
     }
 }
@@ -58,7 +63,7 @@ fn reserve_addr() -> SocketAddr {
 
 struct Node {
     t: Transport,
-    rx: mpsc::Receiver<Envelope>,
+    rx: mpsc::Receiver<Wire>,
 }
 
 async fn start(c: TransportConfig, inbound_cap: usize) -> Node {
@@ -99,7 +104,7 @@ async fn wait_for(mut cond: impl FnMut() -> bool) {
     }
 }
 
-async fn recv(rx: &mut mpsc::Receiver<Envelope>) -> Envelope {
+async fn recv(rx: &mut mpsc::Receiver<Wire>) -> Wire {
     tokio::time::timeout(WAIT, rx.recv())
         .await
         .expect("timed out waiting for an envelope")
@@ -108,14 +113,14 @@ async fn recv(rx: &mut mpsc::Receiver<Envelope>) -> Envelope {
 
 /// Keeps sending `from -> to` envelopes until one arrives at `rx`; for
 /// cases where the first sends may be lost to a dying connection.
-async fn send_until_received(t: &Transport, rx: &mut mpsc::Receiver<Envelope>, from: u32, to: u32) {
+async fn send_until_received(t: &Transport, rx: &mut mpsc::Receiver<Wire>, from: u32, to: u32) {
     let deadline = Instant::now() + WAIT;
     let mut seq = 1_000_000;
     loop {
         t.send(msg(from, to, seq));
         seq += 1;
         if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
-            assert_eq!((e.from, e.to), (from, to));
+            assert_eq!((e.from_node(), e.to_node()), (from, to));
             return;
         }
         assert!(Instant::now() < deadline, "{from} never reached {to}");
@@ -138,8 +143,9 @@ fn hello_bytes(from: u32, to: u32) -> BytesMut {
 }
 
 fn batch_bytes(envs: &[Envelope]) -> BytesMut {
+    let envs: Vec<Wire> = envs.iter().cloned().map(Wire::from).collect();
     let mut b = BytesMut::new();
-    Codec::default().encode_batch(envs, &mut b).unwrap();
+    Codec::default().encode_batch(&envs, &mut b).unwrap();
     b
 }
 
@@ -162,9 +168,14 @@ async fn three_nodes_exchange_thousands_in_order() {
         let mut next: HashMap<u32, u64> = HashMap::new();
         for _ in 0..2 * N {
             let e = recv(&mut node.rx).await;
-            assert_eq!(e.to, me);
-            let want = next.entry(e.from).or_insert(0);
-            assert_eq!(seq_of(&e), *want, "node {me} from {} out of order", e.from);
+            assert_eq!(e.to_node(), me);
+            let want = next.entry(e.from_node()).or_insert(0);
+            assert_eq!(
+                seq_of(&e),
+                *want,
+                "node {me} from {} out of order",
+                e.from_node()
+            );
             *want += 1;
         }
         assert_eq!(next.len(), 2);
@@ -196,7 +207,7 @@ async fn peer_started_later_is_reached_after_reconnect() {
     let mut n2 = start(cfg(2, addr2).with_peer(1, n1.t.local_addr()), 64).await;
     n1.t.send(msg(1, 2, 7));
     let e = recv(&mut n2.rx).await;
-    assert_eq!((e.from, seq_of(&e)), (1, 7));
+    assert_eq!((e.from_node(), seq_of(&e)), (1, 7));
     let s = n1.t.stats();
     assert!(s.connects >= 1 && s.reconnects >= 1, "{s:?}");
     // And the other way round.
@@ -269,7 +280,7 @@ async fn garbage_closes_that_connection_only() {
         // The node still serves its real peer.
         n2.t.send(msg(2, 1, i as u64));
         let e = recv(&mut n1.rx).await;
-        assert_eq!((e.from, seq_of(&e)), (2, i as u64), "seed {seed}");
+        assert_eq!((e.from_node(), seq_of(&e)), (2, i as u64), "seed {seed}");
     }
     assert!(n1.t.stats().bad_frames >= cases.len() as u64);
     assert!(
@@ -406,7 +417,7 @@ async fn membership_changes_and_shutdown() {
     wait_for(|| n1.t.stats().rejected_connections > rejected).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     while let Ok(e) = n1.rx.try_recv() {
-        assert_ne!(e.from, 3, "removed peer delivered {e:?}");
+        assert_ne!(e.from_node(), 3, "removed peer delivered {e:?}");
     }
 
     // Shutdown closes the listener and all connections.

@@ -31,7 +31,7 @@ async fn tls_nodes_exchange_thousands_in_order() {
                 .await
                 .expect("timed out")
                 .unwrap();
-            assert_eq!(e.from, other);
+            assert_eq!(e.from_node(), other);
             assert_eq!(seq_of(&e), want);
         }
     }

@@ -252,7 +252,7 @@ impl StreamCore {
     /// Handles a message from another node of this stream.
     pub fn step(&mut self, now: u64, from: NodeId, msg: Message) {
         self.now = now.max(self.now);
-        if from == self.opts.node_id || msg.is_host_message() {
+        if from == self.opts.node_id {
             return;
         }
         if matches!(
@@ -322,13 +322,7 @@ impl StreamCore {
                 Message::VoteRequest { .. } => {
                     self.become_follower(mterm, None);
                 }
-                Message::Forward { .. }
-                | Message::ForwardReply { .. }
-                | Message::User { .. }
-                | Message::SnapshotChunk { .. }
-                | Message::SnapshotAck { .. }
-                | Message::LogTail { .. }
-                | Message::LogTailResponse { .. } => {
+                Message::LogTail { .. } | Message::LogTailResponse { .. } => {
                     return;
                 }
             }
@@ -420,14 +414,8 @@ impl StreamCore {
                     self.maybe_commit();
                 }
             }
-            // Host messages are handled by the engine, log tails above.
-            Message::Forward { .. }
-            | Message::ForwardReply { .. }
-            | Message::User { .. }
-            | Message::SnapshotChunk { .. }
-            | Message::SnapshotAck { .. }
-            | Message::LogTail { .. }
-            | Message::LogTailResponse { .. } => {}
+            // Handled above.
+            Message::LogTail { .. } | Message::LogTailResponse { .. } => {}
         }
     }
 

@@ -256,8 +256,6 @@ fn summarize(m: &Message) -> (&'static str, u64, u64) {
             ..
         } => ("LogTail", *prev_index, entries.len() as u64),
         Message::LogTailResponse { success, index, .. } => ("LogTailResp", *success as u64, *index),
-        m if m.is_host_message() => ("HostMessage", 0, 0),
-        _ => ("?", 0, 0),
     }
 }
 

@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dcf_core::{Envelope, Message};
-use dcf_transport::{TlsConfig, Transport, TransportConfig};
+use dcf_transport::{HostEnvelope, HostMessage, TlsConfig, Transport, TransportConfig, Wire};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams,
@@ -100,22 +99,25 @@ impl Pki {
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
-pub fn msg(from: u32, to: u32, seq: u64) -> Envelope {
-    Envelope {
+pub fn msg(from: u32, to: u32, seq: u64) -> Wire {
+    Wire::Host(HostEnvelope {
         stream: 1,
         from,
         to,
-        msg: Message::User {
+        msg: HostMessage::User {
             data: format!("payload {seq} from {from} to {to} ")
                 .repeat(4)
                 .into_bytes(),
         },
-    }
+    })
 }
 
-pub fn seq_of(e: &Envelope) -> u64 {
-    match &e.msg {
-        Message::User { data } => std::str::from_utf8(data).unwrap()["payload ".len()..]
+pub fn seq_of(e: &Wire) -> u64 {
+    match e {
+        Wire::Host(HostEnvelope {
+            msg: HostMessage::User { data },
+            ..
+        }) => std::str::from_utf8(data).unwrap()["payload ".len()..]
             .split(' ')
             .next()
             .unwrap()
@@ -136,7 +138,7 @@ pub fn cfg(id: u32, tls: Option<TlsConfig>) -> TransportConfig {
 
 pub struct Node {
     pub t: Transport,
-    pub rx: mpsc::Receiver<Envelope>,
+    pub rx: mpsc::Receiver<Wire>,
 }
 
 pub async fn start(c: TransportConfig) -> Node {
@@ -160,7 +162,7 @@ pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// Sends `from -> to` until one arrives at `rx` (the first sends may race
 /// the handshake).
-pub async fn reaches(from: &Node, rx: &mut mpsc::Receiver<Envelope>, to: u32) {
+pub async fn reaches(from: &Node, rx: &mut mpsc::Receiver<Wire>, to: u32) {
     let deadline = Instant::now() + WAIT;
     let me = from.t.node_id();
     let mut seq = 1_000_000;
@@ -168,7 +170,7 @@ pub async fn reaches(from: &Node, rx: &mut mpsc::Receiver<Envelope>, to: u32) {
         from.t.send(msg(me, to, seq));
         seq += 1;
         if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
-            assert_eq!((e.from, e.to), (me, to));
+            assert_eq!((e.from_node(), e.to_node()), (me, to));
             return;
         }
         assert!(Instant::now() < deadline, "{me} never reached {to}");
@@ -176,7 +178,7 @@ pub async fn reaches(from: &Node, rx: &mut mpsc::Receiver<Envelope>, to: u32) {
 }
 
 /// Sends `from -> to` for a while and checks nothing arrives.
-pub async fn never_reaches(from: &Node, rx: &mut mpsc::Receiver<Envelope>, to: u32) {
+pub async fn never_reaches(from: &Node, rx: &mut mpsc::Receiver<Wire>, to: u32) {
     let me = from.t.node_id();
     for seq in 0..30 {
         from.t.send(msg(me, to, seq));
