@@ -62,7 +62,10 @@ pub mod types;
 pub use config::{
     ClusterConfig, ConfigError, Member, MemberKind, NodeId, Role, StreamId, StreamMembers,
 };
-pub use types::{Entry, EntryKind, Envelope, Index, Message, Term};
+pub use types::{
+    AppendRequest, AppendResponse, Entry, EntryKind, Envelope, Index, LogTail, LogTailResponse,
+    Message, Term, VoteRequest, VoteResponse,
+};
 pub mod log;
 pub mod quorum;
 pub mod snapshot;

@@ -46,95 +46,119 @@ pub struct Entry {
 /// beside these in the transport and never reach the core.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
-    /// Pre-vote (`pre_vote`, asking for `term` without anyone adopting it) or vote.
-    VoteRequest {
-        term: Term,
-        pre_vote: bool,
-        last_index: Index,
-        last_term: Term,
-        /// Set when the leader handed over (promote): voters then ignore
-        /// their "live leader known" refusal.
-        transfer: bool,
-    },
-    VoteResponse {
-        term: Term,
-        pre_vote: bool,
-        granted: bool,
-    },
-    /// Entries after (`prev_index`, `prev_term`), or none as a heartbeat.
-    Append {
-        term: Term,
-        prev_index: Index,
-        prev_term: Term,
-        entries: Vec<Entry>,
-        commit: Index,
-        /// The leader's first log index (followers behind it miss logs).
-        first_index: Index,
-        /// The cluster-wide minimum applied index (PASSIVE nodes included).
-        min_applied: Index,
-        /// Heartbeat round of the leader, echoed back; confirms read indexes.
-        seq: u64,
-        /// The leader is in minority mode: normal-mode followers accept it
-        /// even if its term is lower than theirs (see `crate::minority`).
-        minority: bool,
-    },
-    AppendResponse {
-        term: Term,
-        success: bool,
-        /// On success: the highest index known to match the leader's log
-        /// and durable on this node. On rejection: where the leader should
-        /// retry from (fast back-off hint).
-        index: Index,
-        /// The responder's last log index.
-        last_index: Index,
-        applied_index: Index,
-        seq: u64,
-    },
+    VoteRequest(VoteRequest),
+    VoteResponse(VoteResponse),
+    Append(AppendRequest),
+    AppendResponse(AppendResponse),
     /// Sent by a leader handing over: the receiver campaigns at once.
-    TimeoutNow { term: Term },
+    TimeoutNow {
+        term: Term,
+    },
     /// A follower tells its leader its work mode (DCF's status message
     /// carries it): sent when the mode changes and, while either side is
     /// in minority mode, about once per heartbeat. A minority leader counts
     /// only followers reporting minority mode toward its commits.
-    WorkModeReport { term: Term, minority: bool },
-    /// A LOGGER's entries after (`prev_index`, `prev_term`), sent to a
-    /// candidate whose vote it refused only because the candidate's log is
-    /// behind: a LOGGER never campaigns, so if it held the only copy of
-    /// the freshest entries no voter could be elected. `last_index` and
-    /// `last_term` describe the LOGGER's log when it sent them; the
-    /// candidate takes the entries only while that log is more up to date
-    /// than its own (then none of the entries it replaces can be
-    /// committed: a committed entry is in every log that is more up to
-    /// date).
-    LogTail {
+    WorkModeReport {
         term: Term,
-        prev_index: Index,
-        prev_term: Term,
-        entries: Vec<Entry>,
-        last_index: Index,
-        last_term: Term,
+        minority: bool,
     },
-    /// The candidate's answer to a [`Message::LogTail`]: on success the
-    /// index its log now matches up to, otherwise where to retry from.
-    LogTailResponse {
-        term: Term,
-        success: bool,
-        index: Index,
-    },
+    LogTail(LogTail),
+    LogTailResponse(LogTailResponse),
+}
+
+/// Pre-vote (`pre_vote`, asking for `term` without anyone adopting it) or vote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteRequest {
+    pub term: Term,
+    pub pre_vote: bool,
+    pub last_index: Index,
+    pub last_term: Term,
+    /// Set when the leader handed over (promote): voters then ignore
+    /// their "live leader known" refusal.
+    pub transfer: bool,
+}
+
+/// The answer to a [`VoteRequest`]; a granted pre-vote carries the term
+/// asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteResponse {
+    pub term: Term,
+    pub pre_vote: bool,
+    pub granted: bool,
+}
+
+/// Entries after (`prev_index`, `prev_term`), or none as a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendRequest {
+    pub term: Term,
+    pub prev_index: Index,
+    pub prev_term: Term,
+    pub entries: Vec<Entry>,
+    pub commit: Index,
+    /// The leader's first log index (followers behind it miss logs).
+    pub first_index: Index,
+    /// The cluster-wide minimum applied index (PASSIVE nodes included).
+    pub min_applied: Index,
+    /// Heartbeat round of the leader, echoed back; confirms read indexes.
+    pub seq: u64,
+    /// The leader is in minority mode: normal-mode followers accept it
+    /// even if its term is lower than theirs (see `crate::minority`).
+    pub minority: bool,
+}
+
+/// The answer to an [`AppendRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendResponse {
+    pub term: Term,
+    pub success: bool,
+    /// On success: the highest index known to match the leader's log
+    /// and durable on this node. On rejection: where the leader should
+    /// retry from (fast back-off hint).
+    pub index: Index,
+    /// The responder's last log index.
+    pub last_index: Index,
+    pub applied_index: Index,
+    pub seq: u64,
+}
+
+/// A LOGGER's entries after (`prev_index`, `prev_term`), sent to a
+/// candidate whose vote it refused only because the candidate's log is
+/// behind: a LOGGER never campaigns, so if it held the only copy of the
+/// freshest entries no voter could be elected. `last_index` and
+/// `last_term` describe the LOGGER's log when it sent them; the candidate
+/// takes the entries only while that log is more up to date than its own
+/// (then none of the entries it replaces can be committed: a committed
+/// entry is in every log that is more up to date).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogTail {
+    pub term: Term,
+    pub prev_index: Index,
+    pub prev_term: Term,
+    pub entries: Vec<Entry>,
+    pub last_index: Index,
+    pub last_term: Term,
+}
+
+/// The candidate's answer to a [`LogTail`]: on success the index its log
+/// now matches up to, otherwise where to retry from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogTailResponse {
+    pub term: Term,
+    pub success: bool,
+    pub index: Index,
 }
 
 impl Message {
     /// The sender's term carried by the message.
     pub fn term(&self) -> Term {
         match self {
-            Message::VoteRequest { term, .. }
-            | Message::VoteResponse { term, .. }
-            | Message::Append { term, .. }
-            | Message::AppendResponse { term, .. }
-            | Message::TimeoutNow { term }
-            | Message::WorkModeReport { term, .. }
-            | Message::LogTail { term, .. }
-            | Message::LogTailResponse { term, .. } => *term,
+            Message::VoteRequest(m) => m.term,
+            Message::VoteResponse(m) => m.term,
+            Message::Append(m) => m.term,
+            Message::AppendResponse(m) => m.term,
+            Message::TimeoutNow { term } | Message::WorkModeReport { term, .. } => *term,
+            Message::LogTail(m) => m.term,
+            Message::LogTailResponse(m) => m.term,
         }
     }
 
@@ -142,7 +166,8 @@ impl Message {
     /// from storage ([`crate::Action::SendWithStoredEntries`]).
     pub fn entries_mut(&mut self) -> Option<&mut Vec<Entry>> {
         match self {
-            Message::Append { entries, .. } | Message::LogTail { entries, .. } => Some(entries),
+            Message::Append(m) => Some(&mut m.entries),
+            Message::LogTail(m) => Some(&mut m.entries),
             _ => None,
         }
     }

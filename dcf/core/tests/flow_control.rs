@@ -77,7 +77,7 @@ impl Net {
             for a in actions {
                 match a {
                     Action::Send(env) => {
-                        if let Message::Append { entries, seq, .. } = &env.msg {
+                        if let Message::Append(AppendRequest { entries, seq, .. }) = &env.msg {
                             self.appends.push((self.now, env.to, entries.len(), *seq));
                         }
                         self.in_flight.push((self.now + self.delay_ms, env));

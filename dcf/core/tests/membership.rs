@@ -193,7 +193,7 @@ impl Net {
             if self.isolated.contains(&env.from)
                 || self.isolated.contains(&env.to)
                 || !self.nodes.contains_key(&env.to)
-                || (self.drop_acks && matches!(env.msg, Message::AppendResponse { .. }))
+                || (self.drop_acks && matches!(env.msg, Message::AppendResponse(_)))
             {
                 continue;
             }
@@ -750,13 +750,13 @@ fn a_minority_leader_ignores_higher_terms() {
     net.core(l).step(
         now,
         2,
-        Message::VoteRequest {
+        Message::VoteRequest(VoteRequest {
             term: term + 5,
             pre_vote: false,
             last_index: 1000,
             last_term: term + 4,
             transfer: true,
-        },
+        }),
     );
     assert_eq!(net.nodes[&l].role(), Role::Leader);
     assert_eq!(net.nodes[&l].term(), term);

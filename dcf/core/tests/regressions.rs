@@ -119,7 +119,7 @@ fn restart_with_applied_index_beyond_the_durable_log_applies_nothing_twice() {
     core.step(
         10,
         2,
-        Message::Append {
+        Message::Append(AppendRequest {
             term: 1,
             prev_index: 3,
             prev_term: 1,
@@ -129,7 +129,7 @@ fn restart_with_applied_index_beyond_the_durable_log_applies_nothing_twice() {
             min_applied: 0,
             seq: 1,
             minority: false,
-        },
+        }),
     );
     let applied: Vec<Index> = core
         .take_actions()

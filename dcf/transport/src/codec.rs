@@ -71,7 +71,10 @@ use std::cell::RefCell;
 use std::io::Read;
 
 use bytes::{BufMut, BytesMut};
-use dcf_core::{Entry, EntryKind, Envelope, Message, NodeId};
+use dcf_core::{
+    AppendRequest, AppendResponse, Entry, EntryKind, Envelope, LogTail, LogTailResponse, Message,
+    NodeId, VoteRequest, VoteResponse,
+};
 
 use crate::error::FrameError;
 use crate::header::{Compression, FrameHeader, DEFAULT_MAX_FRAME, HEADER_LEN};
@@ -202,12 +205,14 @@ impl Codec {
         ENVELOPE_FIXED
             + match msg {
                 Wire::Consensus(env) => match &env.msg {
-                    Message::VoteRequest { .. } => 8 + 1 + 8 + 8 + 1,
-                    Message::VoteResponse { .. } => 8 + 1 + 1,
-                    Message::Append { entries, .. } => 7 * 8 + 1 + entries_len(entries),
-                    Message::LogTail { entries, .. } => 5 * 8 + entries_len(entries),
-                    Message::LogTailResponse { .. } => 8 + 1 + 8,
-                    Message::AppendResponse { .. } => 8 + 1 + 4 * 8,
+                    Message::VoteRequest(_) => 8 + 1 + 8 + 8 + 1,
+                    Message::VoteResponse(_) => 8 + 1 + 1,
+                    Message::Append(AppendRequest { entries, .. }) => {
+                        7 * 8 + 1 + entries_len(entries)
+                    }
+                    Message::LogTail(LogTail { entries, .. }) => 5 * 8 + entries_len(entries),
+                    Message::LogTailResponse(_) => 8 + 1 + 8,
+                    Message::AppendResponse(_) => 8 + 1 + 4 * 8,
                     Message::TimeoutNow { .. } => 8,
                     Message::WorkModeReport { .. } => 8 + 1,
                 },
@@ -569,13 +574,13 @@ fn put_envelope(msg: &Wire, out: &mut BytesMut) {
 
 fn put_message(msg: &Message, out: &mut BytesMut) {
     match msg {
-        Message::VoteRequest {
+        Message::VoteRequest(VoteRequest {
             term,
             pre_vote,
             last_index,
             last_term,
             transfer,
-        } => {
+        }) => {
             out.put_u8(TAG_VOTE_REQUEST);
             out.put_u64_le(*term);
             put_bool(out, *pre_vote);
@@ -583,17 +588,17 @@ fn put_message(msg: &Message, out: &mut BytesMut) {
             out.put_u64_le(*last_term);
             put_bool(out, *transfer);
         }
-        Message::VoteResponse {
+        Message::VoteResponse(VoteResponse {
             term,
             pre_vote,
             granted,
-        } => {
+        }) => {
             out.put_u8(TAG_VOTE_RESPONSE);
             out.put_u64_le(*term);
             put_bool(out, *pre_vote);
             put_bool(out, *granted);
         }
-        Message::Append {
+        Message::Append(AppendRequest {
             term,
             prev_index,
             prev_term,
@@ -603,7 +608,7 @@ fn put_message(msg: &Message, out: &mut BytesMut) {
             min_applied,
             seq,
             minority,
-        } => {
+        }) => {
             out.put_u8(TAG_APPEND);
             for v in [
                 *term,
@@ -619,38 +624,38 @@ fn put_message(msg: &Message, out: &mut BytesMut) {
             put_bool(out, *minority);
             put_entries(out, entries);
         }
-        Message::LogTail {
+        Message::LogTail(LogTail {
             term,
             prev_index,
             prev_term,
             entries,
             last_index,
             last_term,
-        } => {
+        }) => {
             out.put_u8(TAG_LOG_TAIL);
             for v in [*term, *prev_index, *prev_term, *last_index, *last_term] {
                 out.put_u64_le(v);
             }
             put_entries(out, entries);
         }
-        Message::LogTailResponse {
+        Message::LogTailResponse(LogTailResponse {
             term,
             success,
             index,
-        } => {
+        }) => {
             out.put_u8(TAG_LOG_TAIL_RESPONSE);
             out.put_u64_le(*term);
             put_bool(out, *success);
             out.put_u64_le(*index);
         }
-        Message::AppendResponse {
+        Message::AppendResponse(AppendResponse {
             term,
             success,
             index,
             last_index,
             applied_index,
             seq,
-        } => {
+        }) => {
             out.put_u8(TAG_APPEND_RESPONSE);
             out.put_u64_le(*term);
             put_bool(out, *success);
@@ -755,18 +760,18 @@ fn get_envelope(r: &mut Reader<'_>) -> Result<Wire, FrameError> {
 /// The consensus message with tag `tag`.
 fn get_message(tag: u8, r: &mut Reader<'_>) -> Result<Message, FrameError> {
     Ok(match tag {
-        TAG_VOTE_REQUEST => Message::VoteRequest {
+        TAG_VOTE_REQUEST => Message::VoteRequest(VoteRequest {
             term: r.u64("term")?,
             pre_vote: r.bool()?,
             last_index: r.u64("last_index")?,
             last_term: r.u64("last_term")?,
             transfer: r.bool()?,
-        },
-        TAG_VOTE_RESPONSE => Message::VoteResponse {
+        }),
+        TAG_VOTE_RESPONSE => Message::VoteResponse(VoteResponse {
             term: r.u64("term")?,
             pre_vote: r.bool()?,
             granted: r.bool()?,
-        },
+        }),
         TAG_APPEND => {
             let term = r.u64("term")?;
             let prev_index = r.u64("prev_index")?;
@@ -777,7 +782,7 @@ fn get_message(tag: u8, r: &mut Reader<'_>) -> Result<Message, FrameError> {
             let seq = r.u64("seq")?;
             let minority = r.bool()?;
             let entries = get_entries(r)?;
-            Message::Append {
+            Message::Append(AppendRequest {
                 term,
                 prev_index,
                 prev_term,
@@ -787,16 +792,16 @@ fn get_message(tag: u8, r: &mut Reader<'_>) -> Result<Message, FrameError> {
                 min_applied,
                 seq,
                 minority,
-            }
+            })
         }
-        TAG_APPEND_RESPONSE => Message::AppendResponse {
+        TAG_APPEND_RESPONSE => Message::AppendResponse(AppendResponse {
             term: r.u64("term")?,
             success: r.bool()?,
             index: r.u64("index")?,
             last_index: r.u64("last_index")?,
             applied_index: r.u64("applied_index")?,
             seq: r.u64("seq")?,
-        },
+        }),
         TAG_TIMEOUT_NOW => Message::TimeoutNow {
             term: r.u64("term")?,
         },
@@ -811,20 +816,20 @@ fn get_message(tag: u8, r: &mut Reader<'_>) -> Result<Message, FrameError> {
             let last_index = r.u64("last_index")?;
             let last_term = r.u64("last_term")?;
             let entries = get_entries(r)?;
-            Message::LogTail {
+            Message::LogTail(LogTail {
                 term,
                 prev_index,
                 prev_term,
                 entries,
                 last_index,
                 last_term,
-            }
+            })
         }
-        TAG_LOG_TAIL_RESPONSE => Message::LogTailResponse {
+        TAG_LOG_TAIL_RESPONSE => Message::LogTailResponse(LogTailResponse {
             term: r.u64("term")?,
             success: r.bool()?,
             index: r.u64("index")?,
-        },
+        }),
         t => return Err(FrameError::UnknownMessageTag(t)),
     })
 }

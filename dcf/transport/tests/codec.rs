@@ -2,7 +2,10 @@
 //! malformed frame, with hand-built inputs.
 
 use bytes::BytesMut;
-use dcf_core::{Entry, EntryKind, Envelope, Message};
+use dcf_core::{
+    AppendRequest, AppendResponse, Entry, EntryKind, Envelope, LogTail, LogTailResponse, Message,
+    VoteRequest, VoteResponse,
+};
 use dcf_transport::{
     Codec, Frame, FrameError, Hello, HostEnvelope, HostMessage, SnapshotStatus, Wire, HEADER_LEN,
     MAGIC, VERSION,
@@ -29,26 +32,26 @@ fn host(msg: HostMessage) -> Wire {
 /// Every consensus and every host message, some of them twice.
 fn all_variants() -> Vec<Wire> {
     vec![
-        env(Message::VoteRequest {
+        env(Message::VoteRequest(VoteRequest {
             term: 5,
             pre_vote: true,
             last_index: 100,
             last_term: 4,
             transfer: false,
-        }),
-        env(Message::VoteRequest {
+        })),
+        env(Message::VoteRequest(VoteRequest {
             term: u64::MAX,
             pre_vote: false,
             last_index: u64::MAX,
             last_term: 0,
             transfer: true,
-        }),
-        env(Message::VoteResponse {
+        })),
+        env(Message::VoteResponse(VoteResponse {
             term: 9,
             pre_vote: false,
             granted: true,
-        }),
-        env(Message::Append {
+        })),
+        env(Message::Append(AppendRequest {
             term: 3,
             prev_index: 10,
             prev_term: 2,
@@ -80,9 +83,9 @@ fn all_variants() -> Vec<Wire> {
             min_applied: 8,
             seq: 77,
             minority: false,
-        }),
+        })),
         // A heartbeat: an append with no entries.
-        env(Message::Append {
+        env(Message::Append(AppendRequest {
             term: 3,
             prev_index: 13,
             prev_term: 3,
@@ -92,23 +95,23 @@ fn all_variants() -> Vec<Wire> {
             min_applied: 13,
             seq: 78,
             minority: true,
-        }),
-        env(Message::AppendResponse {
+        })),
+        env(Message::AppendResponse(AppendResponse {
             term: 3,
             success: true,
             index: 13,
             last_index: 13,
             applied_index: 12,
             seq: 78,
-        }),
-        env(Message::AppendResponse {
+        })),
+        env(Message::AppendResponse(AppendResponse {
             term: 4,
             success: false,
             index: 2,
             last_index: 20,
             applied_index: 0,
             seq: 0,
-        }),
+        })),
         env(Message::TimeoutNow { term: 12 }),
         env(Message::WorkModeReport {
             term: 1012,
@@ -134,7 +137,7 @@ fn all_variants() -> Vec<Wire> {
         host(HostMessage::User {
             data: vec![1, 2, 3],
         }),
-        env(Message::LogTail {
+        env(Message::LogTail(LogTail {
             term: 3,
             prev_index: 10,
             prev_term: 2,
@@ -147,12 +150,12 @@ fn all_variants() -> Vec<Wire> {
             }],
             last_index: 11,
             last_term: 3,
-        }),
-        env(Message::LogTailResponse {
+        })),
+        env(Message::LogTailResponse(LogTailResponse {
             term: 4,
             success: false,
             index: 7,
-        }),
+        })),
         host(HostMessage::SnapshotChunk {
             index: 500,
             term: 6,
@@ -243,14 +246,14 @@ fn every_message_has_its_documented_tag() {
     for w in all_variants() {
         let want = match &w {
             Wire::Consensus(e) => match e.msg {
-                Message::VoteRequest { .. } => 1,
-                Message::VoteResponse { .. } => 2,
-                Message::Append { .. } => 3,
-                Message::AppendResponse { .. } => 4,
+                Message::VoteRequest(_) => 1,
+                Message::VoteResponse(_) => 2,
+                Message::Append(_) => 3,
+                Message::AppendResponse(_) => 4,
                 Message::TimeoutNow { .. } => 5,
                 Message::WorkModeReport { .. } => 9,
-                Message::LogTail { .. } => 10,
-                Message::LogTailResponse { .. } => 11,
+                Message::LogTail(_) => 10,
+                Message::LogTailResponse(_) => 11,
             },
             Wire::Host(e) => match e.msg {
                 HostMessage::Forward { .. } => 6,
@@ -323,7 +326,7 @@ fn rejects_each_kind_of_malformed_frame() {
     assert_eq!(codec.decode(&b), Err(FrameError::UnknownMessageTag(99)));
 
     // Entry kind byte of the first entry of an append.
-    let append = env(Message::Append {
+    let append = env(Message::Append(AppendRequest {
         term: 1,
         prev_index: 0,
         prev_term: 0,
@@ -339,7 +342,7 @@ fn rejects_each_kind_of_malformed_frame() {
         min_applied: 0,
         seq: 0,
         minority: false,
-    });
+    }));
     let mut b = encode(std::slice::from_ref(&append));
     let entry_kind_at = 26 + 7 * 8 + 1 + 4 + 24;
     assert_eq!(b[entry_kind_at], 0);
@@ -355,11 +358,11 @@ fn rejects_each_kind_of_malformed_frame() {
     ));
 
     // A boolean that is neither 0 nor 1.
-    let mut b = encode(&[env(Message::VoteResponse {
+    let mut b = encode(&[env(Message::VoteResponse(VoteResponse {
         term: 1,
         pre_vote: false,
         granted: true,
-    })]);
+    }))]);
     b[34] = 2;
     assert_eq!(codec.decode(&b), Err(FrameError::InvalidBool(2)));
 }
@@ -376,7 +379,7 @@ fn huge_counts_are_rejected_before_allocating() {
             ..
         })
     ));
-    let append = env(Message::Append {
+    let append = env(Message::Append(AppendRequest {
         term: 1,
         prev_index: 0,
         prev_term: 0,
@@ -386,7 +389,7 @@ fn huge_counts_are_rejected_before_allocating() {
         min_applied: 0,
         seq: 0,
         minority: true,
-    });
+    }));
     let mut b = encode(&[append]);
     let count_at = 26 + 7 * 8 + 1;
     b[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -399,7 +402,7 @@ fn huge_counts_are_rejected_before_allocating() {
 #[test]
 fn oversize_is_rejected_on_both_sides() {
     let small = Codec::new(100);
-    let big = env(Message::Append {
+    let big = env(Message::Append(AppendRequest {
         term: 1,
         prev_index: 0,
         prev_term: 0,
@@ -415,7 +418,7 @@ fn oversize_is_rejected_on_both_sides() {
         min_applied: 0,
         seq: 0,
         minority: false,
-    });
+    }));
     let mut out = BytesMut::new();
     assert!(matches!(
         small.encode_batch(std::slice::from_ref(&big), &mut out),
@@ -440,7 +443,7 @@ fn oversize_is_rejected_on_both_sides() {
 fn encode_batches_splits_and_skips_oversize() {
     let codec = Codec::new(200);
     let small = env(Message::TimeoutNow { term: 1 }); // 21 bytes each
-    let huge = env(Message::Append {
+    let huge = env(Message::Append(AppendRequest {
         term: 1,
         prev_index: 0,
         prev_term: 0,
@@ -456,7 +459,7 @@ fn encode_batches_splits_and_skips_oversize() {
         min_applied: 0,
         seq: 0,
         minority: true,
-    });
+    }));
     let mut envs = vec![small.clone(); 20];
     envs.insert(5, huge);
     let mut out = BytesMut::new();

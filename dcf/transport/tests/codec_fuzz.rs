@@ -7,7 +7,10 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::BytesMut;
-use dcf_core::{Entry, EntryKind, Envelope, Message};
+use dcf_core::{
+    AppendRequest, AppendResponse, Entry, EntryKind, Envelope, LogTail, LogTailResponse, Message,
+    VoteRequest, VoteResponse,
+};
 use dcf_transport::{Codec, Frame, HostEnvelope, HostMessage, SnapshotStatus, Wire, HEADER_LEN};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -54,19 +57,19 @@ fn random_envelope(rng: &mut StdRng) -> Wire {
             .collect()
     };
     let msg = match rng.gen_range(0..13) {
-        0 => Body::Consensus(Message::VoteRequest {
+        0 => Body::Consensus(Message::VoteRequest(VoteRequest {
             term: num(rng),
             pre_vote: rng.gen(),
             last_index: num(rng),
             last_term: num(rng),
             transfer: rng.gen(),
-        }),
-        1 => Body::Consensus(Message::VoteResponse {
+        })),
+        1 => Body::Consensus(Message::VoteResponse(VoteResponse {
             term: num(rng),
             pre_vote: rng.gen(),
             granted: rng.gen(),
-        }),
-        2 => Body::Consensus(Message::Append {
+        })),
+        2 => Body::Consensus(Message::Append(AppendRequest {
             term: num(rng),
             prev_index: num(rng),
             prev_term: num(rng),
@@ -76,15 +79,15 @@ fn random_envelope(rng: &mut StdRng) -> Wire {
             min_applied: num(rng),
             seq: num(rng),
             minority: rng.gen(),
-        }),
-        3 => Body::Consensus(Message::AppendResponse {
+        })),
+        3 => Body::Consensus(Message::AppendResponse(AppendResponse {
             term: num(rng),
             success: rng.gen(),
             index: num(rng),
             last_index: num(rng),
             applied_index: num(rng),
             seq: num(rng),
-        }),
+        })),
         4 => Body::Host(HostMessage::Forward {
             req: num(rng),
             key: num(rng),
@@ -104,19 +107,19 @@ fn random_envelope(rng: &mut StdRng) -> Wire {
             term: num(rng),
             minority: rng.gen(),
         }),
-        8 => Body::Consensus(Message::LogTail {
+        8 => Body::Consensus(Message::LogTail(LogTail {
             term: num(rng),
             prev_index: num(rng),
             prev_term: num(rng),
             entries: entries(rng),
             last_index: num(rng),
             last_term: num(rng),
-        }),
-        9 => Body::Consensus(Message::LogTailResponse {
+        })),
+        9 => Body::Consensus(Message::LogTailResponse(LogTailResponse {
             term: num(rng),
             success: rng.gen(),
             index: num(rng),
-        }),
+        })),
         10 => Body::Host(HostMessage::SnapshotChunk {
             index: num(rng),
             term: num(rng),

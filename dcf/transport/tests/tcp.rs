@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use dcf_core::{Envelope, Message};
+use dcf_core::{AppendResponse, Envelope, Message};
 use dcf_transport::{
     Codec, Hello, Transport, TransportConfig, TransportError, TransportStats, Wire,
 };
@@ -34,21 +34,21 @@ fn msg(from: u32, to: u32, seq: u64) -> Envelope {
         stream: 1,
         from,
         to,
-        msg: Message::AppendResponse {
+        msg: Message::AppendResponse(AppendResponse {
             term: 1,
             success: true,
             index: seq,
             last_index: seq,
             applied_index: 0,
             seq,
-        },
+        }),
     }
 }
 
 fn seq_of(e: &Wire) -> u64 {
     match e {
         Wire::Consensus(Envelope {
-            msg: Message::AppendResponse { seq, .. },
+            msg: Message::AppendResponse(AppendResponse { seq, .. }),
             ..
         }) => *seq,
         _ => panic!("unexpected {e:?}"),

@@ -4,7 +4,7 @@
 use super::{Action, StreamCore};
 use crate::config::NodeId;
 use crate::snapshot::SnapshotMeta;
-use crate::types::{Index, Message};
+use crate::types::{AppendResponse, Index, Message};
 
 impl StreamCore {
     /// DCF `truncate`: forgets entries below `first_kept`, which must be
@@ -75,14 +75,14 @@ impl StreamCore {
             let seq = fs.last_seq_seen;
             self.send(
                 leader,
-                Message::AppendResponse {
+                Message::AppendResponse(AppendResponse {
                     term: self.term,
                     success: true,
                     index: upto,
                     last_index: self.log.last_index(),
                     applied_index: self.applied,
                     seq,
-                },
+                }),
             );
         }
         self.emit_apply();

@@ -4,7 +4,10 @@ use super::membership::TicketState;
 use super::role::{CandidateState, FollowerState, LeaderState, RoleState};
 use super::{Action, ConfigChangeError, RunMode, StreamCore, WorkMode};
 use crate::config::{MemberKind, NodeId};
-use crate::types::{Entry, EntryKind, Index, Message, Term};
+use crate::types::{
+    AppendRequest, AppendResponse, Entry, EntryKind, Index, Message, Term, VoteRequest,
+    VoteResponse,
+};
 use rand::Rng;
 
 impl StreamCore {
@@ -132,13 +135,13 @@ impl StreamCore {
             self.start_election(false);
             return;
         }
-        let req = Message::VoteRequest {
+        let req = Message::VoteRequest(VoteRequest {
             term: self.term + 1,
             pre_vote: true,
             last_index: self.log.last_index(),
             last_term: self.log.last_term(),
             transfer: false,
-        };
+        });
         for id in self.voter_ids() {
             if id != self.opts.node_id {
                 self.send(id, req.clone());
@@ -162,13 +165,13 @@ impl StreamCore {
             self.become_leader();
             return;
         }
-        let req = Message::VoteRequest {
+        let req = Message::VoteRequest(VoteRequest {
             term: self.term,
             pre_vote: false,
             last_index: self.log.last_index(),
             last_term: self.log.last_term(),
             transfer,
-        };
+        });
         for id in self.voter_ids() {
             if id != self.opts.node_id {
                 self.send(id, req.clone());
@@ -180,14 +183,105 @@ impl StreamCore {
         (last_term, last_index) >= (self.log.last_term(), self.log.last_index())
     }
 
-    pub(super) fn handle_vote_request(
-        &mut self,
-        from: NodeId,
-        term: Term,
-        pre_vote: bool,
-        last_index: Index,
-        last_term: Term,
-    ) {
+    /// The term rules every message but the log-tail exchange passes
+    /// first: a higher term makes this node a follower in it (except for
+    /// pre-votes, and votes refused because a live leader is known), a
+    /// lower one is refused, and a minority leader ignores higher terms.
+    /// False when the message needs nothing more.
+    pub(super) fn admit_term(&mut self, from: NodeId, msg: &Message) -> bool {
+        let mterm = msg.term();
+        if mterm > self.term && self.is_leader() && self.is_minority() {
+            // A minority leader ignores higher terms: it keeps counting
+            // acknowledgements and mode reports, refuses votes, drops the rest.
+            return match msg {
+                Message::AppendResponse(_) | Message::WorkModeReport { .. } => true,
+                Message::VoteRequest(req) => {
+                    self.refuse_vote(from, req.pre_vote);
+                    false
+                }
+                _ => false,
+            };
+        }
+        if mterm > self.term {
+            match msg {
+                Message::VoteRequest(VoteRequest { pre_vote: true, .. }) => {
+                    // Pre-votes never change anyone's term.
+                }
+                Message::VoteRequest(req) if !req.transfer && self.leader_is_live() => {
+                    // A live leader is known: refuse without adopting the term.
+                    self.refuse_vote(from, false);
+                    return false;
+                }
+                Message::VoteResponse(VoteResponse {
+                    pre_vote: true,
+                    granted: true,
+                    ..
+                }) => {
+                    // A granted pre-vote carries the term we asked for.
+                }
+                Message::VoteRequest(_)
+                | Message::VoteResponse(_)
+                | Message::AppendResponse(_)
+                | Message::WorkModeReport { .. } => self.become_follower(mterm, None),
+                Message::Append(_) | Message::TimeoutNow { .. } => {
+                    self.become_follower(mterm, Some(from))
+                }
+                Message::LogTail(_) | Message::LogTailResponse(_) => return false,
+            }
+            return true;
+        }
+        if mterm < self.term && !self.follows_lower_term(msg) {
+            match msg {
+                Message::Append(_) => {
+                    // Tell the stale leader about the newer term.
+                    let resp = AppendResponse {
+                        term: self.term,
+                        success: false,
+                        index: 0,
+                        last_index: self.log.last_index(),
+                        applied_index: self.applied,
+                        seq: 0,
+                    };
+                    self.send(from, Message::AppendResponse(resp));
+                }
+                Message::VoteRequest(req) => self.refuse_vote(from, req.pre_vote),
+                _ => {}
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Normal-mode nodes follow a minority leader even if its term is
+    /// lower (see [`crate::minority`]): its appends go on to `handle_append`.
+    fn follows_lower_term(&self, msg: &Message) -> bool {
+        matches!(msg, Message::Append(AppendRequest { minority: true, .. })) && !self.is_leader()
+    }
+
+    fn refuse_vote(&mut self, to: NodeId, pre_vote: bool) {
+        let resp = VoteResponse {
+            term: self.term,
+            pre_vote,
+            granted: false,
+        };
+        self.send(to, Message::VoteResponse(resp));
+    }
+
+    /// The leader hands over: campaign at once.
+    pub(super) fn handle_timeout_now(&mut self, from: NodeId) {
+        if self.leader == Some(from) && self.may_lead() && !self.is_leader() {
+            self.start_election(true);
+        }
+    }
+
+    pub(super) fn handle_vote_request(&mut self, from: NodeId, req: VoteRequest) {
+        let VoteRequest {
+            term,
+            pre_vote,
+            last_index,
+            last_term,
+            ..
+        } = req;
         // The candidate must be a voter that may lead in our newest
         // configuration or, while that one is uncommitted, in the newest
         // committed one (a node being removed may still be needed). A node
@@ -237,21 +331,20 @@ impl StreamCore {
         }
         self.send(
             from,
-            Message::VoteResponse {
+            Message::VoteResponse(VoteResponse {
                 term: if pre_vote && granted { term } else { self.term },
                 pre_vote,
                 granted,
-            },
+            }),
         );
     }
 
-    pub(super) fn handle_vote_response(
-        &mut self,
-        from: NodeId,
-        term: Term,
-        pre_vote: bool,
-        granted: bool,
-    ) {
+    pub(super) fn handle_vote_response(&mut self, from: NodeId, resp: VoteResponse) {
+        let VoteResponse {
+            term,
+            pre_vote,
+            granted,
+        } = resp;
         let expected = match (&self.role, pre_vote) {
             (RoleState::PreCandidate(_), true) => {
                 term == self.term + 1 || (!granted && term == self.term)

@@ -3,7 +3,7 @@
 use super::role::{FollowerState, RoleState};
 use super::{Action, Exception, StreamCore};
 use crate::config::NodeId;
-use crate::types::{Entry, Index, Message, Term};
+use crate::types::{AppendRequest, AppendResponse, Entry, Index, Message, Term};
 
 /// What merging received entries into the log did.
 pub(super) enum Merge {
@@ -16,19 +16,20 @@ pub(super) enum Merge {
 }
 
 impl StreamCore {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn handle_append(
-        &mut self,
-        from: NodeId,
-        prev_index: Index,
-        prev_term: Term,
-        entries: Vec<Entry>,
-        commit: Index,
-        leader_first: Index,
-        min_applied: Index,
-        seq: u64,
-        leader_minority: bool,
-    ) {
+    /// Entries (or a heartbeat) from the leader of the current term (or
+    /// from a minority leader of a lower one).
+    pub(super) fn handle_append(&mut self, from: NodeId, req: AppendRequest) {
+        let AppendRequest {
+            prev_index,
+            prev_term,
+            entries,
+            commit,
+            first_index: leader_first,
+            min_applied,
+            seq,
+            minority: leader_minority,
+            ..
+        } = req;
         if self.is_leader() {
             // Two leaders in one term cannot happen; ignore defensively.
             return;
@@ -54,14 +55,14 @@ impl StreamCore {
         let reject = |core: &mut StreamCore, hint: Index| {
             core.send(
                 from,
-                Message::AppendResponse {
+                Message::AppendResponse(AppendResponse {
                     term: core.term,
                     success: false,
                     index: hint.max(1),
                     last_index: core.log.last_index(),
                     applied_index: core.applied,
                     seq,
-                },
+                }),
             );
         };
         let behind = leader_first > 0 && last + 1 < leader_first && prev_index > last;
@@ -118,14 +119,14 @@ impl StreamCore {
         }
         self.send(
             from,
-            Message::AppendResponse {
+            Message::AppendResponse(AppendResponse {
                 term: self.term,
                 success: true,
                 index: upto,
                 last_index: self.log.last_index(),
                 applied_index: self.applied,
                 seq,
-            },
+            }),
         );
     }
 

@@ -4,7 +4,9 @@
 use super::{Action, ProposeError, StreamCore, WorkMode};
 use crate::config::NodeId;
 use crate::quorum::{has_quorum, quorum_index, VoterMatch};
-use crate::types::{Entry, EntryKind, Envelope, Index, Message, Term};
+use crate::types::{
+    AppendRequest, AppendResponse, Entry, EntryKind, Envelope, Index, Message, Term,
+};
 
 /// A read index waiting for a quorum to confirm heartbeat round `seq`.
 #[derive(Clone, Debug)]
@@ -74,15 +76,15 @@ impl StreamCore {
         Ok(())
     }
 
-    pub(super) fn handle_append_response(
-        &mut self,
-        from: NodeId,
-        success: bool,
-        index: Index,
-        _last_index: Index,
-        applied: Index,
-        seq: u64,
-    ) {
+    /// A peer's acknowledgement (or rejection, with a retry hint).
+    pub(super) fn handle_append_response(&mut self, from: NodeId, resp: AppendResponse) {
+        let AppendResponse {
+            success,
+            index,
+            applied_index: applied,
+            seq,
+            ..
+        } = resp;
         let (first, last, now) = (self.log.first_index(), self.log.last_index(), self.now);
         let Some(ls) = self.leader_state_mut() else {
             return;
@@ -198,7 +200,7 @@ impl StreamCore {
         let Some(ls) = self.leader_state_mut() else {
             return;
         };
-        let msg = Message::Append {
+        let msg = Message::Append(AppendRequest {
             term,
             prev_index,
             prev_term,
@@ -208,7 +210,7 @@ impl StreamCore {
             min_applied,
             seq: ls.seq,
             minority,
-        };
+        });
         if let Some(p) = ls.peers.get_mut(&to) {
             if let (Some(upto), false) = (sent_upto, p.probing) {
                 p.next_index = upto + 1;

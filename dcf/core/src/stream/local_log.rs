@@ -3,7 +3,7 @@
 
 use super::{Action, StreamCore};
 use crate::config::{NodeId, StreamMembers};
-use crate::types::{Entry, EntryKind, Index, Message, Term};
+use crate::types::{AppendResponse, Entry, EntryKind, Index, Message, Term};
 
 impl StreamCore {
     /// Storage made every entry up to `index` durable, the one at `index`
@@ -29,14 +29,14 @@ impl StreamCore {
             let seq = fs.last_seq_seen;
             self.send(
                 leader,
-                Message::AppendResponse {
+                Message::AppendResponse(AppendResponse {
                     term: self.term,
                     success: true,
                     index: upto,
                     last_index: self.log.last_index(),
                     applied_index: self.applied,
                     seq,
-                },
+                }),
             );
         }
     }

@@ -255,167 +255,25 @@ impl StreamCore {
         if from == self.opts.node_id {
             return;
         }
-        if matches!(
-            msg,
-            Message::LogTail { .. } | Message::LogTailResponse { .. }
-        ) {
-            // Exchanged outside any leadership: terms play no part.
-            self.handle_log_tail(from, msg);
+        // Exchanged outside any leadership: terms play no part.
+        let msg = match msg {
+            Message::LogTail(tail) => return self.handle_log_tail(from, tail),
+            Message::LogTailResponse(resp) => return self.handle_log_tail_response(from, resp),
+            msg => msg,
+        };
+        if !self.admit_term(from, &msg) {
             return;
         }
-        let mterm = msg.term();
-        if mterm > self.term && self.is_leader() && self.is_minority() {
-            // A minority leader ignores higher terms: it keeps counting
-            // acknowledgements and mode reports, refuses votes, drops the rest.
-            match &msg {
-                Message::AppendResponse { .. } | Message::WorkModeReport { .. } => {}
-                Message::VoteRequest { pre_vote, .. } => {
-                    let pre_vote = *pre_vote;
-                    self.send(
-                        from,
-                        Message::VoteResponse {
-                            term: self.term,
-                            pre_vote,
-                            granted: false,
-                        },
-                    );
-                    return;
-                }
-                _ => return,
-            }
-        } else if mterm > self.term {
-            match &msg {
-                Message::VoteRequest { pre_vote: true, .. } => {
-                    // Pre-votes never change anyone's term.
-                }
-                Message::VoteRequest {
-                    pre_vote: false,
-                    transfer,
-                    ..
-                } if !*transfer && self.leader_is_live() => {
-                    // A live leader is known: refuse without adopting the term.
-                    self.send(
-                        from,
-                        Message::VoteResponse {
-                            term: self.term,
-                            pre_vote: false,
-                            granted: false,
-                        },
-                    );
-                    return;
-                }
-                Message::VoteResponse {
-                    pre_vote: true,
-                    granted: true,
-                    ..
-                } => {
-                    // A granted pre-vote carries the term we asked for.
-                }
-                Message::AppendResponse { .. }
-                | Message::VoteResponse { .. }
-                | Message::WorkModeReport { .. } => {
-                    self.become_follower(mterm, None);
-                }
-                Message::Append { .. } | Message::TimeoutNow { .. } => {
-                    self.become_follower(mterm, Some(from));
-                }
-                Message::VoteRequest { .. } => {
-                    self.become_follower(mterm, None);
-                }
-                Message::LogTail { .. } | Message::LogTailResponse { .. } => {
-                    return;
-                }
-            }
-        } else if mterm < self.term && !self.follows_lower_term(&msg) {
-            match msg {
-                Message::Append { .. } => {
-                    // Tell the stale leader about the newer term.
-                    self.send(
-                        from,
-                        Message::AppendResponse {
-                            term: self.term,
-                            success: false,
-                            index: 0,
-                            last_index: self.log.last_index(),
-                            applied_index: self.applied,
-                            seq: 0,
-                        },
-                    );
-                }
-                Message::VoteRequest { pre_vote, .. } => {
-                    self.send(
-                        from,
-                        Message::VoteResponse {
-                            term: self.term,
-                            pre_vote,
-                            granted: false,
-                        },
-                    );
-                }
-                _ => {}
-            }
-            return;
-        }
-
         match msg {
-            Message::VoteRequest {
-                term,
-                pre_vote,
-                last_index,
-                last_term,
-                ..
-            } => self.handle_vote_request(from, term, pre_vote, last_index, last_term),
-            Message::VoteResponse {
-                term,
-                pre_vote,
-                granted,
-            } => self.handle_vote_response(from, term, pre_vote, granted),
-            Message::Append {
-                term: _,
-                prev_index,
-                prev_term,
-                entries,
-                commit,
-                first_index,
-                min_applied,
-                seq,
-                minority,
-            } => self.handle_append(
-                from,
-                prev_index,
-                prev_term,
-                entries,
-                commit,
-                first_index,
-                min_applied,
-                seq,
-                minority,
-            ),
-            Message::AppendResponse {
-                success,
-                index,
-                last_index,
-                applied_index,
-                seq,
-                ..
-            } => self.handle_append_response(from, success, index, last_index, applied_index, seq),
-            Message::TimeoutNow { .. } => {
-                if self.leader == Some(from) && self.may_lead() && !self.is_leader() {
-                    self.start_election(true);
-                }
-            }
+            Message::VoteRequest(req) => self.handle_vote_request(from, req),
+            Message::VoteResponse(resp) => self.handle_vote_response(from, resp),
+            Message::Append(req) => self.handle_append(from, req),
+            Message::AppendResponse(resp) => self.handle_append_response(from, resp),
+            Message::TimeoutNow { .. } => self.handle_timeout_now(from),
             Message::WorkModeReport { minority, .. } => {
-                let now = self.now;
-                if let Some(ls) = self.leader_state_mut() {
-                    if let Some(p) = ls.peers.get_mut(&from) {
-                        p.minority = minority;
-                        p.mode_reported_at = now.max(1);
-                    }
-                    self.maybe_commit();
-                }
+                self.handle_work_mode_report(from, minority)
             }
-            // Handled above.
-            Message::LogTail { .. } | Message::LogTailResponse { .. } => {}
+            Message::LogTail(_) | Message::LogTailResponse(_) => {}
         }
     }
 
@@ -434,12 +292,6 @@ impl StreamCore {
             term: self.term,
             leader: self.leader,
         });
-    }
-
-    /// Normal-mode nodes follow a minority leader even if its term is
-    /// lower (see [`crate::minority`]): its appends go on to `handle_append`.
-    fn follows_lower_term(&self, msg: &Message) -> bool {
-        matches!(msg, Message::Append { minority: true, .. }) && !self.is_leader()
     }
 
     fn is_leader(&self) -> bool {

@@ -53,6 +53,18 @@ impl StreamCore {
         matches!(self.work_mode, WorkMode::Minority { .. })
     }
 
+    /// A follower's work mode, which a minority leader counts commits by.
+    pub(super) fn handle_work_mode_report(&mut self, from: NodeId, minority: bool) {
+        let now = self.now;
+        if let Some(ls) = self.leader_state_mut() {
+            if let Some(p) = ls.peers.get_mut(&from) {
+                p.minority = minority;
+                p.mode_reported_at = now.max(1);
+            }
+            self.maybe_commit();
+        }
+    }
+
     pub(super) fn maybe_commit_minority(&mut self, vote_num: u64) {
         let window = 2 * self.opts.election_timeout_ms;
         let now = self.now;

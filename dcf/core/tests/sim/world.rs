@@ -225,37 +225,41 @@ impl fmt::Display for Tr {
 
 fn summarize(m: &Message) -> (&'static str, u64, u64) {
     match m {
-        Message::VoteRequest {
+        Message::VoteRequest(VoteRequest {
             pre_vote,
             last_index,
             last_term,
             ..
-        } => (
+        }) => (
             if *pre_vote { "PreVoteReq" } else { "VoteReq" },
             *last_index,
             *last_term,
         ),
-        Message::VoteResponse {
+        Message::VoteResponse(VoteResponse {
             pre_vote, granted, ..
-        } => (
+        }) => (
             if *pre_vote { "PreVoteResp" } else { "VoteResp" },
             *granted as u64,
             0,
         ),
-        Message::Append {
+        Message::Append(AppendRequest {
             prev_index,
             entries,
             ..
-        } => ("Append", *prev_index, entries.len() as u64),
-        Message::AppendResponse { success, index, .. } => ("AppendResp", *success as u64, *index),
+        }) => ("Append", *prev_index, entries.len() as u64),
+        Message::AppendResponse(AppendResponse { success, index, .. }) => {
+            ("AppendResp", *success as u64, *index)
+        }
         Message::TimeoutNow { .. } => ("TimeoutNow", 0, 0),
         Message::WorkModeReport { minority, .. } => ("WorkModeReport", *minority as u64, 0),
-        Message::LogTail {
+        Message::LogTail(LogTail {
             prev_index,
             entries,
             ..
-        } => ("LogTail", *prev_index, entries.len() as u64),
-        Message::LogTailResponse { success, index, .. } => ("LogTailResp", *success as u64, *index),
+        }) => ("LogTail", *prev_index, entries.len() as u64),
+        Message::LogTailResponse(LogTailResponse { success, index, .. }) => {
+            ("LogTailResp", *success as u64, *index)
+        }
     }
 }
 
