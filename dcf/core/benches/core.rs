@@ -4,107 +4,37 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use dcf_core::quorum::{quorum_index, VoterMatch};
-use dcf_core::*;
-
-fn members(n: u32) -> StreamMembers {
-    let mut m = StreamMembers::default();
-    for i in 1..=n {
-        m.members.push(Member {
-            node_id: i,
-            ip: "127.0.0.1".into(),
-            port: 1700 + i as u16,
-            kind: MemberKind::Voter,
-            initial_leader: i == 1,
-            weight: 1,
-            group: 0,
-            priority: 0,
-        });
-    }
-    m
-}
+use dcf_core::testing::{fixtures, Net, Storage};
 
 /// A 3-node stream whose node 1 is a ready leader; the two followers are
 /// real cores, and every message and durability report is delivered at
-/// once.
-struct Cluster {
-    nodes: Vec<StreamCore>,
-    now: u64,
-    queue: Vec<Envelope>,
-}
-
-impl Cluster {
-    fn new() -> Cluster {
-        let m = members(3);
-        let nodes = (1..=3)
-            .map(|i| {
-                let mut o = CoreOptions::new(i, 1);
-                o.election_timeout_ms = 1_000_000;
-                o.heartbeat_interval_ms = 1_000_000;
-                StreamCore::new(o, m.clone(), Restored::default(), 0)
-            })
-            .collect();
-        let mut c = Cluster {
-            nodes,
-            now: 0,
-            queue: Vec::new(),
-        };
-        c.now = 200_000;
-        c.nodes[0].tick(c.now);
-        c.settle();
-        assert!(c.nodes[0].is_leader_ready(), "node 1 leads");
-        c
-    }
-
-    fn handle(&mut self, i: usize) {
-        loop {
-            let actions = self.nodes[i].take_actions();
-            if actions.is_empty() {
-                return;
-            }
-            for a in actions {
-                match a {
-                    Action::Send(env) => self.queue.push(env),
-                    Action::AppendLog(es) => {
-                        let l = es.last().unwrap();
-                        let (idx, t) = (l.index, l.term);
-                        self.nodes[i].on_persisted(self.now, idx, t);
-                    }
-                    Action::Apply(es) => {
-                        let l = es.last().unwrap().index;
-                        self.nodes[i].on_applied(l);
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    fn settle(&mut self) {
-        for i in 0..3 {
-            self.handle(i);
-        }
-        while let Some(env) = self.queue.pop() {
-            let to = (env.to - 1) as usize;
-            self.nodes[to].step(self.now, env.from, env.msg);
-            self.handle(to);
-        }
-    }
+/// once (nothing is kept on the disks, so long runs use no memory).
+fn cluster() -> Net {
+    let mut net = Net::new(3, 1, |i| fixtures::options(i, 1_000_000, 1_000_000));
+    net.storage = Storage::Discard;
+    net.record_applied = false;
+    net.now = 200_000;
+    net.tick(1);
+    net.settle();
+    assert!(net.nodes[&1].is_leader_ready(), "node 1 leads");
+    net
 }
 
 fn leader_append(c: &mut Criterion) {
     let mut g = c.benchmark_group("leader_append");
     for n in [1usize, 10, 100] {
-        let mut cl = Cluster::new();
+        let mut net = cluster();
         let data = vec![7u8; 64];
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
             b.iter(|| {
+                let now = net.now;
                 for k in 0..n {
-                    cl.nodes[0]
-                        .propose(cl.now, k as u64, data.clone())
+                    net.core(1)
+                        .propose(now, k as u64, data.clone())
                         .expect("leader accepts");
                 }
-                cl.settle();
-                black_box(cl.nodes[0].commit_index())
+                net.settle();
+                black_box(net.nodes[&1].commit_index())
             })
         });
     }

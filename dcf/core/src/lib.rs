@@ -72,6 +72,8 @@ pub mod snapshot;
 pub mod stream;
 
 pub mod minority;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use flow::{LoadSample, LoadThresholds};
 pub use snapshot::SnapshotMeta;

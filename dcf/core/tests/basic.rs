@@ -1,14 +1,12 @@
 //! A small lossless cluster driven step by step: election, replication,
 //! commit and linearizable reads on a healthy network.
 
-mod common;
-
-use common::Net;
+use dcf_core::testing::Net;
 use dcf_core::*;
 
 /// Nodes with a 300 ms election timeout, stepped 10 ms at a time.
 fn net(n: u32, mode: RunMode) -> Net {
-    Net::new(n, 10, |i| {
+    Net::new(n, 10, move |i| {
         let mut o = CoreOptions::new(i, 1);
         o.run_mode = mode;
         o.election_timeout_ms = 300;

@@ -3,144 +3,48 @@
 //! commit-latency pacing spaces out appends to one peer without ever
 //! delaying heartbeats.
 
+use dcf_core::testing::{fixtures, Net};
 use dcf_core::*;
 use std::collections::BTreeMap;
 
-fn member(i: NodeId, kind: MemberKind) -> Member {
-    Member {
-        node_id: i,
-        ip: "127.0.0.1".into(),
-        port: 1700 + i as u16,
-        kind,
-        initial_leader: i == 1,
-        weight: 1,
-        group: 0,
-        priority: 0,
-    }
-}
-
-/// Nodes 1..=3 vote, node 4 (if any) is PASSIVE; node 1 starts as leader.
-fn members(n: u32) -> StreamMembers {
-    let mut m = StreamMembers::default();
-    for i in 1..=n {
-        let kind = if i == 4 {
+/// Nodes 1..=n (1..=3 vote, node 4 if any is PASSIVE; node 1 the
+/// configured LEADER) on a lossless network with a fixed one-way delay
+/// and instant storage, stepped 1 ms at a time, recording every append.
+fn cluster(n: u32, delay_ms: u64, tune: impl Fn(&mut CoreOptions) + 'static) -> Net {
+    let kind = |i| {
+        if i == 4 {
             MemberKind::Passive
         } else {
             MemberKind::Voter
-        };
-        m.members.push(member(i, kind));
-    }
-    m
+        }
+    };
+    let mut net = Net::with_members(fixtures::members_with(n, 1, kind), 1, move |i| {
+        let mut o = fixtures::options(i, 300, 50);
+        tune(&mut o);
+        o
+    });
+    net.set_delay(delay_ms, delay_ms);
+    net.record_appends = true;
+    net.record_applied = false;
+    net
 }
 
-/// A lossless network with a fixed one-way delay; storage is instant.
-struct Net {
-    nodes: BTreeMap<NodeId, StreamCore>,
-    in_flight: Vec<(u64, Envelope)>,
-    delay_ms: u64,
-    now: u64,
-    /// Every append the leader sent: (time, to, entries, heartbeat round).
-    appends: Vec<(u64, NodeId, usize, u64)>,
+/// Steps until node 1 is a ready leader.
+fn ready_leader(net: &mut Net) {
+    assert!(
+        net.run_until(5000, |n| n.nodes[&1].is_leader_ready()),
+        "node 1 never became a ready leader"
+    );
 }
 
-impl Net {
-    fn new(n: u32, delay_ms: u64, tune: impl Fn(&mut CoreOptions)) -> Net {
-        let m = members(n);
-        let nodes = (1..=n)
-            .map(|i| {
-                let mut o = CoreOptions::new(i, 1);
-                o.election_timeout_ms = 300;
-                o.heartbeat_interval_ms = 50;
-                tune(&mut o);
-                (i, StreamCore::new(o, m.clone(), Restored::default(), 0))
-            })
-            .collect();
-        Net {
-            nodes,
-            in_flight: vec![],
-            delay_ms,
-            now: 0,
-            appends: vec![],
-        }
-    }
-
-    fn core(&mut self, id: NodeId) -> &mut StreamCore {
-        self.nodes.get_mut(&id).unwrap()
-    }
-
-    fn drain(&mut self, id: NodeId) {
-        loop {
-            let actions = self.core(id).take_actions();
-            if actions.is_empty() {
-                return;
-            }
-            for a in actions {
-                match a {
-                    Action::Send(env) => {
-                        if let Message::Append(AppendRequest { entries, seq, .. }) = &env.msg {
-                            self.appends.push((self.now, env.to, entries.len(), *seq));
-                        }
-                        self.in_flight.push((self.now + self.delay_ms, env));
-                    }
-                    Action::AppendLog(es) => {
-                        let last = es.last().unwrap();
-                        let (i, t, now) = (last.index, last.term, self.now);
-                        self.core(id).on_persisted(now, i, t);
-                    }
-                    Action::Apply(es) => {
-                        let last = es.last().unwrap().index;
-                        self.core(id).on_applied(last);
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    /// Advances the clock by one millisecond: delivers what is due, ticks.
-    fn step_ms(&mut self) {
-        self.now += 1;
-        let now = self.now;
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
-            .into_iter()
-            .partition(|(t, _)| *t <= now);
-        self.in_flight = later;
-        for (_, env) in due {
-            let to = env.to;
-            self.core(to).step(now, env.from, env.msg);
-            self.drain(to);
-        }
-        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-        for id in ids {
-            self.core(id).tick(now);
-            self.drain(id);
-        }
-    }
-
-    fn run(&mut self, ms: u64) {
-        for _ in 0..ms {
-            self.step_ms();
-        }
-    }
-
-    fn ready_leader(&mut self) {
-        for _ in 0..5000 {
-            self.step_ms();
-            if self.core(1).role() == Role::Leader && self.core(1).is_leader_ready() {
-                return;
-            }
-        }
-        panic!("node 1 never became a ready leader");
-    }
-
-    fn largest_batch_to(&self, to: NodeId, since: u64) -> usize {
-        self.appends
-            .iter()
-            .filter(|(t, n, _, _)| *n == to && *t >= since)
-            .map(|(_, _, e, _)| *e)
-            .max()
-            .unwrap_or(0)
-    }
+/// The most entries one append sent to `to` since `since` carried.
+fn largest_batch_to(net: &Net, to: NodeId, since: u64) -> usize {
+    net.appends
+        .iter()
+        .filter(|a| a.to == to && a.at >= since)
+        .map(|a| a.entries)
+        .max()
+        .unwrap_or(0)
 }
 
 fn overloaded() -> LoadSample {
@@ -153,11 +57,11 @@ fn overloaded() -> LoadSample {
 
 #[test]
 fn passive_peer_gets_smaller_batches_under_load_voters_do_not() {
-    let mut net = Net::new(4, 1, |o| {
+    let mut net = cluster(4, 1, |o| {
         o.max_batch_entries = 20;
         o.latency_pacing = false;
     });
-    net.ready_leader();
+    ready_leader(&mut net);
     net.run(100);
 
     // Unloaded: everyone gets full batches.
@@ -166,8 +70,8 @@ fn passive_peer_gets_smaller_batches_under_load_voters_do_not() {
         net.core(1).propose(since, i, vec![1]).unwrap();
     }
     net.drain(1);
-    assert_eq!(net.largest_batch_to(2, since), 20);
-    assert_eq!(net.largest_batch_to(4, since), 20);
+    assert_eq!(largest_batch_to(&net, 2, since), 20);
+    assert_eq!(largest_batch_to(&net, 4, since), 20);
     net.run(100);
 
     // Three overloaded samples: 20 × 0.8³ = 10.24 -> 10 for the PASSIVE node.
@@ -178,19 +82,19 @@ fn passive_peer_gets_smaller_batches_under_load_voters_do_not() {
     let st = net.core(1).status();
     assert!((st.passive_batch_factor - 0.512).abs() < 1e-9, "{st:?}");
     let since = net.now + 1;
-    net.step_ms();
+    net.step();
     for i in 0..100u64 {
         net.core(1).propose(since, i, vec![2]).unwrap();
     }
     net.drain(1);
-    assert_eq!(net.largest_batch_to(4, since), 10);
+    assert_eq!(largest_batch_to(&net, 4, since), 10);
     assert_eq!(
-        net.largest_batch_to(2, since),
+        largest_batch_to(&net, 2, since),
         20,
         "voters are not throttled"
     );
     assert_eq!(
-        net.largest_batch_to(3, since),
+        largest_batch_to(&net, 3, since),
         20,
         "voters are not throttled"
     );
@@ -211,12 +115,12 @@ fn passive_peer_gets_smaller_batches_under_load_voters_do_not() {
         );
     }
     let since = net.now + 1;
-    net.step_ms();
+    net.step();
     for i in 0..30u64 {
         net.core(1).propose(since, i, vec![3]).unwrap();
     }
     net.drain(1);
-    assert_eq!(net.largest_batch_to(4, since), 1);
+    assert_eq!(largest_batch_to(&net, 4, since), 1);
     net.run(300);
     let last = net.core(1).last_index();
     assert_eq!(net.core(4).applied_index(), last);
@@ -228,17 +132,17 @@ fn passive_peer_gets_smaller_batches_under_load_voters_do_not() {
     }
     assert_eq!(net.core(1).status().passive_batch_factor, 1.0);
     let since = net.now + 1;
-    net.step_ms();
+    net.step();
     for i in 0..100u64 {
         net.core(1).propose(since, i, vec![4]).unwrap();
     }
     net.drain(1);
-    assert_eq!(net.largest_batch_to(4, since), 20);
+    assert_eq!(largest_batch_to(&net, 4, since), 20);
 }
 
 #[test]
 fn thresholds_come_from_the_options() {
-    let mut net = Net::new(4, 1, |o| {
+    let mut net = cluster(4, 1, |o| {
         o.max_batch_entries = 10;
         o.load_thresholds = LoadThresholds {
             cpu_percent: 300,
@@ -246,7 +150,7 @@ fn thresholds_come_from_the_options() {
             net_queue: 1024,
         };
     });
-    net.ready_leader();
+    ready_leader(&mut net);
     // 250 % is below this threshold: no throttling.
     let now = net.now;
     net.core(1).report_load(now, overloaded());
@@ -271,7 +175,7 @@ fn load(net: &mut Net, ms: u64, per_ms: u64) -> Vec<u64> {
     let mut paced = vec![];
     for _ in 0..ms {
         let before = net.core(1).status().pacing_value;
-        net.step_ms();
+        net.step();
         for k in 0..per_ms {
             let now = net.now;
             net.core(1).propose(now, k, vec![0; 8]).unwrap();
@@ -287,8 +191,8 @@ fn load(net: &mut Net, ms: u64, per_ms: u64) -> Vec<u64> {
 #[test]
 fn slow_commits_turn_on_pacing_which_spaces_appends_but_not_heartbeats() {
     // 5 ms each way: commits take about 10 ms, well over the 4 ms target.
-    let mut net = Net::new(3, 5, |o| o.heartbeat_interval_ms = 20);
-    net.ready_leader();
+    let mut net = cluster(3, 5, |o| o.heartbeat_interval_ms = 20);
+    ready_leader(&mut net);
     assert_eq!(net.core(1).status().pacing_value, 0);
     let since = net.now + 1;
     let paced = load(&mut net, 30_000, 3);
@@ -301,9 +205,9 @@ fn slow_commits_turn_on_pacing_which_spaces_appends_but_not_heartbeats() {
     // without pacing three would be (one per proposal).
     for peer in [2, 3] {
         let mut per_ms: BTreeMap<u64, usize> = BTreeMap::new();
-        for (t, to, n, _) in &net.appends {
-            if *t >= since && *to == peer && *n > 0 {
-                *per_ms.entry(*t).or_default() += 1;
+        for a in &net.appends {
+            if a.at >= since && a.to == peer && a.entries > 0 {
+                *per_ms.entry(a.at).or_default() += 1;
             }
         }
         for t in &paced {
@@ -315,8 +219,8 @@ fn slow_commits_turn_on_pacing_which_spaces_appends_but_not_heartbeats() {
         let mut rounds: Vec<(u64, u64)> = net
             .appends
             .iter()
-            .filter(|(t, to, _, _)| *t >= since && *to == peer)
-            .map(|(t, _, _, seq)| (*seq, *t))
+            .filter(|a| a.at >= since && a.to == peer)
+            .map(|a| (a.seq, a.at))
             .collect();
         rounds.sort();
         rounds.dedup_by_key(|r| r.0);
@@ -333,19 +237,19 @@ fn slow_commits_turn_on_pacing_which_spaces_appends_but_not_heartbeats() {
 
     // The same traffic without pacing (MEC_BATCH_SIZE > 0) sends several
     // appends to one peer in the same millisecond.
-    let mut net = Net::new(3, 5, |o| {
+    let mut net = cluster(3, 5, |o| {
         o.heartbeat_interval_ms = 20;
         o.latency_pacing = false;
     });
-    net.ready_leader();
+    ready_leader(&mut net);
     let since = net.now + 1;
     let paced = load(&mut net, 12_000, 3);
     assert!(paced.is_empty());
     let times: Vec<u64> = net
         .appends
         .iter()
-        .filter(|(t, to, n, _)| *t >= since && *to == 2 && *n > 0)
-        .map(|(t, _, _, _)| *t)
+        .filter(|a| a.at >= since && a.to == 2 && a.entries > 0)
+        .map(|a| a.at)
         .collect();
     assert!(times.windows(2).filter(|w| w[0] == w[1]).count() > 1000);
 }
@@ -353,8 +257,8 @@ fn slow_commits_turn_on_pacing_which_spaces_appends_but_not_heartbeats() {
 #[test]
 fn fast_commits_keep_pacing_off() {
     // 1 ms each way: commits take about 2 ms.
-    let mut net = Net::new(3, 1, |_| {});
-    net.ready_leader();
+    let mut net = cluster(3, 1, |_| {});
+    ready_leader(&mut net);
     let paced = load(&mut net, 8000, 2);
     assert!(paced.is_empty());
 }

@@ -2,260 +2,38 @@
 //! priority election and minority mode, on a small lossless network with
 //! crashes (durable logs survive), restarts and isolation.
 
+use dcf_core::testing::fixtures::{member, members, options};
+use dcf_core::testing::Net;
 use dcf_core::*;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-struct Disk {
-    hard: HardState,
-    log: Vec<Entry>,
-    applied: Index,
-    work_mode: WorkMode,
-    base: StreamMembers,
-}
-
-struct Net {
-    nodes: BTreeMap<NodeId, StreamCore>,
-    disks: BTreeMap<NodeId, Disk>,
-    queue: VecDeque<Envelope>,
-    applied: BTreeMap<NodeId, Vec<Entry>>,
-    exceptions: Vec<(NodeId, Exception)>,
-    roles: Vec<(NodeId, Role, Term)>,
-    isolated: BTreeSet<NodeId>,
-    /// Drop every AppendResponse (nothing commits).
-    drop_acks: bool,
-    now: u64,
-}
-
-fn member(i: NodeId, kind: MemberKind) -> Member {
-    Member {
-        node_id: i,
-        ip: "127.0.0.1".into(),
-        port: 1700 + i as u16,
-        kind,
-        initial_leader: false,
-        weight: 1,
-        group: 0,
-        priority: 0,
-    }
-}
-
-fn members(n: u32, leader: NodeId) -> StreamMembers {
-    let mut m = StreamMembers::default();
-    for i in 1..=n {
-        let mut x = member(i, MemberKind::Voter);
-        x.initial_leader = i == leader;
-        m.members.push(x);
-    }
-    m
-}
 
 fn opts(i: NodeId) -> CoreOptions {
-    let mut o = CoreOptions::new(i, 1);
-    o.election_timeout_ms = 100;
-    o.heartbeat_interval_ms = 20;
+    let mut o = options(i, 100, 20);
     o.catchup_timeout_elections = 5;
     o
 }
 
-impl Net {
-    fn new(n: u32) -> Net {
-        let m = members(n, 1);
-        let mut net = Net {
-            nodes: BTreeMap::new(),
-            disks: BTreeMap::new(),
-            queue: VecDeque::new(),
-            applied: BTreeMap::new(),
-            exceptions: vec![],
-            roles: vec![],
-            isolated: BTreeSet::new(),
-            drop_acks: false,
-            now: 0,
-        };
-        for i in 1..=n {
-            net.add_node(i, m.clone());
-        }
-        net
-    }
+/// `n` fresh voters (node 1 the configured LEADER) stepped 1 ms at a time.
+fn cluster(n: u32) -> Net {
+    let mut net = Net::new(n, 1, opts);
+    net.forbid_checkpoints = true;
+    net
+}
 
-    /// A fresh node with an empty disk, started with `base`.
-    fn add_node(&mut self, i: NodeId, base: StreamMembers) {
-        self.disks.insert(
-            i,
-            Disk {
-                hard: HardState::default(),
-                log: vec![],
-                applied: 0,
-                work_mode: WorkMode::Normal,
-                base,
-            },
-        );
-        self.start(i, true);
-    }
+/// Steps until a reachable leader is ready; returns it.
+fn ready_leader(net: &mut Net) -> NodeId {
+    net.ready_leader(3000).expect("a leader gets ready")
+}
 
-    fn start(&mut self, i: NodeId, keep_applied: bool) {
-        let d = &self.disks[&i];
-        let restored = Restored {
-            hard_state: d.hard,
-            first_index: 1,
-            prev_term: 0,
-            entries: d.log.clone(),
-            applied_index: if keep_applied { d.applied } else { 0 },
-            config_index: 0,
-        };
-        let mut core = StreamCore::new(opts(i), d.base.clone(), restored, self.now);
-        core.restore_work_mode(d.work_mode);
-        if !keep_applied {
-            self.disks.get_mut(&i).unwrap().applied = 0;
-            self.applied.remove(&i);
-        }
-        self.nodes.insert(i, core);
-    }
-
-    fn crash(&mut self, i: NodeId) {
-        self.nodes.remove(&i);
-    }
-
-    fn core(&mut self, i: NodeId) -> &mut StreamCore {
-        self.nodes.get_mut(&i).unwrap()
-    }
-
-    fn drain(&mut self, id: NodeId) {
-        loop {
-            let Some(core) = self.nodes.get_mut(&id) else {
-                return;
-            };
-            let actions = core.take_actions();
-            if actions.is_empty() {
-                return;
-            }
-            for a in actions {
-                let now = self.now;
-                match a {
-                    Action::Send(env) => self.queue.push_back(env),
-                    Action::SaveHardState(hs) => self.disks.get_mut(&id).unwrap().hard = hs,
-                    Action::SaveWorkMode(m) => self.disks.get_mut(&id).unwrap().work_mode = m,
-                    Action::TruncateLog { from } => {
-                        self.disks
-                            .get_mut(&id)
-                            .unwrap()
-                            .log
-                            .truncate((from - 1) as usize);
-                    }
-                    Action::AppendLog(es) => {
-                        let last = es.last().unwrap().clone();
-                        self.disks.get_mut(&id).unwrap().log.extend(es);
-                        self.core(id).on_persisted(now, last.index, last.term);
-                    }
-                    Action::Apply(es) => {
-                        let last = es.last().unwrap().index;
-                        let seen = self.applied.entry(id).or_default();
-                        assert_eq!(
-                            seen.last()
-                                .map(|e| e.index)
-                                .unwrap_or(self.disks[&id].applied)
-                                + 1,
-                            es[0].index,
-                            "n{id} applies in order"
-                        );
-                        seen.extend(es);
-                        self.disks.get_mut(&id).unwrap().applied = last;
-                        self.core(id).on_applied(last);
-                    }
-                    Action::RoleChanged { role, term, .. } => self.roles.push((id, role, term)),
-                    Action::Exception(e) => self.exceptions.push((id, e)),
-                    Action::ReadReady { .. } | Action::ReadFailed { .. } => {}
-                    Action::SendWithStoredEntries { mut env, from, to } => {
-                        if let Some(entries) = env.msg.entries_mut() {
-                            let log = &self.disks[&id].log;
-                            *entries = log[(from - 1) as usize..to as usize].to_vec();
-                        }
-                        self.queue.push_back(env);
-                    }
-                    a @ (Action::SendSnapshot { .. }
-                    | Action::CompactLog { .. }
-                    | Action::ResetLog { .. }) => {
-                        panic!("n{id}: unexpected {a:?} (these tests never compact)")
-                    }
-                }
-            }
-        }
-    }
-
-    fn step_ms(&mut self) {
-        self.now += 1;
-        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-        for id in &ids {
-            let now = self.now;
-            self.core(*id).tick(now);
-            self.drain(*id);
-        }
-        while let Some(env) = self.queue.pop_front() {
-            if self.isolated.contains(&env.from)
-                || self.isolated.contains(&env.to)
-                || !self.nodes.contains_key(&env.to)
-                || (self.drop_acks && matches!(env.msg, Message::AppendResponse(_)))
-            {
-                continue;
-            }
-            let now = self.now;
-            self.core(env.to).step(now, env.from, env.msg);
-            self.drain(env.to);
-        }
-    }
-
-    fn run(&mut self, ms: u64) {
-        for _ in 0..ms {
-            self.step_ms();
-        }
-    }
-
-    fn run_until(&mut self, ms: u64, mut f: impl FnMut(&Net) -> bool) -> bool {
-        for _ in 0..ms {
-            if f(self) {
-                return true;
-            }
-            self.step_ms();
-        }
-        f(self)
-    }
-
-    fn leader(&self) -> Option<NodeId> {
-        self.nodes
-            .values()
-            .filter(|n| n.role() == Role::Leader && !self.isolated.contains(&n.node_id()))
-            .max_by_key(|n| n.term())
-            .map(|n| n.node_id())
-    }
-
-    fn ready_leader(&mut self) -> NodeId {
-        assert!(
-            self.run_until(3000, |n| n
-                .leader()
-                .is_some_and(|l| n.nodes[&l].is_leader_ready())),
-            "a leader gets ready"
-        );
-        self.leader().unwrap()
-    }
-
-    fn write(&mut self, at: NodeId, n: u64) -> Vec<(Term, Index)> {
-        let mut out = vec![];
-        for k in 0..n {
-            let now = self.now;
-            out.push(self.core(at).propose(now, k, vec![k as u8]).unwrap());
-        }
-        self.drain(at);
-        out
-    }
-
-    fn wait_status(&mut self, at: NodeId, ticket: u64, ms: u64) -> ConfigChangeStatus {
-        self.run_until(ms, |n| {
-            matches!(
-                n.nodes[&at].config_change_status(ticket),
-                ConfigChangeStatus::Committed { .. } | ConfigChangeStatus::Failed(_)
-            )
-        });
-        self.nodes[&at].config_change_status(ticket)
-    }
+/// Steps until the change `ticket` of `at` committed or failed (at most
+/// `ms`); returns where it stands.
+fn wait_status(net: &mut Net, at: NodeId, ticket: u64, ms: u64) -> ConfigChangeStatus {
+    net.run_until(ms, |n| {
+        matches!(
+            n.nodes[&at].config_change_status(ticket),
+            ConfigChangeStatus::Committed { .. } | ConfigChangeStatus::Failed(_)
+        )
+    });
+    net.nodes[&at].config_change_status(ticket)
 }
 
 fn ids(m: &StreamMembers) -> Vec<NodeId> {
@@ -266,8 +44,8 @@ fn ids(m: &StreamMembers) -> Vec<NodeId> {
 
 #[test]
 fn added_voter_catches_up_before_it_counts_and_second_change_is_refused() {
-    let mut net = Net::new(3);
-    let l = net.ready_leader();
+    let mut net = cluster(3);
+    let l = ready_leader(&mut net);
     net.write(l, 100);
     net.run(50);
     // The new node starts with the old configuration (it learns its
@@ -298,7 +76,7 @@ fn added_voter_catches_up_before_it_counts_and_second_change_is_refused() {
     net.run(50);
     assert!(net.nodes[&l].commit_index() >= i);
     net.isolated.remove(&4);
-    let st = net.wait_status(l, ticket, 2000);
+    let st = wait_status(&mut net, l, ticket, 2000);
     assert!(matches!(st, ConfigChangeStatus::Committed { .. }), "{st:?}");
     net.run(200);
     assert_eq!(ids(net.nodes[&4].members()), vec![1, 2, 3, 4]);
@@ -310,8 +88,8 @@ fn added_voter_catches_up_before_it_counts_and_second_change_is_refused() {
 
 #[test]
 fn a_node_that_never_catches_up_fails_the_change_after_the_timeout() {
-    let mut net = Net::new(3);
-    let l = net.ready_leader();
+    let mut net = cluster(3);
+    let l = ready_leader(&mut net);
     net.write(l, 30);
     net.add_node(4, members(3, 1));
     net.isolated.insert(4);
@@ -320,7 +98,7 @@ fn a_node_that_never_catches_up_fails_the_change_after_the_timeout() {
         .add_member(0, member(4, MemberKind::Voter))
         .unwrap()
         .ticket();
-    let st = net.wait_status(l, t, 2000);
+    let st = wait_status(&mut net, l, t, 2000);
     assert!(
         matches!(
             st,
@@ -337,12 +115,12 @@ fn a_node_that_never_catches_up_fails_the_change_after_the_timeout() {
 
 #[test]
 fn a_removed_follower_cannot_disrupt_the_cluster() {
-    let mut net = Net::new(4);
-    let l = net.ready_leader();
+    let mut net = cluster(4);
+    let l = ready_leader(&mut net);
     let victim = if l == 4 { 3 } else { 4 };
     net.isolated.insert(victim);
     let t = net.core(l).remove_member(0, victim).unwrap().ticket();
-    let st = net.wait_status(l, t, 1000);
+    let st = wait_status(&mut net, l, t, 1000);
     assert!(matches!(st, ConfigChangeStatus::Committed { .. }), "{st:?}");
     net.run(50);
     assert!(
@@ -354,7 +132,7 @@ fn a_removed_follower_cannot_disrupt_the_cluster() {
     let term = net.nodes[&l].term();
     net.isolated.remove(&victim);
     net.run(2000);
-    assert_eq!(net.leader(), Some(l));
+    assert_eq!(net.reachable_leader(), Some(l));
     for (id, c) in &net.nodes {
         if *id != victim {
             assert_eq!(c.term(), term, "n{id} term unchanged");
@@ -369,8 +147,8 @@ fn a_removed_follower_cannot_disrupt_the_cluster() {
 
 #[test]
 fn a_removed_leader_steps_down_after_committing_its_removal() {
-    let mut net = Net::new(3);
-    let l = net.ready_leader();
+    let mut net = cluster(3);
+    let l = ready_leader(&mut net);
     let term = net.nodes[&l].term();
     let now = net.now;
     let t = net.core(l).remove_member(now, l).unwrap().ticket();
@@ -380,7 +158,7 @@ fn a_removed_leader_steps_down_after_committing_its_removal() {
         net.nodes[&l].config_change_status(t),
         ConfigChangeStatus::Committed { .. }
     ));
-    let nl = net.ready_leader();
+    let nl = ready_leader(&mut net);
     assert_ne!(nl, l);
     assert!(net.nodes[&nl].term() > term);
     net.run(1000);
@@ -392,8 +170,8 @@ fn a_removed_leader_steps_down_after_committing_its_removal() {
 
 #[test]
 fn role_change_rules() {
-    let mut net = Net::new(3);
-    let l = net.ready_leader();
+    let mut net = cluster(3);
+    let l = ready_leader(&mut net);
     let other = if l == 1 { 2 } else { 1 };
     let now = net.now;
     assert_eq!(
@@ -421,8 +199,8 @@ fn role_change_rules() {
         Err(ConfigChangeError::UnsafeQuorumChange { .. })
     ));
     // With 4 voters, FOLLOWER -> PASSIVE and back work.
-    let mut net = Net::new(4);
-    let l = net.ready_leader();
+    let mut net = cluster(4);
+    let l = ready_leader(&mut net);
     let other = if l == 4 { 3 } else { 4 };
     let now = net.now;
     let t = net
@@ -431,7 +209,7 @@ fn role_change_rules() {
         .unwrap()
         .ticket();
     assert!(matches!(
-        net.wait_status(l, t, 1000),
+        wait_status(&mut net, l, t, 1000),
         ConfigChangeStatus::Committed { .. }
     ));
     assert_eq!(
@@ -445,7 +223,7 @@ fn role_change_rules() {
         .unwrap()
         .ticket();
     assert!(matches!(
-        net.wait_status(l, t, 1000),
+        wait_status(&mut net, l, t, 1000),
         ConfigChangeStatus::Committed { .. }
     ));
     assert_eq!(
@@ -456,12 +234,12 @@ fn role_change_rules() {
 
 #[test]
 fn no_change_before_the_leader_commits_an_entry_of_its_term() {
-    let mut net = Net::new(3);
-    net.drop_acks = true;
+    let mut net = cluster(3);
+    net.drop_if = Some(|e| matches!(e.msg, Message::AppendResponse(_)));
     let mut checked = false;
     for _ in 0..3000 {
-        net.step_ms();
-        if let Some(l) = net.leader() {
+        net.step();
+        if let Some(l) = net.reachable_leader() {
             if !net.nodes[&l].is_leader_ready() {
                 let now = net.now;
                 assert_eq!(
@@ -476,7 +254,11 @@ fn no_change_before_the_leader_commits_an_entry_of_its_term() {
         }
     }
     assert!(checked, "observed a leader before it was ready");
-    let f = if net.leader() == Some(1) { 2 } else { 1 };
+    let f = if net.reachable_leader() == Some(1) {
+        2
+    } else {
+        1
+    };
     let now = net.now;
     assert!(matches!(
         net.core(f).remove_member(now, 3),
@@ -486,8 +268,8 @@ fn no_change_before_the_leader_commits_an_entry_of_its_term() {
 
 #[test]
 fn a_truncated_configuration_entry_rolls_the_configuration_back() {
-    let mut net = Net::new(3);
-    let l = net.ready_leader();
+    let mut net = cluster(3);
+    let l = ready_leader(&mut net);
     let original = net.nodes[&l].members().clone();
     net.isolated.insert(l);
     let now = net.now;
@@ -501,9 +283,9 @@ fn a_truncated_configuration_entry_rolls_the_configuration_back() {
     );
     // The others elect a new leader and commit something of their own.
     assert!(net.run_until(3000, |n| n
-        .leader()
+        .reachable_leader()
         .is_some_and(|x| x != l && n.nodes[&x].is_leader_ready())));
-    let nl = net.leader().unwrap();
+    let nl = net.reachable_leader().unwrap();
     net.write(nl, 3);
     net.run(100);
     net.isolated.remove(&l);
@@ -538,8 +320,8 @@ fn single_change_quorum_overlap_rule() {
 
 #[test]
 fn promote_blocks_writes_and_hands_over() {
-    let mut net = Net::new(3);
-    let l = net.ready_leader();
+    let mut net = cluster(3);
+    let l = ready_leader(&mut net);
     let target = if l == 3 { 2 } else { 3 };
     let now = net.now;
     net.core(l).promote(now, target, 1000).unwrap();
@@ -547,9 +329,9 @@ fn promote_blocks_writes_and_hands_over() {
         net.core(l).propose(now, 1, vec![1]),
         Err(ProposeError::Transferring)
     );
-    assert!(net.run_until(500, |n| n.leader() == Some(target)));
+    assert!(net.run_until(500, |n| n.reachable_leader() == Some(target)));
     // Promote to an unreachable node gives up and writes resume.
-    let l = net.ready_leader();
+    let l = ready_leader(&mut net);
     let other = if l == 1 { 2 } else { 1 };
     net.isolated.insert(other);
     let now = net.now;
@@ -566,13 +348,13 @@ fn promote_blocks_writes_and_hands_over() {
 
 #[test]
 fn demote_hands_over_and_timeout_notify_respects_a_live_leader() {
-    let mut net = Net::new(3);
-    let l = net.ready_leader();
+    let mut net = cluster(3);
+    let l = ready_leader(&mut net);
     net.run(100);
     let now = net.now;
     let to = net.core(l).demote(now).unwrap().expect("a successor");
-    assert!(net.run_until(500, |n| n.leader() == Some(to)));
-    let l = net.ready_leader();
+    assert!(net.run_until(500, |n| n.reachable_leader() == Some(to)));
+    let l = ready_leader(&mut net);
     let term = net.nodes[&l].term();
     let f = (1..=3).find(|i| *i != l).unwrap();
     let now = net.now;
@@ -580,7 +362,7 @@ fn demote_hands_over_and_timeout_notify_respects_a_live_leader() {
     net.drain(f);
     net.run(50);
     assert_eq!(
-        net.leader(),
+        net.reachable_leader(),
         Some(l),
         "pre-vote refused while the leader is live"
     );
@@ -596,13 +378,13 @@ fn demote_hands_over_and_timeout_notify_respects_a_live_leader() {
         Err(LeadershipError::IsLeader)
     );
     // Live-leader refusal lasts an election timeout after the last heartbeat.
-    assert!(net.run_until(250, |n| n.leader().is_some_and(|x| x != l)));
+    assert!(net.run_until(250, |n| n.reachable_leader().is_some_and(|x| x != l)));
 }
 
 #[test]
 fn higher_priority_node_ends_up_leader() {
-    let mut net = Net::new(3);
-    let l = net.ready_leader();
+    let mut net = cluster(3);
+    let l = ready_leader(&mut net);
     let want = if l == 3 { 2 } else { 3 };
     let now = net.now;
     let t = net
@@ -611,20 +393,20 @@ fn higher_priority_node_ends_up_leader() {
         .unwrap()
         .ticket();
     assert!(matches!(
-        net.wait_status(l, t, 1000),
+        wait_status(&mut net, l, t, 1000),
         ConfigChangeStatus::Committed { .. }
     ));
-    assert!(net.run_until(2000, |n| n.leader() == Some(want)));
+    assert!(net.run_until(2000, |n| n.reachable_leader() == Some(want)));
     net.run(1000);
-    assert_eq!(net.leader(), Some(want), "and stays leader");
+    assert_eq!(net.reachable_leader(), Some(want), "and stays leader");
 }
 
 // ----- minority mode --------------------------------------------------------
 
 #[test]
 fn survivor_in_minority_mode_commits_and_the_cluster_converges_after_normal() {
-    let mut net = Net::new(3);
-    let l = net.ready_leader();
+    let mut net = cluster(3);
+    let l = ready_leader(&mut net);
     net.write(l, 10);
     net.run(100);
     let survivor = if l == 1 { 2 } else { 1 };
@@ -663,7 +445,7 @@ fn survivor_in_minority_mode_commits_and_the_cluster_converges_after_normal() {
     // The crashed nodes come back (in normal mode) and follow it.
     for id in [1, 2, 3] {
         if id != survivor {
-            net.start(id, true);
+            net.restart(id, true);
         }
     }
     net.run(300);
@@ -672,7 +454,7 @@ fn survivor_in_minority_mode_commits_and_the_cluster_converges_after_normal() {
         .set_work_mode(now, WorkMode::Normal)
         .unwrap();
     net.drain(survivor);
-    let l = net.ready_leader();
+    let l = ready_leader(&mut net);
     let more = net.write(l, 3);
     net.run(300);
     let last = more.last().unwrap().1;
@@ -686,8 +468,8 @@ fn survivor_in_minority_mode_commits_and_the_cluster_converges_after_normal() {
 
 #[test]
 fn documented_loss_writes_only_the_lost_majority_had_are_lost() {
-    let mut net = Net::new(3);
-    let l = net.ready_leader();
+    let mut net = cluster(3);
+    let l = ready_leader(&mut net);
     let survivor = (1..=3).find(|i| *i != l).unwrap();
     let other = (1..=3).find(|i| *i != l && *i != survivor).unwrap();
     net.run(100);
@@ -715,11 +497,11 @@ fn documented_loss_writes_only_the_lost_majority_had_are_lost() {
         .is_none_or(|e| e.term != lost[0].0));
     // G1: the old leader applied them: it refuses to drop them and asks to
     // be rebuilt; its commit index does not move back.
-    net.start(l, true);
+    net.restart(l, true);
     let commit_before = net.nodes[&l].commit_index();
     // N3: the other node restarts with no state machine (applied 0), so
     // nothing is committed on it: it converges to the minority leader.
-    net.start(other, false);
+    net.restart(other, false);
     net.run(1500);
     assert!(net
         .exceptions
@@ -739,8 +521,8 @@ fn documented_loss_writes_only_the_lost_majority_had_are_lost() {
 
 #[test]
 fn a_minority_leader_ignores_higher_terms() {
-    let mut net = Net::new(3);
-    let l = net.ready_leader();
+    let mut net = cluster(3);
+    let l = ready_leader(&mut net);
     let now = net.now;
     net.core(l)
         .set_work_mode(now, WorkMode::Minority { vote_num: 1 })

@@ -2,9 +2,7 @@
 //! simulator (`tests/sim.rs`), each driven step by step on a small,
 //! lossless network with controllable partitions.
 
-mod common;
-
-use common::{members, Net};
+use dcf_core::testing::{fixtures, Net};
 use dcf_core::*;
 
 fn opts(i: NodeId) -> CoreOptions {
@@ -94,24 +92,14 @@ fn stale_heartbeat_rounds_from_an_old_leader_do_not_confirm_reads() {
 /// already-applied entries out again.
 #[test]
 fn restart_with_applied_index_beyond_the_durable_log_applies_nothing_twice() {
-    let m = members(3, 0);
-    let entry = |index: Index| Entry {
-        term: 1,
-        index,
-        key: index,
-        kind: EntryKind::Data,
-        data: vec![index as u8],
-    };
+    let m = fixtures::members(3, 0);
+    let entry = |index: Index| fixtures::entry(index, 1);
     let restored = Restored {
         hard_state: HardState {
             term: 1,
             voted_for: Some(2),
         },
-        first_index: 1,
-        prev_term: 0,
-        entries: (1..=3).map(entry).collect(),
-        applied_index: 5,
-        config_index: 0,
+        ..fixtures::restored(1, (1..=3).map(entry).collect(), 5)
     };
     let mut core = StreamCore::new(opts(1), m, restored, 0);
     assert_eq!(core.applied_index(), 5, "the host's applied index is kept");

@@ -26,6 +26,7 @@
 //!
 //! Invariants are checked after every event (see [`World::fail`] call sites).
 
+use dcf_core::testing::{fixtures, Disk};
 use dcf_core::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -319,13 +320,10 @@ struct Node {
     core: Option<StreamCore>,
     opts: CoreOptions,
     incarnation: u32,
-    hard: HardState,
-    /// The stored log: first index, term before it, durable entries from
-    /// `first` on, then the unsynced tail.
-    first: Index,
-    prev_term: Term,
-    durable: Vec<Entry>,
-    tail: Vec<Entry>,
+    /// Hard state and the stored log (a durable prefix, then the unsynced
+    /// tail); `disk.base` is the configuration the node was first started
+    /// with.
+    disk: Disk,
     sync_pending: bool,
     host_applied: Index,
     /// Term of the entry at `host_applied`.
@@ -339,10 +337,8 @@ struct Node {
     checkpoints: Vec<Ckpt>,
     checkpoint_pending: bool,
     last_commit: Index,
-    /// The configuration the node was first started with.
-    base_members: StreamMembers,
     /// The engine's metadata: the newest committed configuration and its
-    /// index (0: `base_members`).
+    /// index (0: `disk.base`).
     meta_config: (Index, StreamMembers),
 }
 
@@ -352,11 +348,6 @@ impl Node {
             core: None,
             opts,
             incarnation: 0,
-            hard: HardState::default(),
-            first: 1,
-            prev_term: 0,
-            durable: vec![],
-            tail: vec![],
             sync_pending: false,
             host_applied: 0,
             applied_term: 0,
@@ -366,32 +357,12 @@ impl Node {
             checkpoint_pending: false,
             last_commit: 0,
             meta_config: (0, base.clone()),
-            base_members: base,
+            disk: Disk::new(base),
         }
     }
-    fn log_len(&self) -> Index {
-        self.first - 1 + (self.durable.len() + self.tail.len()) as Index
-    }
-    fn entry(&self, i: Index) -> Option<&Entry> {
-        if i < self.first {
-            return None;
-        }
-        let k = (i - self.first) as usize;
-        self.durable
-            .get(k)
-            .or_else(|| self.tail.get(k - self.durable.len().min(k)))
-            .filter(|e| e.index == i)
-    }
+    /// The term of the stored entry at `i` (0 if there is none).
     fn term_at(&self, i: Index) -> Term {
-        if i + 1 == self.first {
-            return self.prev_term;
-        }
-        self.entry(i).map(|e| e.term).unwrap_or(0)
-    }
-    /// Makes the tail durable (what a storage sync does).
-    fn sync_all(&mut self) {
-        let t = std::mem::take(&mut self.tail);
-        self.durable.extend(t);
+        self.disk.term_at(i).unwrap_or(0)
     }
 }
 
@@ -509,14 +480,10 @@ impl World {
                 MemberKind::Voter
             };
             members.members.push(Member {
-                node_id: id,
-                ip: "127.0.0.1".into(),
-                port: 1700 + id as u16,
-                kind,
                 initial_leader: Some(id) == initial_leader,
                 weight: if weighted { rng.gen_range(1..=3) } else { 1 },
                 group: if grouped { rng.gen_range(1..=3) } else { 0 },
-                priority: 0,
+                ..fixtures::member(id, kind)
             });
         }
         let mut majority_groups = Vec::new();
@@ -691,7 +658,7 @@ impl World {
             let n = self.nodes.get_mut(&id).unwrap();
             n.host_applied = 0;
             n.state = STATE_INIT;
-            n.host_members = n.base_members.clone();
+            n.host_members = n.disk.base.clone();
         }
         let n = self.nodes.get_mut(&id).unwrap();
         n.incarnation += 1;
@@ -702,20 +669,13 @@ impl World {
             Some(c) if c.meta.index > n.meta_config.0 => (c.meta.index, c.meta.members.clone()),
             _ => n.meta_config.clone(),
         };
-        let restored = Restored {
-            hard_state: n.hard,
-            first_index: n.first,
-            prev_term: n.prev_term,
-            entries: n.durable.clone(),
-            applied_index: n.host_applied,
-            config_index,
-        };
+        let restored = n.disk.restored(n.host_applied, config_index);
         let core = StreamCore::new(n.opts.clone(), members, restored, now);
         let (term, last, applied) = (core.term(), core.last_index(), core.applied_index());
         n.core = Some(core);
         self.check_restarted_membership(id, config_index)?;
         let n = self.nodes.get_mut(&id).unwrap();
-        n.tail.clear();
+        n.disk.crash();
         n.sync_pending = false;
         // The host's state machine is at `host_applied`; the core may have
         // clamped it (it cannot be past the durable log), so the host
@@ -753,7 +713,7 @@ impl World {
                 n.host_applied = 0;
                 n.applied_term = 0;
                 n.state = STATE_INIT;
-                n.host_members = n.base_members.clone();
+                n.host_members = n.disk.base.clone();
             }
         }
         if bug {
@@ -761,18 +721,15 @@ impl World {
             return Ok(());
         }
         let (s, t) = (n.host_applied, n.applied_term);
-        if n.first > s + 1 {
-            let first = n.first;
+        if n.disk.first > s + 1 {
+            let first = n.disk.first;
             return Err(self.fail(
                 "checkpoints cover the log",
                 format!("n{id} restarts from its checkpoint at {s} but its log starts at {first}"),
             ));
         }
-        if s > 0 && (s > n.log_len() || n.term_at(s) != t) {
-            n.first = s + 1;
-            n.prev_term = t;
-            n.durable.clear();
-            n.tail.clear();
+        if s > 0 && (s > n.disk.last_index() || n.term_at(s) != t) {
+            n.disk.reset(s, t);
         }
         self.check_state(id)
     }
@@ -839,7 +796,7 @@ impl World {
         n.core
             .as_ref()
             .and_then(|c| c.entry(i).cloned())
-            .or_else(|| n.entry(i).cloned())
+            .or_else(|| n.disk.entry(i).cloned())
     }
 
     /// Writes a checkpoint of what the host applied (crashing in the
@@ -943,10 +900,10 @@ impl World {
             return;
         }
         n.core = None;
-        n.tail.clear();
+        n.disk.crash();
         n.sync_pending = false;
         n.checkpoint_pending = false;
-        let d = n.log_len();
+        let d = n.disk.last_index();
         self.stats.crashes += 1;
         self.tr(Tr::Crash(id, d));
         let back = self.now + self.rng.gen_range(20..1500);
@@ -1065,7 +1022,7 @@ impl World {
     fn carry_out(&mut self, id: NodeId, a: Action) -> R {
         match a {
             Action::SaveHardState(hs) => {
-                self.nodes.get_mut(&id).unwrap().hard = hs;
+                self.nodes.get_mut(&id).unwrap().disk.hard = hs;
             }
             Action::TruncateLog { from } => {
                 self.tr(Tr::Truncate(id, from));
@@ -1079,7 +1036,8 @@ impl World {
                         ),
                     ));
                 }
-                if from >= 1 && from <= self.committed.len() as Index && from <= n.log_len() {
+                if from >= 1 && from <= self.committed.len() as Index && from <= n.disk.last_index()
+                {
                     let t = n.term_at(from);
                     if t == self.committed[(from - 1) as usize].0 {
                         return Err(self.fail(
@@ -1088,22 +1046,19 @@ impl World {
                         ));
                     }
                 }
-                let n = self.nodes.get_mut(&id).unwrap();
-                let keep = (from - n.first) as usize;
-                if keep < n.durable.len() {
-                    n.durable.truncate(keep);
-                    n.tail.clear();
-                } else {
-                    n.tail.truncate(keep - n.durable.len());
-                }
+                self.nodes.get_mut(&id).unwrap().disk.truncate_from(from);
             }
             Action::AppendLog(es) => {
                 for e in &es {
                     let n = &self.nodes[&id];
-                    if e.index != n.log_len() + 1 {
+                    if e.index != n.disk.last_index() + 1 {
                         return Err(self.fail(
                             "host log contract",
-                            format!("n{id} appends index {} after {}", e.index, n.log_len()),
+                            format!(
+                                "n{id} appends index {} after {}",
+                                e.index,
+                                n.disk.last_index()
+                            ),
                         ));
                     }
                     let prev = n.term_at(e.index - 1);
@@ -1123,7 +1078,11 @@ impl World {
                             self.registry.insert((e.index, e.term), (prev, h));
                         }
                     }
-                    self.nodes.get_mut(&id).unwrap().tail.push(e.clone());
+                    self.nodes
+                        .get_mut(&id)
+                        .unwrap()
+                        .disk
+                        .append(vec![e.clone()]);
                 }
                 if self.cfg.host_bug == HostBug::EarlyPersist {
                     if let Some(l) = es.last() {
@@ -1263,9 +1222,7 @@ impl World {
             Action::Exception(_) => {}
             Action::SaveWorkMode(_) => {}
             Action::SendWithStoredEntries { mut env, from, to } => {
-                let stored: Option<Vec<Entry>> = (from..=to)
-                    .map(|i| self.nodes[&id].entry(i).cloned())
-                    .collect();
+                let stored = self.nodes[&id].disk.read(from, to);
                 let Some(stored) = stored else {
                     return Err(self.fail(
                         "host log contract",
@@ -1292,28 +1249,20 @@ impl World {
             Action::CompactLog { first_kept } => {
                 // Storage makes the log durable before it moves its first index.
                 let n = self.nodes.get_mut(&id).unwrap();
-                let synced = n.tail.last().map(|e| (e.index, e.term));
-                n.sync_all();
-                if first_kept > n.log_len() + 1 || first_kept <= n.first {
+                let synced = n.disk.sync();
+                if n.disk.compact_to(first_kept).is_err() {
                     return Err(self.fail(
                         "host log contract",
                         format!("n{id} compacts to {first_kept} outside its log"),
                     ));
                 }
-                n.prev_term = n.term_at(first_kept - 1);
-                n.durable.drain(..(first_kept - n.first) as usize);
-                n.first = first_kept;
                 if let Some((i, t)) = synced {
                     let now = self.now;
                     self.core(id).on_persisted(now, i, t);
                 }
             }
             Action::ResetLog { last, last_term } => {
-                let n = self.nodes.get_mut(&id).unwrap();
-                n.first = last + 1;
-                n.prev_term = last_term;
-                n.durable.clear();
-                n.tail.clear();
+                self.nodes.get_mut(&id).unwrap().disk.reset(last, last_term);
             }
         }
         Ok(())
@@ -1407,10 +1356,10 @@ impl World {
                 return Err(self.fail(
                     "commit within log",
                     format!(
-                        "n{id} commits {i} but holds no entry there (storage first {} durable {} tail {}, core first {} last {})",
-                        n.first,
-                        n.durable.len(),
-                        n.tail.len(),
+                        "n{id} commits {i} but holds no entry there (storage first {} durable up to {} unsynced {}, core first {} last {})",
+                        n.disk.first,
+                        n.disk.durable_index(),
+                        n.disk.unsynced(),
                         first,
                         core_last
                     ),
@@ -1482,23 +1431,23 @@ impl World {
         let Some(core) = n.core.as_ref() else {
             return Ok(());
         };
-        if core.last_index() != n.log_len() {
+        if core.last_index() != n.disk.last_index() {
             return Err(self.fail(
                 "host log contract",
                 format!(
                     "n{id} core last index {} but storage holds {}",
                     core.last_index(),
-                    n.log_len()
+                    n.disk.last_index()
                 ),
             ));
         }
-        if core.hard_state() != n.hard {
+        if core.hard_state() != n.disk.hard {
             return Err(self.fail(
                 "host log contract",
                 format!(
                     "n{id} core hard state {:?} but storage holds {:?}",
                     core.hard_state(),
-                    n.hard
+                    n.disk.hard
                 ),
             ));
         }
@@ -1560,14 +1509,8 @@ impl World {
                 _ => MemberKind::Logger,
             };
             let member = Member {
-                node_id: next,
-                ip: "127.0.0.1".into(),
-                port: 1700 + next as u16,
-                kind,
-                initial_leader: false,
-                weight: 1,
-                group: 0,
                 priority: self.rng.gen_range(0..3),
+                ..fixtures::member(next, kind)
             };
             // The engine may start the new node with the old configuration
             // (it learns its membership from the log) or the new one.
@@ -1816,26 +1759,25 @@ impl World {
             }
             Ev::Sync(id, inc) => {
                 let partial = self.rng.gen_bool(0.1);
-                let cut = self.rng.gen_range(0..=self.nodes[&id].tail.len().max(1));
+                let cut = self
+                    .rng
+                    .gen_range(0..=self.nodes[&id].disk.unsynced().max(1));
                 let again = self.now + self.rng.gen_range(1..=15);
                 let n = self.nodes.get_mut(&id).unwrap();
                 if n.incarnation != inc || n.core.is_none() {
                     return Ok(());
                 }
                 n.sync_pending = false;
-                if n.tail.is_empty() {
-                    return Ok(());
-                }
+                let unsynced = n.disk.unsynced();
                 let take = if partial {
-                    cut.clamp(1, n.tail.len())
+                    cut.clamp(1, unsynced.max(1))
                 } else {
-                    n.tail.len()
+                    unsynced
                 };
-                let moved: Vec<Entry> = n.tail.drain(..take).collect();
-                let last = moved.last().unwrap();
-                let (i, t) = (last.index, last.term);
-                n.durable.extend(moved);
-                if !n.tail.is_empty() {
+                let Some((i, t)) = n.disk.sync_prefix(take) else {
+                    return Ok(());
+                };
+                if n.disk.unsynced() > 0 {
                     n.sync_pending = true;
                     self.push(again, Ev::Sync(id, inc));
                 }
