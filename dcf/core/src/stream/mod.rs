@@ -36,6 +36,8 @@ mod membership;
 mod options;
 mod query;
 mod role;
+#[cfg(test)]
+mod tests;
 mod work_mode;
 
 pub use action::{Action, Exception};
