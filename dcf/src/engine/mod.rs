@@ -8,8 +8,13 @@
 //! per batch and reports durability back; a small tokio runtime runs the
 //! transport. Host calls are messages to the engine thread.
 
+mod actions;
+mod events;
+mod host;
 mod info;
+mod load;
 mod runner;
+mod start;
 mod transfer;
 mod writer;
 
@@ -25,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
-pub use runner::{ConfigChange, EngineEvent, LeadershipOp};
+pub use events::{ConfigChange, EngineEvent, LeadershipOp};
 
 /// DCF's limit on user messages (512 KB).
 pub const MAX_USER_MESSAGE: usize = 512 * 1024;
@@ -204,7 +209,7 @@ impl Dcf {
     /// first start (later starts use the persisted copy), loads every
     /// stream's log and control file, and starts the engine.
     pub fn start(node_id: NodeId, config_json: &str, opts: StartOptions) -> Result<Dcf, DcfError> {
-        runner::start(node_id, config_json, opts)
+        start::start(node_id, config_json, opts)
     }
 
     pub fn node_id(&self) -> NodeId {

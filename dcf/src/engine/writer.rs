@@ -8,7 +8,7 @@
 //! the transport) and `dcf_read` of old entries. Reads are ordered with the
 //! writes queued before them, so they see exactly the log the core saw.
 
-use super::runner::EngineEvent;
+use super::events::EngineEvent;
 use super::DcfError;
 use crate::core::{Entry, Envelope, Index, StreamId, Term};
 use crate::storage::{RecoveryReport, StorageError, StreamLog, StreamLogOptions};
