@@ -227,6 +227,240 @@ fn list_segments(dir: &Path) -> Result<Vec<(SegName, PathBuf)>> {
     Ok(v)
 }
 
+/// Opens the log control file: the first index and the term before it (a
+/// new log starts at 1). A missing control file with segments present is
+/// an error: the first index would be unknown.
+fn open_log_ctrl(dir: &Path, files: &[(SegName, PathBuf)]) -> Result<(DualFile, u64, u64)> {
+    let (mut ctrl, payload) = DualFile::open(dir, LOG_CTRL_NAME, LOG_CTRL_MAGIC)?;
+    let (first_index, prev_term) = match payload {
+        Some(p) => decode_log_ctrl(&p)
+            .map_err(|r| StorageError::corrupt(&dir.join(LOG_CTRL_NAME), 0, r))?,
+        None => {
+            if let Some((_, p)) = files.first() {
+                return Err(StorageError::inconsistent(
+                    dir,
+                    format!(
+                        "segment {} exists but the log control file is missing",
+                        p.display()
+                    ),
+                ));
+            }
+            ctrl.init(&encode_log_ctrl(1, 0))?;
+            (1, 0)
+        }
+    };
+    Ok((ctrl, first_index, prev_term))
+}
+
+/// Validates the segment names and deletes sealed segments wholly below
+/// the first index (leftovers of an interrupted prefix truncation: the
+/// control file already moved past them); the directory is fsynced later.
+fn drop_sealed_below(
+    files: Vec<(SegName, PathBuf)>,
+    first_index: u64,
+    report: &mut RecoveryReport,
+) -> Result<Vec<(SegName, PathBuf)>> {
+    let mut kept = Vec::with_capacity(files.len());
+    for (name, path) in files {
+        let (first, last) = match name {
+            SegName::Sealed { first, last } => (first, last),
+            SegName::Open { first } => (first, first),
+        };
+        if first == 0 || last < first || last > MAX_INDEX {
+            return Err(StorageError::inconsistent(
+                &path,
+                "segment name holds an impossible index range",
+            ));
+        }
+        if matches!(name, SegName::Sealed { .. }) && last < first_index {
+            fs::remove_file(&path).ctx(&path)?;
+            report.removed_files.push(path);
+        } else {
+            kept.push((name, path));
+        }
+    }
+    for w in kept.windows(2) {
+        if w[0].0.first() == w[1].0.first() {
+            return Err(StorageError::inconsistent(
+                &w[1].1,
+                format!("two segments start at index {}", w[1].0.first()),
+            ));
+        }
+    }
+    Ok(kept)
+}
+
+/// Scans and verifies every segment, in order: they must be contiguous, a
+/// sealed one must be intact and hold what its name says, and only the
+/// open (last) one may end in a torn or corrupt tail, which is cut and
+/// fsynced here. Returns the segments and the location of every entry.
+fn scan_segments(
+    files: Vec<(SegName, PathBuf)>,
+    report: &mut RecoveryReport,
+) -> Result<(Vec<Segment>, Vec<Loc>)> {
+    let mut segments: Vec<Segment> = Vec::with_capacity(files.len() + 1);
+    let mut locs: Vec<Loc> = Vec::new();
+    let nfiles = files.len();
+    // (last index, last term) of the segments scanned so far.
+    let mut prev: Option<(u64, u64)> = None;
+    for (i, (name, path)) in files.into_iter().enumerate() {
+        let first = name.first();
+        if let Some((plast, _)) = prev {
+            if first != plast + 1 {
+                return Err(StorageError::inconsistent(
+                    &path,
+                    format!(
+                        "segment starts at index {first} but the previous one ends at {plast} \
+                         (missing or overlapping segment)"
+                    ),
+                ));
+            }
+        }
+        let s = segment::scan(&path, first, prev.map_or(0, |p| p.1))?;
+        let n = s.entries.len() as u64;
+        let mut size = s.valid_len;
+        match name {
+            SegName::Sealed { last, .. } => {
+                if let Some((off, reason)) = s.failure {
+                    return Err(StorageError::corrupt(
+                        &path,
+                        off,
+                        format!(
+                            "{reason} in a sealed segment (sealed segments are fsynced before \
+                             they are named, so this is not a torn write; refusing to drop \
+                             possibly committed entries)"
+                        ),
+                    ));
+                }
+                if first + n - 1 != last {
+                    return Err(StorageError::corrupt(
+                        &path,
+                        s.file_len,
+                        format!(
+                            "sealed segment holds entries up to {} but its name says {last}",
+                            first + n - 1
+                        ),
+                    ));
+                }
+            }
+            SegName::Open { .. } => {
+                if i + 1 != nfiles {
+                    return Err(StorageError::inconsistent(
+                        &path,
+                        "an in-progress segment is followed by later segments",
+                    ));
+                }
+                if let Some((off, reason)) = s.failure {
+                    let f = open_rw(&path)?;
+                    f.set_len(off).ctx(&path)?;
+                    f.sync_all().ctx(&path)?;
+                    size = off;
+                    report.truncated_bytes = s.file_len - off;
+                    report.dropped_entries = s.dropped_entries;
+                    report.truncated_file = Some(path.clone());
+                    report.truncated_at = Some(off);
+                    report.reason = Some(reason);
+                }
+            }
+        }
+        let last_term = s.entries.last().map(|e| e.0);
+        locs.extend(s.entries.iter().map(|&(term, offset)| Loc { term, offset }));
+        let last = first + n - 1;
+        prev = Some((last, last_term.unwrap_or(prev.map_or(0, |p| p.1))));
+        segments.push(Segment {
+            first,
+            last,
+            file: open_rw(&path)?,
+            path,
+            sealed: matches!(name, SegName::Sealed { .. }),
+            size,
+        });
+    }
+    Ok((segments, locs))
+}
+
+/// The scanned log reconciled with the log control file.
+struct Reconciled {
+    segments: Vec<Segment>,
+    /// Locations of the entries from `base` (the first index) on.
+    locs: Vec<Loc>,
+    base: u64,
+    /// The last index the data held when it all lay below the first index
+    /// with a gap before it (reported, then removed).
+    lost_below_first: Option<u64>,
+}
+
+/// Reconciles the segments with the first index and the term before it
+/// that the log control file records: segments all below the first index
+/// are removed (what an interrupted prefix truncation can leave), the
+/// entry before the first index must have the recorded term, and entries
+/// below the first index are forgotten. Fsyncs the directory if anything
+/// was removed, here or by [`drop_sealed_below`].
+fn reconcile_with_ctrl(
+    dir: &Path,
+    mut segments: Vec<Segment>,
+    mut locs: Vec<Loc>,
+    first_index: u64,
+    prev_term: u64,
+    report: &mut RecoveryReport,
+) -> Result<Reconciled> {
+    let mut removed_any = !report.removed_files.is_empty();
+    let mut base = segments.first().map_or(first_index, |s| s.first);
+    if base > first_index {
+        return Err(StorageError::inconsistent(
+            dir,
+            format!(
+                "the log control file says the first index is {first_index} but the oldest \
+                 segment starts at {base}"
+            ),
+        ));
+    }
+    let data_last = base + locs.len() as u64 - 1;
+    let mut lost_below_first = None;
+    if data_last < first_index && !segments.is_empty() {
+        // Nothing at or after the first index: all segments are below it.
+        if data_last + 1 < first_index {
+            lost_below_first = Some(data_last);
+        }
+        for s in segments.drain(..) {
+            drop(s.file);
+            fs::remove_file(&s.path).ctx(&s.path)?;
+            report.removed_files.push(s.path);
+        }
+        locs.clear();
+        base = first_index;
+        removed_any = true;
+    } else if first_index > base {
+        let t = locs[(first_index - 1 - base) as usize].term;
+        if t != prev_term {
+            return Err(StorageError::inconsistent(
+                dir,
+                format!(
+                    "entry {} has term {t} but the log control file records term {prev_term} \
+                     before the first index {first_index}",
+                    first_index - 1
+                ),
+            ));
+        }
+    }
+    if removed_any {
+        fsync_dir(dir)?;
+    }
+    if first_index > base {
+        // Entries below the first index stay in their segment file but
+        // are never read again.
+        let n = ((first_index - base) as usize).min(locs.len());
+        locs.drain(..n);
+        base = first_index;
+    }
+    Ok(Reconciled {
+        segments,
+        locs,
+        base,
+        lost_below_first,
+    })
+}
+
 impl StreamLog {
     /// Opens (creating if needed) the log in `dir`, verifying every entry.
     ///
@@ -235,6 +469,11 @@ impl StreamLog {
     /// between segments or a log control file that disagrees with the
     /// segments is an error: those cannot come from a crash, and dropping
     /// data there could lose committed entries.
+    ///
+    /// Phases: read the log control file, drop segments an interrupted
+    /// prefix truncation left below the first index, scan and verify the
+    /// segments, reconcile them with the control file, then make sure an
+    /// open segment exists.
     pub fn open(
         dir: impl AsRef<Path>,
         opts: StreamLogOptions,
@@ -244,187 +483,18 @@ impl StreamLog {
             return Err(StorageError::invalid(&dir, "segment_size must be > 0"));
         }
         ensure_dir(&dir)?;
-        let mut files = list_segments(&dir)?;
-        let (mut ctrl, payload) = DualFile::open(&dir, LOG_CTRL_NAME, LOG_CTRL_MAGIC)?;
-        let (first_index, prev_term) = match payload {
-            Some(p) => decode_log_ctrl(&p)
-                .map_err(|r| StorageError::corrupt(&dir.join(LOG_CTRL_NAME), 0, r))?,
-            None => {
-                if let Some((_, p)) = files.first() {
-                    return Err(StorageError::inconsistent(
-                        &dir,
-                        format!(
-                            "segment {} exists but the log control file is missing",
-                            p.display()
-                        ),
-                    ));
-                }
-                ctrl.init(&encode_log_ctrl(1, 0))?;
-                (1, 0)
-            }
-        };
+        let files = list_segments(&dir)?;
+        let (ctrl, first_index, prev_term) = open_log_ctrl(&dir, &files)?;
         let mut report = RecoveryReport::default();
-
-        // Validate names; drop sealed leftovers of an interrupted prefix
-        // truncation (the control file already moved past them).
-        let mut removed_any = false;
-        let mut kept = Vec::with_capacity(files.len());
-        for (name, path) in files.drain(..) {
-            let (first, last) = match name {
-                SegName::Sealed { first, last } => (first, last),
-                SegName::Open { first } => (first, first),
-            };
-            if first == 0 || last < first || last > MAX_INDEX {
-                return Err(StorageError::inconsistent(
-                    &path,
-                    "segment name holds an impossible index range",
-                ));
-            }
-            if matches!(name, SegName::Sealed { .. }) && last < first_index {
-                fs::remove_file(&path).ctx(&path)?;
-                report.removed_files.push(path);
-                removed_any = true;
-            } else {
-                kept.push((name, path));
-            }
-        }
-        let files = kept;
-        for w in files.windows(2) {
-            if w[0].0.first() == w[1].0.first() {
-                return Err(StorageError::inconsistent(
-                    &w[1].1,
-                    format!("two segments start at index {}", w[1].0.first()),
-                ));
-            }
-        }
-
-        let mut segments: Vec<Segment> = Vec::with_capacity(files.len() + 1);
-        let mut locs: Vec<Loc> = Vec::new();
-        let nfiles = files.len();
-        // (last index, last term) of the segments scanned so far.
-        let mut prev: Option<(u64, u64)> = None;
-        for (i, (name, path)) in files.into_iter().enumerate() {
-            let first = name.first();
-            if let Some((plast, _)) = prev {
-                if first != plast + 1 {
-                    return Err(StorageError::inconsistent(
-                        &path,
-                        format!(
-                            "segment starts at index {first} but the previous one ends at {plast} \
-                             (missing or overlapping segment)"
-                        ),
-                    ));
-                }
-            }
-            let s = segment::scan(&path, first, prev.map_or(0, |p| p.1))?;
-            let n = s.entries.len() as u64;
-            let mut size = s.valid_len;
-            match name {
-                SegName::Sealed { last, .. } => {
-                    if let Some((off, reason)) = s.failure {
-                        return Err(StorageError::corrupt(
-                            &path,
-                            off,
-                            format!(
-                                "{reason} in a sealed segment (sealed segments are fsynced before \
-                                 they are named, so this is not a torn write; refusing to drop \
-                                 possibly committed entries)"
-                            ),
-                        ));
-                    }
-                    if first + n - 1 != last {
-                        return Err(StorageError::corrupt(
-                            &path,
-                            s.file_len,
-                            format!(
-                                "sealed segment holds entries up to {} but its name says {last}",
-                                first + n - 1
-                            ),
-                        ));
-                    }
-                }
-                SegName::Open { .. } => {
-                    if i + 1 != nfiles {
-                        return Err(StorageError::inconsistent(
-                            &path,
-                            "an in-progress segment is followed by later segments",
-                        ));
-                    }
-                    if let Some((off, reason)) = s.failure {
-                        let f = open_rw(&path)?;
-                        f.set_len(off).ctx(&path)?;
-                        f.sync_all().ctx(&path)?;
-                        size = off;
-                        report.truncated_bytes = s.file_len - off;
-                        report.dropped_entries = s.dropped_entries;
-                        report.truncated_file = Some(path.clone());
-                        report.truncated_at = Some(off);
-                        report.reason = Some(reason);
-                    }
-                }
-            }
-            let last_term = s.entries.last().map(|e| e.0);
-            locs.extend(s.entries.iter().map(|&(term, offset)| Loc { term, offset }));
-            let last = first + n - 1;
-            prev = Some((last, last_term.unwrap_or(prev.map_or(0, |p| p.1))));
-            segments.push(Segment {
-                first,
-                last,
-                file: open_rw(&path)?,
-                path,
-                sealed: matches!(name, SegName::Sealed { .. }),
-                size,
-            });
-        }
-
-        let mut base = segments.first().map_or(first_index, |s| s.first);
-        if base > first_index {
-            return Err(StorageError::inconsistent(
-                &dir,
-                format!(
-                    "the log control file says the first index is {first_index} but the oldest \
-                     segment starts at {base}"
-                ),
-            ));
-        }
-        let data_last = base + locs.len() as u64 - 1;
-        let mut lost_below_first = None;
-        if data_last < first_index && !segments.is_empty() {
-            // Nothing at or after the first index: all segments are below it.
-            if data_last + 1 < first_index {
-                lost_below_first = Some(data_last);
-            }
-            for s in segments.drain(..) {
-                drop(s.file);
-                fs::remove_file(&s.path).ctx(&s.path)?;
-                report.removed_files.push(s.path);
-            }
-            locs.clear();
-            base = first_index;
-            removed_any = true;
-        } else if first_index > base {
-            let t = locs[(first_index - 1 - base) as usize].term;
-            if t != prev_term {
-                return Err(StorageError::inconsistent(
-                    &dir,
-                    format!(
-                        "entry {} has term {t} but the log control file records term {prev_term} \
-                         before the first index {first_index}",
-                        first_index - 1
-                    ),
-                ));
-            }
-        }
-        if removed_any {
-            fsync_dir(&dir)?;
-        }
-        if first_index > base {
-            // Entries below the first index stay in their segment file but
-            // are never read again.
-            let n = ((first_index - base) as usize).min(locs.len());
-            locs.drain(..n);
-            base = first_index;
-        }
+        let files = drop_sealed_below(files, first_index, &mut report)?;
+        let (segments, locs) = scan_segments(files, &mut report)?;
+        let kept = reconcile_with_ctrl(&dir, segments, locs, first_index, prev_term, &mut report)?;
+        let Reconciled {
+            mut segments,
+            locs,
+            base,
+            lost_below_first,
+        } = kept;
         let last_index = base + locs.len() as u64 - 1;
         match segments.last() {
             Some(s) if !s.sealed => s.file.sync_all().ctx(&s.path)?,
