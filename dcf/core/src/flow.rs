@@ -1,4 +1,5 @@
-//! Replication flow control (DCF-NOTES.md, "Replication details").
+//! Replication flow control: how a leader slows its sends when commits
+//! get slow or its host is overloaded.
 //!
 //! Two independent mechanisms, both pure and driven by the caller's clock:
 //!
