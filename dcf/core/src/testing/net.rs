@@ -225,9 +225,12 @@ impl Net {
 
     fn carry_out(&mut self, id: NodeId, action: Action) {
         let now = self.now;
+        if let Action::Send(env) = action {
+            return self.send(env);
+        }
         let disk = self.disks.get_mut(&id).expect("a node with a disk");
         match action {
-            Action::Send(env) => self.send(env),
+            Action::Send(_) => {}
             Action::SaveHardState(hs) => disk.hard = hs,
             Action::SaveWorkMode(m) => disk.work_mode = m,
             Action::TruncateLog { from } => disk.truncate_from(from),
@@ -316,9 +319,14 @@ impl Net {
             self.delay_ms
         };
         let due = self.now + delay;
-        // Kept in order of due time, and of sending among equal ones.
-        let pos = self.in_flight.partition_point(|m| m.due <= due);
-        self.in_flight.insert(pos, InFlight { due, env });
+        // Kept in order of due time, and of sending among equal ones
+        // (usually that is the end: the clock only moves forward).
+        if self.in_flight.back().is_none_or(|m| m.due <= due) {
+            self.in_flight.push_back(InFlight { due, env });
+        } else {
+            let pos = self.in_flight.partition_point(|m| m.due <= due);
+            self.in_flight.insert(pos, InFlight { due, env });
+        }
     }
 
     /// Delivers every message due by now (and those they cause that are
