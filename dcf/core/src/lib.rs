@@ -54,6 +54,13 @@
 //!   report it (DCF exception callback); the node must be rebuilt.
 //!
 //! See [`minority`] for what minority mode guarantees.
+//!
+//! # Test kit
+//!
+//! With the `testing` feature, `dcf_core::testing` offers member and
+//! option fixtures, an in-memory disk model and an in-memory network of
+//! cores with loss, delay, crashes and restarts; this crate's own tests,
+//! benches and simulator are built on it.
 
 pub mod config;
 pub mod flow;

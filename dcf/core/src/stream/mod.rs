@@ -21,6 +21,17 @@
 //!   with fast back-off after a rejection;
 //! - only entries of the current term are committed by counting;
 //! - followers acknowledge only entries that storage reported durable.
+//!
+//! Where things are: this module holds the state and the host's entry
+//! points (`tick`, `step`, `take_actions`); `role` the state of each role;
+//! `election` the timers, the term rules, (pre-)votes and role changes;
+//! `follower` and `leader` replication on either side; `flow_control`
+//! batch limits and pacing; `local_log` log changes, durability, applying
+//! and the entry cache; `checkpoint` compaction and installed checkpoints;
+//! `log_tail` the LOGGER's hand-over; `membership`, `leadership` and
+//! `work_mode` the administrative operations; `query` the read-only views;
+//! `options`, `action` and `errors` the types of the API; `tests` the unit
+//! tests, per concern.
 
 mod action;
 mod checkpoint;
