@@ -1,6 +1,7 @@
-//! The DCF library API: [`Dcf`] drives one [`StreamCore`] per stream of
-//! this node with real storage (a writer thread doing group commit), the
-//! TCP transport and the monotonic clock.
+//! The DCF library API: [`Dcf`] drives one
+//! [`StreamCore`](crate::core::StreamCore) per stream of this node with
+//! real storage (a writer thread doing group commit), the TCP transport
+//! and the monotonic clock.
 //!
 //! Threads: one engine thread owns every stream's core and carries out
 //! its actions in order (hard state is saved synchronously, before any
