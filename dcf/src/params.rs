@@ -1,5 +1,5 @@
 //! DCF parameters (`dcf_set_param` / `dcf_get_param`) with DCF's names,
-//! defaults and ranges (DCF-NOTES.md). Values are decimal strings as in
+//! defaults and ranges (docs/DCF.md lists them). Values are decimal strings as in
 //! DCF; unknown names and out-of-range values are rejected with an error
 //! that names the parameter and the accepted range.
 

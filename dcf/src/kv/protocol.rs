@@ -129,7 +129,8 @@ impl RequestBody {
     }
 }
 
-/// The three outcomes of DESIGN.md §3.
+/// The three outcomes of a request, as in Jepsen: done, definitely not
+/// done, or unknown (a write that may still take effect).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {

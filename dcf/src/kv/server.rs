@@ -1,7 +1,8 @@
 //! The `dcf-node` server: a key-value state machine on stream 1 of a DCF
 //! node, served to clients over [`super::protocol`].
 //!
-//! Reply rules (DESIGN.md §3):
+//! Reply rules (a client must be able to tell "it will never happen" from
+//! "it may have happened"; the harness's checkers rely on it):
 //! - `ok` once the command's own entry (same index *and* term) was applied;
 //! - `fail` only when the command can never take effect: this node is not
 //!   the leader before proposing, a cas found another value, another entry
