@@ -21,5 +21,6 @@ pub use dcf_transport as transport;
 pub mod engine;
 pub mod kv;
 pub mod params;
+pub mod planted;
 
 pub use engine::{Dcf, DcfCallbacks, DcfError, StartOptions};

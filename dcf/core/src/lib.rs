@@ -74,6 +74,7 @@ pub use types::{
     Message, Term, VoteRequest, VoteResponse,
 };
 pub mod log;
+pub mod planted;
 pub mod quorum;
 pub mod snapshot;
 pub mod stream;
@@ -83,6 +84,7 @@ pub mod minority;
 pub mod testing;
 
 pub use flow::{LoadSample, LoadThresholds};
+pub use planted::PlantedBugs;
 pub use snapshot::SnapshotMeta;
 
 pub use stream::{

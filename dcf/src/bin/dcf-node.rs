@@ -44,9 +44,14 @@ struct Args {
     /// indeterminate reply, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     request_timeout_ms: u64,
-    /// UNSAFE, for testing a harness only: serve reads from local state
-    /// without confirming leadership (stale reads under partitions).
-    #[arg(long)]
+    /// A deliberate defect, for testing a harness only (repeatable):
+    /// local-reads, ack-before-fsync, read-lease, unsafe-member-change,
+    /// minority-without-term-bump, no-checksum. Refused unless the
+    /// environment has DCF_ALLOW_PLANTED_BUGS=1.
+    #[arg(long = "planted-bug", value_name = "NAME")]
+    planted_bugs: Vec<dcf::planted::PlantedBug>,
+    /// Deprecated spelling of `--planted-bug local-reads`.
+    #[arg(long, hide = true)]
     unsafe_local_reads: bool,
     /// Applied entries between automatic checkpoints of the key-value
     /// state (written under <data-dir>/kv/); the log is then truncated
@@ -111,7 +116,14 @@ async fn run(args: Args) -> Result<()> {
     let mut opts = ServerOptions::new(args.node_id, args.config, args.data_dir, args.client_addr);
     opts.params = params;
     opts.request_timeout = Duration::from_millis(args.request_timeout_ms.max(1));
-    opts.unsafe_local_reads = args.unsafe_local_reads;
+    let mut planted = dcf::planted::PlantedBugs::allowed(args.planted_bugs.iter().copied())
+        .map_err(anyhow::Error::msg)?;
+    if args.unsafe_local_reads {
+        planted = dcf::planted::PlantedBugs::of(
+            planted.iter().chain([dcf::planted::PlantedBug::LocalReads]),
+        );
+    }
+    opts.planted = planted;
     opts.snapshot_interval = args.snapshot_interval;
     opts.snapshot_retention = args.snapshot_retention;
     opts.snapshot_transfer = !args.no_snapshot_transfer;

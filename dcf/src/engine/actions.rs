@@ -87,10 +87,19 @@ impl Engine {
                     .send(WriterCmd::TruncateSuffix { stream: sid, from });
             }
             Action::AppendLog(entries) => {
+                let last = entries.last().map(|e| (e.index, e.term));
                 let _ = self.writer.send(WriterCmd::Append {
                     stream: sid,
                     entries,
                 });
+                if let (true, Some((index, term))) = (self.ack_before_fsync, last) {
+                    // PLANTED BUG (ack-before-fsync): reports durability
+                    // before the writer has fsynced anything.
+                    let now = self.now();
+                    if let Some(slot) = self.streams.get_mut(&sid) {
+                        slot.core.on_persisted(now, index, term);
+                    }
+                }
             }
             Action::Send(env) => self.transport.send(env),
             Action::Apply(entries) => {

@@ -168,6 +168,9 @@ pub struct StartOptions {
     /// a node behind the leader's first index gets one instead of raising
     /// MISSING_LOG.
     pub snapshot_transfer: bool,
+    /// Deliberate defects for harness tests ([`crate::planted`]); empty
+    /// for a correct node.
+    pub planted: crate::planted::PlantedBugs,
 }
 
 impl StartOptions {
@@ -179,6 +182,7 @@ impl StartOptions {
             applied: BTreeMap::new(),
             snapshots: BTreeMap::new(),
             snapshot_transfer: false,
+            planted: crate::planted::PlantedBugs::default(),
         }
     }
 }

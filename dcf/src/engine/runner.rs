@@ -55,6 +55,9 @@ pub(super) struct Engine {
     pub(super) load: LoadSampler,
     /// `dcf_truncate` calls waiting for storage to drop the entries.
     pub(super) truncations: Vec<(StreamId, oneshot::Sender<Result<(), DcfError>>)>,
+    /// PLANTED BUG (ack-before-fsync): appended entries count as durable
+    /// at once.
+    pub(super) ack_before_fsync: bool,
 }
 
 impl Engine {

@@ -13,6 +13,7 @@ use crate::core::{
     StreamId, WorkMode,
 };
 use crate::params::Params;
+use crate::planted::PlantedBug;
 use crate::storage::{ControlFile, DataDir, Metadata, MetadataOrigin, StreamLog};
 use crate::transport::{TlsConfig, Transport, TransportConfig, Wire};
 use std::collections::{BTreeMap, HashMap};
@@ -22,16 +23,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tracing::{info, warn};
 
-fn core_options(
-    node_id: NodeId,
-    stream: StreamId,
-    params: &Params,
-    snapshot_transfer: bool,
-) -> CoreOptions {
+fn core_options(node_id: NodeId, stream: StreamId, opts: &StartOptions) -> CoreOptions {
     let mut o = CoreOptions::new(node_id, stream);
-    apply_params(&mut o, params);
+    apply_params(&mut o, &opts.params);
     o.seed = rand::random();
-    o.snapshot_transfer = snapshot_transfer;
+    o.snapshot_transfer = opts.snapshot_transfer;
+    o.planted = opts.planted.core();
     o
 }
 
@@ -133,6 +130,7 @@ pub(super) fn start(
         peer_addrs: BTreeMap::new(),
         load: LoadSampler::new(&opts.data_dir),
         truncations: Vec::new(),
+        ack_before_fsync: opts.planted.contains(PlantedBug::AckBeforeFsync),
     };
     engine.sync_peers();
     engine.sync_peers();
@@ -177,7 +175,9 @@ fn open_stream(
     let params = &opts.params;
     let dirs = data.ensure_stream(sid)?;
     let segment = params.get_u64("DATA_FILE_SIZE") * 1024 * 1024;
-    let (mut log, report) = writer::open_log(&dirs.log, segment)?;
+    // PLANTED BUG (no-checksum) turns the data checksums off.
+    let verify = !opts.planted.contains(PlantedBug::NoChecksum);
+    let (mut log, report) = writer::open_log(&dirs.log, segment, verify)?;
     if !report.is_clean() {
         warn!(
             stream = sid,
@@ -256,12 +256,7 @@ fn open_stream(
         config_index: ctrl.state().config_index,
     };
     let members = config.streams[&sid].clone();
-    let mut core = StreamCore::new(
-        core_options(node_id, sid, params, opts.snapshot_transfer),
-        members,
-        restored,
-        0,
-    );
+    let mut core = StreamCore::new(core_options(node_id, sid, opts), members, restored, 0);
     if let crate::storage::StoredWorkMode::Minority { vote_num } = ctrl.state().work_mode {
         warn!(stream = sid, vote_num, "restarting in minority work mode");
         core.restore_work_mode(WorkMode::Minority {

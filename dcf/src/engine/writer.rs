@@ -62,9 +62,11 @@ pub enum WriterCmd {
 pub fn open_log(
     dir: &Path,
     segment_size: u64,
+    verify_data_checksums: bool,
 ) -> Result<(StreamLog, RecoveryReport), StorageError> {
     let opts = StreamLogOptions {
         segment_size,
+        verify_data_checksums,
         ..StreamLogOptions::default()
     };
     StreamLog::open(dir, opts)

@@ -29,6 +29,7 @@ use super::protocol::{read_frame, write_frame, FailureCode, Request, RequestBody
 use crate::core::{ClusterConfig, Entry, Index, NodeId, Role, SnapshotMeta, StreamId, Term};
 use crate::engine::{lock, Dcf, DcfCallbacks, DcfError, StartOptions};
 use crate::params::Params;
+use crate::planted::{PlantedBug, PlantedBugs};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -56,10 +57,9 @@ pub struct ServerOptions {
     pub params: Params,
     /// How long a write waits to be applied before answering `info`.
     pub request_timeout: Duration,
-    /// UNSAFE, for testing the harness only: serve reads from this node's
-    /// local state without confirming leadership, so followers and deposed
-    /// leaders can return stale values. A harness must catch this.
-    pub unsafe_local_reads: bool,
+    /// Deliberate defects for testing a harness ([`crate::planted`]);
+    /// empty for a correct node.
+    pub planted: PlantedBugs,
     /// Applied entries between automatic checkpoints (0: none).
     pub snapshot_interval: u64,
     /// Entries kept in the log behind the newest checkpoint, at least.
@@ -84,7 +84,7 @@ impl ServerOptions {
             client_addr,
             params: Params::default(),
             request_timeout: Duration::from_secs(5),
-            unsafe_local_reads: false,
+            planted: PlantedBugs::default(),
             snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
             snapshot_retention: DEFAULT_SNAPSHOT_RETENTION,
             snapshot_transfer: true,
@@ -186,7 +186,8 @@ pub struct Server {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     timeout: Duration,
-    unsafe_local_reads: bool,
+    /// PLANTED BUG (local-reads): reads from local state, unconfirmed.
+    local_reads: bool,
 }
 
 impl Server {
@@ -227,6 +228,7 @@ impl Server {
         });
         let mut start = StartOptions::new(&opts.data_dir);
         start.params = opts.params.clone();
+        start.planted = opts.planted.clone();
         start.callbacks = Arc::new(Callbacks {
             tx,
             shared: shared.clone(),
@@ -258,10 +260,14 @@ impl Server {
             shared,
             local_addr,
             timeout: opts.request_timeout,
-            unsafe_local_reads: opts.unsafe_local_reads,
+            local_reads: opts.planted.contains(PlantedBug::LocalReads),
         });
-        if opts.unsafe_local_reads {
-            warn!("UNSAFE: --unsafe-local-reads serves stale reads; use only to test a harness");
+        for b in opts.planted.iter() {
+            warn!(
+                bug = b.name(),
+                breaks = b.rule(),
+                "PLANTED BUG: this node is deliberately defective, to test a harness"
+            );
         }
         info!(node = node_id, client_addr = %local_addr, "serving clients");
         tokio::spawn(accept_loop(listener, server.clone()));
@@ -519,7 +525,8 @@ impl Server {
     }
 
     async fn get(&self, id: u64, key: String) -> Response {
-        if self.unsafe_local_reads {
+        if self.local_reads {
+            // PLANTED BUG (local-reads): no read index, no leadership check.
             let v = lock(&self.shared.machine)
                 .get(&key)
                 .cloned()

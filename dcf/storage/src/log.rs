@@ -71,6 +71,10 @@ pub struct StreamLogOptions {
     /// Appended bytes are buffered in memory up to this size before being
     /// written to the file (they are not durable before `sync` anyway).
     pub write_buffer: usize,
+    /// Check every entry's data CRC32C when reading. Only a planted test
+    /// defect turns this off (`no-checksum`: a torn or corrupt tail is then
+    /// accepted as data).
+    pub verify_data_checksums: bool,
 }
 
 impl Default for StreamLogOptions {
@@ -78,6 +82,7 @@ impl Default for StreamLogOptions {
         StreamLogOptions {
             segment_size: DEFAULT_SEGMENT_SIZE,
             write_buffer: DEFAULT_WRITE_BUFFER,
+            verify_data_checksums: true,
         }
     }
 }
@@ -296,6 +301,7 @@ fn drop_sealed_below(
 /// fsynced here. Returns the segments and the location of every entry.
 fn scan_segments(
     files: Vec<(SegName, PathBuf)>,
+    verify_data: bool,
     report: &mut RecoveryReport,
 ) -> Result<(Vec<Segment>, Vec<Loc>)> {
     let mut segments: Vec<Segment> = Vec::with_capacity(files.len() + 1);
@@ -316,7 +322,7 @@ fn scan_segments(
                 ));
             }
         }
-        let s = segment::scan(&path, first, prev.map_or(0, |p| p.1))?;
+        let s = segment::scan(&path, first, prev.map_or(0, |p| p.1), verify_data)?;
         let n = s.entries.len() as u64;
         let mut size = s.valid_len;
         match name {
@@ -487,7 +493,7 @@ impl StreamLog {
         let (ctrl, first_index, prev_term) = open_log_ctrl(&dir, &files)?;
         let mut report = RecoveryReport::default();
         let files = drop_sealed_below(files, first_index, &mut report)?;
-        let (segments, locs) = scan_segments(files, &mut report)?;
+        let (segments, locs) = scan_segments(files, opts.verify_data_checksums, &mut report)?;
         let kept = reconcile_with_ctrl(&dir, segments, locs, first_index, prev_term, &mut report)?;
         let Reconciled {
             mut segments,
@@ -829,7 +835,7 @@ impl StreamLog {
             let mut p = 0usize;
             for k in i..j {
                 let at = start + p as u64;
-                let (e, n) = segment::decode_entry(&buf[p..])
+                let (e, n) = segment::decode_entry(&buf[p..], self.opts.verify_data_checksums)
                     .map_err(|r| StorageError::corrupt(path, at, r))?;
                 if e.index != k || e.term != self.loc(k).term {
                     return Err(StorageError::corrupt(

@@ -105,9 +105,9 @@ pub(crate) fn decode_header(b: &[u8; ENTRY_HEADER_LEN]) -> Result<Header, String
     })
 }
 
-/// Decodes one entry from the start of `buf`, checking both CRCs; returns
-/// it with its encoded length.
-pub(crate) fn decode_entry(buf: &[u8]) -> Result<(Entry, usize), String> {
+/// Decodes one entry from the start of `buf`, checking both CRCs (the
+/// data's only if `verify_data`); returns it with its encoded length.
+pub(crate) fn decode_entry(buf: &[u8], verify_data: bool) -> Result<(Entry, usize), String> {
     let Some(hb) = buf.get(..ENTRY_HEADER_LEN) else {
         return Err(format!("truncated header ({} bytes)", buf.len()));
     };
@@ -121,7 +121,7 @@ pub(crate) fn decode_entry(buf: &[u8]) -> Result<(Entry, usize), String> {
             h.size
         ));
     };
-    if crc32c::crc32c(data) != h.data_crc {
+    if verify_data && crc32c::crc32c(data) != h.data_crc {
         return Err(format!("data CRC32C mismatch for index {}", h.index));
     }
     Ok((
@@ -210,7 +210,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// not decrease, starting from `prev_term` (the term of the entry before
 /// `first`, 0 if unknown). Stops at the first defect and, from there, only
 /// counts the entries that can still be recognised.
-pub(crate) fn scan(path: &Path, first: u64, prev_term: u64) -> Result<Scan> {
+pub(crate) fn scan(path: &Path, first: u64, prev_term: u64, verify_data: bool) -> Result<Scan> {
     let file = File::open(path).ctx(path)?;
     let file_len = file.metadata().ctx(path)?.len();
     let mut r = BufReader::with_capacity(1 << 20, file);
@@ -281,7 +281,7 @@ pub(crate) fn scan(path: &Path, first: u64, prev_term: u64) -> Result<Scan> {
                 fail(&mut s, "file shrank while reading".into());
                 break;
             }
-            let defect = if crc32c::crc32c(&data) != h.data_crc {
+            let defect = if verify_data && crc32c::crc32c(&data) != h.data_crc {
                 Some(format!("data CRC32C mismatch for index {}", h.index))
             } else if h.term < min_term {
                 Some(format!(
@@ -331,14 +331,14 @@ mod tests {
         assert_eq!(&b[8..16], &5u64.to_le_bytes());
         assert_eq!(b[24], 1);
         assert_eq!(&b[28..32], &5u32.to_le_bytes());
-        let (d, n) = decode_entry(&b).unwrap();
+        let (d, n) = decode_entry(&b, true).unwrap();
         assert_eq!((d, n), (e(5, b"hello"), b.len()));
         for i in 0..b.len() * 8 {
             let mut c = b.clone();
             c[i / 8] ^= 1 << (i % 8);
-            assert!(decode_entry(&c).is_err(), "bit {i} flip undetected");
+            assert!(decode_entry(&c, true).is_err(), "bit {i} flip undetected");
         }
-        assert!(decode_entry(&[0u8; 60]).is_err());
+        assert!(decode_entry(&[0u8; 60], true).is_err());
     }
 
     #[test]

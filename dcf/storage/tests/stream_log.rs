@@ -26,6 +26,7 @@ fn opts(segment_size: u64) -> StreamLogOptions {
     StreamLogOptions {
         segment_size,
         write_buffer: 256,
+        ..StreamLogOptions::default()
     }
 }
 
@@ -223,6 +224,30 @@ fn bit_flip_in_last_entry_data_is_truncated() {
     assert_eq!(rep.truncated_bytes, (ENTRY_HEADER_LEN + 80 + 300) as u64);
     assert!(rep.reason.as_deref().unwrap().contains("CRC32C"), "{rep:?}");
     assert_eq!(all(&log), es[..9].to_vec());
+}
+
+/// The planted `no-checksum` defect: with data checksums off, the same
+/// flipped bit is accepted and read back as data (what a harness must
+/// catch), instead of the tail being cut.
+#[test]
+fn without_data_checksums_a_corrupt_tail_is_accepted() {
+    let d = tempfile::tempdir().unwrap();
+    let es = build(d.path(), 1 << 20, 10, 80);
+    let p = d.path().join("log_inprogress_1");
+    let mut b = fs::read(&p).unwrap();
+    let last_start = 9 * (ENTRY_HEADER_LEN + 80);
+    b[last_start + ENTRY_HEADER_LEN + 33] ^= 0x04;
+    fs::write(&p, &b).unwrap();
+    let o = StreamLogOptions {
+        verify_data_checksums: false,
+        ..opts(1 << 20)
+    };
+    let (log, rep) = StreamLog::open(d.path(), o).unwrap();
+    assert!(rep.is_clean(), "{rep:?}");
+    assert_eq!(log.last_index(), 10);
+    let got = all(&log);
+    assert_eq!(got[..9], es[..9]);
+    assert_ne!(got[9], es[9], "the corrupt data is served");
 }
 
 /// Intact entries after a corrupt one in the open segment are counted in

@@ -92,6 +92,7 @@ fn the_log_keeps_its_synced_entries_and_loses_the_rest() {
     let opts = StreamLogOptions {
         segment_size: 4096,
         write_buffer: 512,
+        verify_data_checksums: true,
     };
     {
         let (mut log, _) = StreamLog::open(&logdir, opts.clone()).unwrap();

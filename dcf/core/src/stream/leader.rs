@@ -66,6 +66,15 @@ impl StreamCore {
         if !ls.ready {
             return Err(ProposeError::NotReady);
         }
+        if self.opts.planted.read_lease && self.quorum_heard_within(self.opts.election_timeout_ms) {
+            // PLANTED BUG (read_lease): trusts the local clock instead of
+            // confirming leadership with a quorum round.
+            self.actions.push(Action::ReadReady { ctx, index: commit });
+            return Ok(());
+        }
+        let Some(ls) = self.leader_state_mut() else {
+            return Err(ProposeError::NotLeader { leader });
+        };
         ls.reads.push_back(PendingRead {
             ctx,
             index: commit,
@@ -271,7 +280,11 @@ impl StreamCore {
     /// True if voters holding a quorum of weight answered within two
     /// election timeouts (this leader counting itself).
     pub(super) fn quorum_recently_heard(&self) -> bool {
-        let window = 2 * self.opts.election_timeout_ms;
+        self.quorum_heard_within(2 * self.opts.election_timeout_ms)
+    }
+
+    /// True if voters holding a quorum answered within `window` ms.
+    pub(super) fn quorum_heard_within(&self, window: u64) -> bool {
         let now = self.now;
         let Some(ls) = self.leader_state() else {
             return false;

@@ -298,11 +298,17 @@ impl StreamCore {
         if self.is_minority() {
             return Err(ConfigChangeError::MinorityMode);
         }
-        if !ls.ready || self.commit < ls.start_index {
+        // PLANTED BUG (unsafe_member_change): skips the own-term-commit and
+        // one-change-at-a-time rules.
+        let unsafe_change = self.opts.planted.unsafe_member_change;
+        if !unsafe_change && (!ls.ready || self.commit < ls.start_index) {
             return Err(ConfigChangeError::NotReady);
         }
         if ls.transfer.is_some() {
             return Err(ConfigChangeError::Transferring);
+        }
+        if unsafe_change {
+            return Ok(());
         }
         if let Some(p) = self.pending_config_change() {
             let index = match p.status {

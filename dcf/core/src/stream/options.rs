@@ -92,6 +92,8 @@ pub struct CoreOptions {
     pub cache_max_entries: usize,
     /// Most bytes of applied entry data kept in memory.
     pub cache_max_bytes: usize,
+    /// Deliberate defects for harness tests (all off by default).
+    pub planted: crate::planted::PlantedBugs,
 }
 
 impl CoreOptions {
@@ -114,6 +116,7 @@ impl CoreOptions {
             snapshot_transfer: false,
             cache_max_entries: 4096,
             cache_max_bytes: 32 << 20,
+            planted: crate::planted::PlantedBugs::default(),
         }
     }
 }

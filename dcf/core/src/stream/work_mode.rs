@@ -34,7 +34,14 @@ impl StreamCore {
             self.report_mode_to(l, true);
         }
         if self.is_minority() && !was_minority && self.may_lead() {
-            self.start_election_bumped(false, 1000);
+            // PLANTED BUG (minority_without_term_bump): no fencing of the
+            // old majority's terms.
+            let bump = if self.opts.planted.minority_without_term_bump {
+                1
+            } else {
+                1000
+            };
+            self.start_election_bumped(false, bump);
         }
         Ok(())
     }

@@ -1,0 +1,155 @@
+//! Deliberate defects a node can be started with, to show that a harness
+//! catches the class of bug each stands for. Never for production: they
+//! are off unless named with `dcf-node --planted-bug NAME`, which is
+//! refused unless the environment also says
+//! `DCF_ALLOW_PLANTED_BUGS=1`, so nobody turns one on by accident. Each is
+//! a few lines at the place its rule lives, marked `PLANTED BUG`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+/// The environment variable that must be `1` for planted bugs to be accepted.
+pub const ALLOW_ENV: &str = "DCF_ALLOW_PLANTED_BUGS";
+
+/// One deliberate defect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PlantedBug {
+    /// Reads served from local state without confirming leadership.
+    LocalReads,
+    /// A write acknowledged (and counted toward commit) before it is fsynced.
+    AckBeforeFsync,
+    /// A read lease that trusts the local clock.
+    ReadLease,
+    /// Membership changes before the leader committed an entry of its own
+    /// term, and several at once.
+    UnsafeMemberChange,
+    /// Minority mode without the term bump that fences the old majority.
+    MinorityWithoutTermBump,
+    /// A torn or corrupt log tail accepted without checking its checksum.
+    NoChecksum,
+}
+
+impl PlantedBug {
+    pub const ALL: [PlantedBug; 6] = [
+        PlantedBug::LocalReads,
+        PlantedBug::AckBeforeFsync,
+        PlantedBug::ReadLease,
+        PlantedBug::UnsafeMemberChange,
+        PlantedBug::MinorityWithoutTermBump,
+        PlantedBug::NoChecksum,
+    ];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlantedBug::LocalReads => "local-reads",
+            PlantedBug::AckBeforeFsync => "ack-before-fsync",
+            PlantedBug::ReadLease => "read-lease",
+            PlantedBug::UnsafeMemberChange => "unsafe-member-change",
+            PlantedBug::MinorityWithoutTermBump => "minority-without-term-bump",
+            PlantedBug::NoChecksum => "no-checksum",
+        }
+    }
+
+    /// The rule the defect breaks.
+    pub fn rule(self) -> &'static str {
+        match self {
+            PlantedBug::LocalReads => "a read is served only by a leader that a quorum confirmed",
+            PlantedBug::AckBeforeFsync => "nothing is acknowledged before it is durable",
+            PlantedBug::ReadLease => "leadership is confirmed by a quorum round, not by the local clock",
+            PlantedBug::UnsafeMemberChange => {
+                "one membership change at a time, only after the leader committed an entry of its term"
+            }
+            PlantedBug::MinorityWithoutTermBump => {
+                "a candidate entering minority mode raises its term by 1000 to fence the old majority"
+            }
+            PlantedBug::NoChecksum => "every log entry read back is checked against its CRC32C",
+        }
+    }
+}
+
+impl fmt::Display for PlantedBug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for PlantedBug {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        PlantedBug::ALL
+            .iter()
+            .copied()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown planted bug {s:?} (known: {})",
+                    PlantedBug::ALL.map(|b| b.name()).join(", ")
+                )
+            })
+    }
+}
+
+/// The defects a node runs with (empty: a correct node).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlantedBugs(BTreeSet<PlantedBug>);
+
+impl PlantedBugs {
+    /// The set, if the environment allows planted bugs (or it is empty).
+    pub fn allowed(bugs: impl IntoIterator<Item = PlantedBug>) -> Result<PlantedBugs, String> {
+        let set: BTreeSet<PlantedBug> = bugs.into_iter().collect();
+        if !set.is_empty() && std::env::var(ALLOW_ENV).as_deref() != Ok("1") {
+            return Err(format!(
+                "planted bugs are deliberate defects for testing a harness; refusing {} unless {ALLOW_ENV}=1",
+                set.iter().map(|b| b.name()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(PlantedBugs(set))
+    }
+
+    /// The set without the environment check (for tests and for the
+    /// deprecated `--unsafe-local-reads`).
+    pub fn of(bugs: impl IntoIterator<Item = PlantedBug>) -> PlantedBugs {
+        PlantedBugs(bugs.into_iter().collect())
+    }
+
+    pub fn contains(&self, b: PlantedBug) -> bool {
+        self.0.contains(&b)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = PlantedBug> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// The defects that live in the consensus core.
+    pub fn core(&self) -> crate::core::PlantedBugs {
+        crate::core::PlantedBugs {
+            read_lease: self.contains(PlantedBug::ReadLease),
+            unsafe_member_change: self.contains(PlantedBug::UnsafeMemberChange),
+            minority_without_term_bump: self.contains(PlantedBug::MinorityWithoutTermBump),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back_and_unknown_ones_are_refused() {
+        for b in PlantedBug::ALL {
+            assert_eq!(b.name().parse::<PlantedBug>(), Ok(b));
+            assert!(!b.rule().is_empty());
+        }
+        let e = "lazy-fsync".parse::<PlantedBug>().unwrap_err();
+        assert!(e.contains("ack-before-fsync"), "{e}");
+        assert!(PlantedBugs::allowed([]).is_ok());
+        let set = PlantedBugs::of([PlantedBug::ReadLease, PlantedBug::NoChecksum]);
+        assert!(set.core().read_lease && !set.core().unsafe_member_change);
+    }
+}
