@@ -401,6 +401,30 @@ fn higher_priority_node_ends_up_leader() {
     assert_eq!(net.reachable_leader(), Some(want), "and stays leader");
 }
 
+/// Regression: AUTO_ELC_PRIORITY_EN = 0 was stored but ignored; with the
+/// hand-over off, a higher priority changes nothing.
+#[test]
+fn priority_hand_over_can_be_turned_off() {
+    let mut net = cluster(3);
+    let l = ready_leader(&mut net);
+    for id in 1..=3 {
+        net.core(id).set_auto_priority_election(false);
+    }
+    let want = if l == 3 { 2 } else { 3 };
+    let now = net.now;
+    let t = net
+        .core(l)
+        .set_election_priority(now, want, 5)
+        .unwrap()
+        .ticket();
+    assert!(matches!(
+        wait_status(&mut net, l, t, 1000),
+        ConfigChangeStatus::Committed { .. }
+    ));
+    net.run(3000);
+    assert_eq!(net.reachable_leader(), Some(l), "no hand-over");
+}
+
 // ----- minority mode --------------------------------------------------------
 
 #[test]

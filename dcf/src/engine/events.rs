@@ -371,6 +371,8 @@ impl Engine {
             slot.core.set_run_mode(o.run_mode);
             slot.core.set_majority_groups(o.majority_groups);
             slot.core
+                .set_auto_priority_election(o.auto_priority_election);
+            slot.core
                 .set_flow_params(o.max_batch_entries, o.latency_pacing, o.load_thresholds);
         }
     }

@@ -37,6 +37,7 @@ pub(super) fn apply_params(o: &mut CoreOptions, params: &Params) {
     o.heartbeat_interval_ms = params.get_u64("HEARTBEAT_INTERVAL").max(1);
     o.run_mode = RunMode::from_param(params.get_u64("RUN_MODE")).unwrap_or(RunMode::Auto);
     o.majority_groups = params.majority_groups();
+    o.auto_priority_election = params.get_u64("AUTO_ELC_PRIORITY_EN") != 0;
     let batch = params.get_u64("MEC_BATCH_SIZE");
     o.max_batch_entries = if batch == 0 { 256 } else { batch as usize };
     // DCF: MEC_BATCH_SIZE = 0 means "default batch and commit-latency pacing".

@@ -220,6 +220,11 @@ impl StreamCore {
         self.reset_election_timer();
     }
 
+    /// AUTO_ELC_PRIORITY_EN: whether a new leader hands over to a
+    /// reachable, caught-up node of higher priority.
+    pub fn set_auto_priority_election(&mut self, on: bool) {
+        self.opts.auto_priority_election = on;
+    }
     pub fn set_majority_groups(&mut self, groups: Vec<u32>) {
         self.opts.majority_groups = groups;
     }
