@@ -279,9 +279,53 @@ impl Analysis<'_> {
     }
 }
 
+/// Who appended each element, by (key, element).
+type Writers<'a> = HashMap<(&'a str, &'a str), usize>;
+/// The reads of `ok` transactions, per key: (transaction, list read).
+type Reads<'a> = HashMap<&'a str, Vec<(usize, &'a Vec<String>)>>;
+/// Each key's version order: its longest read.
+type Orders<'a> = HashMap<&'a str, &'a Vec<String>>;
+
 /// Check a list-append history.
+///
+/// The phases: transactions from the history; anomalies visible without a
+/// graph (internal, duplicates, incompatible orders, lost appends, aborted,
+/// intermediate and garbage reads); the dependency graph over committed
+/// transactions; its cycles; the verdict for the chosen model.
 pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResult, CheckError> {
     let started = Instant::now();
+    let txns = transactions(history)?;
+    let mut anomalies = Vec::new();
+    internal_consistency(&txns, &mut anomalies);
+    let writer = writers(&txns, &mut anomalies);
+    let reads = ok_reads(&txns, &mut anomalies);
+    let (keys, order) = version_orders(&txns, &reads, &mut anomalies);
+    if options.model.needs_real_time() {
+        // "Final" is a real-time notion: serializability alone lets a read
+        // be ordered before appends that finished before it began.
+        lost_appends(&txns, &mut anomalies);
+    }
+    bad_reads(&txns, &writer, &mut anomalies);
+    let committed = committed(&txns, &order, &writer);
+    let mut an = Analysis {
+        txns: &txns,
+        edges: HashMap::new(),
+    };
+    data_edges(&mut an, &keys, &order, &reads, &writer, &committed);
+    if options.model.needs_real_time() {
+        process_edges(&mut an, &committed);
+        realtime_edges(&mut an, history, &committed);
+    }
+    anomalies.extend(cycles(&an, &committed));
+    let edges = an.edges.len();
+    let mut result = verdict(options.model, anomalies, &txns, &committed, edges);
+    result.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(result)
+}
+
+/// The history's transactions, in invocation order. Micro-ops come from
+/// the `ok` completion when there is one, else from the invocation.
+fn transactions(history: &History) -> Result<Vec<Txn>, CheckError> {
     let pairs = history.pairs()?;
     let mut txns = Vec::new();
     for pair in &pairs {
@@ -306,11 +350,12 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
             mops: parse_mops(&source.location(), &source.value, outcome == OpType::Ok)?,
         });
     }
-    let mut anomalies = Vec::new();
-    internal_consistency(&txns, &mut anomalies);
+    Ok(txns)
+}
 
-    // Who appended each element (first appender wins; duplicates are reported).
-    let mut writer: HashMap<(&str, &str), usize> = HashMap::new();
+/// Who appended each element (first appender wins; duplicates are reported).
+fn writers<'a>(txns: &'a [Txn], anomalies: &mut Vec<Anomaly>) -> Writers<'a> {
+    let mut writer: Writers = HashMap::new();
     for (t, txn) in txns.iter().enumerate() {
         for m in &txn.mops {
             if let Mop::Append(k, v) = m {
@@ -333,9 +378,13 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
             }
         }
     }
+    writer
+}
 
-    // Reads of ok transactions, per key.
-    let mut reads: HashMap<&str, Vec<(usize, &Vec<String>)>> = HashMap::new();
+/// Reads of ok transactions, per key; a read holding an element twice is
+/// reported.
+fn ok_reads<'a>(txns: &'a [Txn], anomalies: &mut Vec<Anomaly>) -> Reads<'a> {
+    let mut reads: Reads = HashMap::new();
     for (t, txn) in txns.iter().enumerate() {
         if txn.outcome != OpType::Ok {
             continue;
@@ -358,11 +407,19 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
             }
         }
     }
+    reads
+}
 
-    // Version order per key: the longest read, which all others must prefix.
+/// Version order per key: the longest read, which all others must prefix.
+/// Returns the keys read (sorted) and each one's order.
+fn version_orders<'a>(
+    txns: &[Txn],
+    reads: &Reads<'a>,
+    anomalies: &mut Vec<Anomaly>,
+) -> (Vec<&'a str>, Orders<'a>) {
     let mut keys: Vec<&str> = reads.keys().copied().collect();
     keys.sort_unstable();
-    let mut order: HashMap<&str, &Vec<String>> = HashMap::new();
+    let mut order: Orders = HashMap::new();
     for k in &keys {
         let rs = &reads[k];
         let longest = rs
@@ -388,14 +445,11 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
         }
         order.insert(k, longest);
     }
+    (keys, order)
+}
 
-    if options.model.needs_real_time() {
-        // "Final" is a real-time notion: serializability alone lets a read
-        // be ordered before appends that finished before it began.
-        lost_appends(&txns, &mut anomalies);
-    }
-
-    // Aborted, intermediate and garbage reads.
+/// Aborted, intermediate and garbage reads.
+fn bad_reads(txns: &[Txn], writer: &Writers, anomalies: &mut Vec<Anomaly>) {
     for (t, txn) in txns.iter().enumerate() {
         if txn.outcome != OpType::Ok {
             continue;
@@ -457,9 +511,11 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
             }
         }
     }
+}
 
-    // The dependency graph over committed transactions (ok, or info whose
-    // appends someone observed).
+/// The transactions in the dependency graph: ok ones, and info ones whose
+/// appends someone observed.
+fn committed(txns: &[Txn], order: &Orders, writer: &Writers) -> Vec<bool> {
     let observed: HashSet<usize> = order
         .iter()
         .flat_map(|(k, list)| {
@@ -467,18 +523,26 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
                 .filter_map(|e| writer.get(&(*k, e.as_str())).copied())
         })
         .collect();
-    let committed: Vec<bool> = txns
-        .iter()
+    txns.iter()
         .enumerate()
         .map(|(t, x)| {
             x.outcome == OpType::Ok || (x.outcome == OpType::Info && observed.contains(&t))
         })
-        .collect();
-    let mut an = Analysis {
-        txns: &txns,
-        edges: HashMap::new(),
-    };
-    for k in &keys {
+        .collect()
+}
+
+/// Write-write, write-read and read-write edges between committed
+/// transactions, from each key's version order.
+fn data_edges(
+    an: &mut Analysis,
+    keys: &[&str],
+    order: &Orders,
+    reads: &Reads,
+    writer: &Writers,
+    committed: &[bool],
+) {
+    let txns = an.txns;
+    for k in keys {
         let Some(list) = order.get(k) else { continue };
         let ws: Vec<Option<usize>> = list
             .iter()
@@ -536,16 +600,20 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
             }
         }
     }
-    if options.model.needs_real_time() {
-        process_edges(&mut an, &committed);
-        realtime_edges(&mut an, history, &committed);
-    }
-    anomalies.extend(cycles(&an, &committed));
+}
 
+/// The result: the anomaly kinds found, those the model forbids (which
+/// make the history invalid) and the models of the ladder it is not.
+fn verdict(
+    model: ConsistencyModel,
+    anomalies: Vec<Anomaly>,
+    txns: &[Txn],
+    committed: &[bool],
+    edges: usize,
+) -> CheckResult {
     let mut kinds: Vec<String> = anomalies.iter().map(|a| a.kind.clone()).collect();
     kinds.sort();
     kinds.dedup();
-    let model = options.model;
     let prohibited: Vec<String> = kinds.iter().filter(|k| model.forbids(k)).cloned().collect();
     let not: Vec<String> = ConsistencyModel::LADDER
         .iter()
@@ -566,10 +634,9 @@ pub fn check(history: &History, options: &ListAppendOptions) -> Result<CheckResu
         not,
         anomalies,
         txns: committed.iter().filter(|c| **c).count(),
-        edges: an.edges.len(),
+        edges,
     });
-    result.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    Ok(result)
+    result
 }
 
 /// Most elements named in one lost-append anomaly's explanation.
