@@ -2,9 +2,9 @@
 //! (the node logs are scanned again too) and rewrites `results.json`.
 
 use crate::analysis;
+use crate::exit;
 use crate::logscan;
 use crate::store::RunDir;
-use checker::Validity;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,22 +19,13 @@ pub struct AnalyzeArgs {
     pub check_timeout: u64,
 }
 
-/// Exit code of a verdict: 0 valid, 1 invalid, 2 unknown.
-pub fn exit_code(v: Validity) -> i32 {
-    match v {
-        Validity::Valid => 0,
-        Validity::Invalid => 1,
-        Validity::Unknown => 2,
-    }
-}
-
 /// Runs `analyze`; returns the exit code (255 when the run cannot be analysed).
 pub fn run(args: &AnalyzeArgs) -> i32 {
     let run = match RunDir::open(&args.run_dir) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("dcf-harness analyze: {e}");
-            return 255;
+            return exit::HARNESS_FAILURE;
         }
     };
     let findings = logscan::scan(&run.nodes(), 50);
@@ -68,11 +59,11 @@ pub fn run(args: &AnalyzeArgs) -> i32 {
                 a.valid.as_str(),
                 run.path.join("results.json").display()
             );
-            exit_code(a.valid)
+            exit::exit_code(a.valid)
         }
         Err(e) => {
             eprintln!("dcf-harness analyze: {e}");
-            255
+            exit::HARNESS_FAILURE
         }
     }
 }

@@ -14,18 +14,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::exit;
 use checker::{formats, CheckOptions, CheckResult, Checker, Format, Validity};
 use clap::Args;
 use serde_json::{json, Value};
-
-/// Exit code: every file valid.
-pub const EXIT_VALID: i32 = 0;
-/// Exit code: some file invalid.
-pub const EXIT_INVALID: i32 = 1;
-/// Exit code: some file unknown, none invalid.
-pub const EXIT_UNKNOWN: i32 = 2;
-/// Exit code: bad usage, or a file that cannot be read or parsed.
-pub const EXIT_USAGE: i32 = 64;
 
 /// Arguments of `dcf-harness check`.
 #[derive(Debug, Clone, Args)]
@@ -174,7 +166,7 @@ pub fn run(args: &CheckArgs) -> i32 {
         Ok(o) => o,
         Err(UsageError(e)) => {
             eprintln!("dcf-harness check: {e}");
-            return EXIT_USAGE;
+            return exit::USAGE;
         }
     };
     let mut outcomes = Vec::new();
@@ -265,11 +257,7 @@ pub fn run(args: &CheckArgs) -> i32 {
         println!("{top}");
     }
     if errors {
-        return EXIT_USAGE;
+        return exit::USAGE;
     }
-    match overall {
-        Validity::Valid => EXIT_VALID,
-        Validity::Invalid => EXIT_INVALID,
-        Validity::Unknown => EXIT_UNKNOWN,
-    }
+    exit::exit_code(overall)
 }

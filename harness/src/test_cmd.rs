@@ -7,6 +7,7 @@
 use crate::analysis;
 use crate::deploy::local::{LocalDeployment, LocalMode, LocalOptions};
 use crate::deploy::{ClusterSpec, Deployment};
+use crate::exit;
 use crate::interpreter::{self, Counters, InterpreterOptions, SharedWorkload};
 use crate::logscan;
 use crate::progress::{self, CurrentFault};
@@ -92,22 +93,11 @@ pub enum TestOutcome {
 }
 
 impl TestOutcome {
-    /// The process exit code: 0 valid, 1 invalid, 2 unknown, 255 harness failure.
+    /// The process exit status (see [`crate::exit`]).
     pub fn exit_code(&self) -> i32 {
         match self {
-            TestOutcome::Verdict {
-                valid: Validity::Valid,
-                ..
-            } => 0,
-            TestOutcome::Verdict {
-                valid: Validity::Invalid,
-                ..
-            } => 1,
-            TestOutcome::Verdict {
-                valid: Validity::Unknown,
-                ..
-            } => 2,
-            TestOutcome::HarnessFailure { .. } => 255,
+            TestOutcome::Verdict { valid, .. } => exit::exit_code(*valid),
+            TestOutcome::HarnessFailure { .. } => exit::HARNESS_FAILURE,
         }
     }
 }

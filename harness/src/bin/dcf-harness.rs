@@ -7,6 +7,7 @@
 use clap::{Parser, Subcommand};
 use harness::analyze_cmd::{self, AnalyzeArgs};
 use harness::check_cmd::{self, CheckArgs};
+use harness::exit;
 use harness::serve_cmd::{self, ServeArgs};
 use harness::test_cmd::{self, TestArgs, TestOutcome};
 use std::path::PathBuf;
@@ -80,11 +81,7 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version are not errors; everything else is bad usage (64).
-            let code = if e.use_stderr() {
-                check_cmd::EXIT_USAGE
-            } else {
-                0
-            };
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
             let _ = e.print();
             std::process::exit(code);
         }
