@@ -8,7 +8,8 @@
 use crate::store::RunDir;
 use checker::health::{self, RuleFinding};
 use checker::{CheckOptions, Checker, History, OpType, Validity};
-use serde_json::{json, Value};
+use reports::run_folder::{OpCounts, ResultsFile, TestOptions, FORMAT_VERSION};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Why a history could not be analysed (a harness problem, not a verdict).
@@ -33,7 +34,7 @@ pub enum AnalysisError {
 /// The overall verdict and the `results.json` document.
 pub struct Analysis {
     pub valid: Validity,
-    pub results: Value,
+    pub results: ResultsFile,
 }
 
 /// The rule names of a run, besides [`health`]'s.
@@ -81,38 +82,38 @@ fn fault_label(op: &checker::Op) -> String {
 
 /// The verdict rules of a run besides the checker, after Jepsen's `stats`
 /// and `unhandled-exceptions` checkers: availability from the history,
-/// recovery and final reads from what the harness saw (`extra`), faults
-/// that could not be injected (accepted only with
+/// recovery and final reads from what the harness saw (`results.run`),
+/// faults that could not be injected (accepted only with
 /// `--accept-unsupported-faults`), node exits and the node logs' alarms
-/// and panics.
-pub fn run_rules(history: &History, test: &Value, extra: &Value) -> Vec<RuleFinding> {
+/// and panics (`results.log_findings`).
+pub fn run_rules(
+    history: &History,
+    options: &TestOptions,
+    results: &ResultsFile,
+) -> Vec<RuleFinding> {
     use rules::*;
+    let observed = &results.run;
     let mut out = health::availability(history, history.semantics, true);
-    if extra.get("recovered") == Some(&Value::Bool(false)) {
+    if observed.recovered == Some(false) {
         out.push(RuleFinding::new(
             NOT_RECOVERED,
             Validity::Unknown,
             "the cluster had no leader within 30 s after every fault was healed",
         ));
     }
-    if let (Some(ok), Some(total)) = (
-        extra.pointer("/final_reads/ok").and_then(Value::as_u64),
-        extra.pointer("/final_reads/total").and_then(Value::as_u64),
-    ) {
-        if ok < total {
+    if let Some(reads) = observed.final_reads {
+        if reads.ok < reads.total {
             out.push(RuleFinding::new(
                 FINAL_READS_FAILED,
                 Validity::Unknown,
                 format!(
-                    "only {ok} of {total} final reads succeeded, so the final state was not fully read"
+                    "only {} of {} final reads succeeded, so the final state was not fully read",
+                    reads.ok, reads.total
                 ),
             ));
         }
     }
-    let accept = test
-        .pointer("/options/accept_unsupported_faults")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let accept = options.accepts_unsupported_faults();
     let mut faults = Vec::new();
     for op in history
         .ops
@@ -146,28 +147,20 @@ pub fn run_rules(history: &History, test: &Value, extra: &Value) -> Vec<RuleFind
         ));
     }
     push_capped(&mut out, faults);
-    if let Some(exits) = extra.get("node_exits").and_then(Value::as_array) {
-        let items = exits
-            .iter()
-            .map(|e| {
-                let node = e["node"].as_str().unwrap_or("a node");
-                let note = e["note"]
-                    .as_str()
-                    .unwrap_or("it was not running at the end");
-                RuleFinding::new(
-                    NODE_EXITED,
-                    Validity::Unknown,
-                    format!("{node} exited on its own: {note}"),
-                )
-            })
-            .collect();
-        push_capped(&mut out, items);
-    }
-    let findings = extra
-        .get("log_findings")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
+    let exits = observed
+        .node_exits
+        .iter()
+        .flatten()
+        .map(|e| {
+            RuleFinding::new(
+                NODE_EXITED,
+                Validity::Unknown,
+                format!("{} exited on its own: {}", e.node, e.note),
+            )
+        })
+        .collect();
+    push_capped(&mut out, exits);
+    let findings = results.log_findings.as_deref().unwrap_or(&[]);
     for (kind, rule, valid, what) in [
         (
             reports::logs::SAFETY_ALARM,
@@ -179,17 +172,17 @@ pub fn run_rules(history: &History, test: &Value, extra: &Value) -> Vec<RuleFind
     ] {
         let items = findings
             .iter()
-            .filter(|f| f["kind"] == kind)
+            .filter(|f| f.kind == kind)
             .map(|f| {
                 RuleFinding::new(
                     rule,
                     valid,
                     format!(
                         "{} {what} ({}:{}): {}",
-                        f["node"].as_str().unwrap_or("a node"),
-                        f["file"].as_str().unwrap_or("?"),
-                        f["line"],
-                        f["text"].as_str().unwrap_or("").trim()
+                        f.node,
+                        f.file,
+                        f.line,
+                        f.text.trim()
                     ),
                 )
             })
@@ -204,9 +197,14 @@ pub fn checker_for(workload: &str) -> Option<Checker> {
     workloads::by_name(workload).ok().map(|w| w.checker())
 }
 
-/// Checks `run`'s history and writes `results.json` (merging `extra`
-/// fields, e.g. what the harness observed during the run).
-pub fn analyze(run: &RunDir, timeout: Duration, extra: Value) -> Result<Analysis, AnalysisError> {
+/// Checks `run`'s history and writes `results.json`: `known` holds what the
+/// harness observed during the run and the node-log scan; the verdict, the
+/// rules that fired, the checker's result and the counts are filled in.
+pub fn analyze(
+    run: &RunDir,
+    timeout: Duration,
+    known: ResultsFile,
+) -> Result<Analysis, AnalysisError> {
     let path = run.history();
     let file = std::fs::File::open(&path).map_err(|source| AnalysisError::Read {
         path: path.display().to_string(),
@@ -218,49 +216,45 @@ pub fn analyze(run: &RunDir, timeout: Duration, extra: Value) -> Result<Analysis
             source,
         }
     })?;
-    let test = run.read_json("test.json").unwrap_or(Value::Null);
-    let checker = test["workload"].as_str().and_then(checker_for);
+    let test = run.read_test();
+    let checker = test.workload.as_deref().and_then(checker_for);
     let opts = CheckOptions {
         checker,
         timeout: Some(timeout),
         ..CheckOptions::default()
     };
     let result = checker::check_history(&history, &opts).map_err(AnalysisError::Check)?;
-    let mut counts = serde_json::Map::new();
+    let mut counts: BTreeMap<String, OpCounts> = BTreeMap::new();
     for op in history.ops.iter().filter(|o| !o.process.is_nemesis()) {
-        if op.kind == OpType::Invoke {
-            continue;
-        }
-        let e = counts
-            .entry(op.f.clone())
-            .or_insert_with(|| json!({"ok": 0, "fail": 0, "info": 0}));
-        let k = op.kind.as_str();
-        e[k] = json!(e[k].as_u64().unwrap_or(0) + 1);
+        let outcome = match op.kind {
+            OpType::Invoke => continue,
+            OpType::Ok => |c: &mut OpCounts| c.ok += 1,
+            OpType::Fail => |c: &mut OpCounts| c.fail += 1,
+            OpType::Info => |c: &mut OpCounts| c.info += 1,
+        };
+        outcome(counts.entry(op.f.clone()).or_default());
     }
     let nemesis_ops = history
         .ops
         .iter()
         .filter(|o| o.process.is_nemesis())
         .count();
-    let findings = run_rules(&history, &test, &extra);
+    let findings = run_rules(&history, &test.options, &known);
     let decision = health::decide(&result, &findings);
     let valid = decision.valid;
-    let mut results = json!({
-        "valid": valid,
-        "decided_by": decision,
-        "health": findings,
-        "checker": result.clone(),
-        "op_counts": counts,
-        "nemesis_ops": nemesis_ops,
-        "history_ops": history.ops.len(),
-    });
-    if let (Value::Object(r), Value::Object(e)) = (&mut results, extra) {
-        for (k, v) in e {
-            r.insert(k, v);
-        }
-    }
-    run.write_json("results.json", &results)
-        .map_err(AnalysisError::Write)?;
+    let results = ResultsFile {
+        format_version: FORMAT_VERSION,
+        valid: Some(valid),
+        harness_failure: None,
+        decided_by: Some(decision),
+        health: findings,
+        checker: Some(result),
+        op_counts: counts,
+        nemesis_ops: Some(nemesis_ops as u64),
+        history_ops: Some(history.ops.len() as u64),
+        ..known
+    };
+    run.write_results(&results).map_err(AnalysisError::Write)?;
     Ok(Analysis { valid, results })
 }
 
@@ -268,6 +262,7 @@ pub fn analyze(run: &RunDir, timeout: Duration, extra: Value) -> Result<Analysis
 mod tests {
     use super::*;
     use checker::{Op, Process};
+    use serde_json::{json, Value};
 
     fn ok_register_history() -> History {
         let c = Process::Client;
@@ -287,8 +282,12 @@ mod tests {
         History::new(ops)
     }
 
+    /// The rules that fire for `test.json` and what the harness observed
+    /// (`results.json` fields), both given as JSON.
     fn rules_of(h: &History, test: Value, extra: Value) -> Vec<(String, Validity)> {
-        run_rules(h, &test, &extra)
+        let test: reports::TestFile = serde_json::from_value(test).unwrap_or_default();
+        let extra: ResultsFile = serde_json::from_value(extra).unwrap();
+        run_rules(h, &test.options, &extra)
             .into_iter()
             .map(|f| (f.rule, f.valid))
             .collect()
@@ -360,11 +359,12 @@ mod tests {
             .unwrap();
         run.write_json("test.json", &json!({"workload": "register", "options": {}}))
             .unwrap();
-        let a = analyze(&run, Duration::from_secs(5), json!({})).unwrap();
+        let a = analyze(&run, Duration::from_secs(5), ResultsFile::default()).unwrap();
         assert_eq!(a.valid, Validity::Unknown);
-        assert_eq!(a.results["decided_by"]["rule"], "fault-not-injected");
-        assert!(a.results["decided_by"]["reason"]
-            .as_str()
+        let decided = a.results.decided_by.unwrap();
+        assert_eq!(decided.rule, "fault-not-injected");
+        assert!(decided
+            .reason
             .unwrap()
             .contains("--accept-unsupported-faults"));
         run.write_json(
@@ -372,8 +372,8 @@ mod tests {
             &json!({"workload": "register", "options": {"accept_unsupported_faults": true}}),
         )
         .unwrap();
-        let a = analyze(&run, Duration::from_secs(5), json!({})).unwrap();
+        let a = analyze(&run, Duration::from_secs(5), ResultsFile::default()).unwrap();
         assert_eq!(a.valid, Validity::Valid);
-        assert_eq!(a.results["decided_by"]["rule"], "checker");
+        assert_eq!(a.results.decided_by.unwrap().rule, "checker");
     }
 }

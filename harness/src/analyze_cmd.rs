@@ -5,7 +5,7 @@ use crate::analysis;
 use crate::exit;
 use crate::logscan;
 use crate::store::RunDir;
-use serde_json::json;
+use reports::run_folder::ResultsFile;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,25 +28,13 @@ pub fn run(args: &AnalyzeArgs) -> i32 {
             return exit::HARNESS_FAILURE;
         }
     };
-    let findings = logscan::scan(&run.nodes(), 50);
-    let panics = findings.iter().filter(|f| f.kind == "panic").count();
-    let mut extra = json!({ "node_panics": panics, "log_findings": findings });
-    // Keep what only the live run could observe.
-    if let Some(old) = run.read_json("results.json") {
-        for k in [
-            "recovered",
-            "final_reads",
-            "client_ops",
-            "interrupted",
-            "node_exits",
-            "deployment",
-        ] {
-            if let Some(v) = old.get(k) {
-                extra[k] = v.clone();
-            }
-        }
-    }
-    let analysis = analysis::analyze(&run, Duration::from_secs(args.check_timeout.max(1)), extra);
+    // Keep what only the live run could observe; scan the logs again.
+    let mut known = ResultsFile {
+        run: run.read_results().map(|old| old.run).unwrap_or_default(),
+        ..ResultsFile::default()
+    };
+    logscan::record(&mut known, &run.nodes());
+    let analysis = analysis::analyze(&run, Duration::from_secs(args.check_timeout.max(1)), known);
     if let Some(store) = reports::store_of_run(&run.path) {
         if let Some(report) = crate::test_cmd::write_reports(&run.path, &store) {
             eprintln!("report: {}", report.display());

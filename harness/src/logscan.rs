@@ -2,6 +2,7 @@
 //! in which a node raised an alarm or panicked is never reported silently
 //! valid.
 
+use reports::run_folder::{LogFinding, ResultsFile};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,29 @@ pub struct Finding {
 /// Classifies one log line: `safety-alarm`, `panic`, `error`, or nothing
 /// (the report's rule, so the verdict and the page agree).
 pub use reports::logs::classify;
+
+impl From<Finding> for LogFinding {
+    fn from(f: Finding) -> LogFinding {
+        LogFinding {
+            node: f.node,
+            file: f.file,
+            line: f.line,
+            kind: f.kind.to_string(),
+            text: f.text,
+        }
+    }
+}
+
+/// Most findings of one kind listed per log file.
+pub const PER_FILE: usize = 50;
+
+/// Scans the node logs into `results.json`'s fields: the panic count and
+/// every finding (at most [`PER_FILE`] of a kind per file).
+pub fn record(results: &mut ResultsFile, nodes_dir: &Path) {
+    let findings = scan(nodes_dir, PER_FILE);
+    results.node_panics = Some(findings.iter().filter(|f| f.kind == "panic").count() as u64);
+    results.log_findings = Some(findings.into_iter().map(LogFinding::from).collect());
+}
 
 /// Every finding in the `*.log` / `*.stderr` files under `nodes_dir/<node>/`
 /// (at most `limit` of each kind per file).

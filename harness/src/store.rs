@@ -1,8 +1,11 @@
 //! The store: `store/<test-name>/<timestamp>/` holding `test.json`,
 //! `history.jsonl`, `results.json` and `nodes/<node>/`, with `store/latest`
-//! pointing at the newest run.
+//! pointing at the newest run. The JSON files are the typed structs of
+//! [`reports::run_folder`], shared with the report.
 
-use serde_json::Value;
+use reports::run_folder::{self, ResultsFile, TestFile, HISTORY_FILE, NODES_DIR};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// One run's folder.
@@ -21,7 +24,7 @@ impl RunDir {
             path = store.join(name).join(format!("{stamp}-{n}"));
             n += 1;
         }
-        std::fs::create_dir_all(path.join("nodes"))?;
+        std::fs::create_dir_all(path.join(NODES_DIR))?;
         let latest = store.join("latest");
         let _ = std::fs::remove_file(&latest);
         let rel = path.strip_prefix(store).unwrap_or(&path).to_path_buf();
@@ -32,7 +35,7 @@ impl RunDir {
 
     /// An existing run folder (for `analyze`).
     pub fn open(path: &Path) -> std::io::Result<RunDir> {
-        if !path.join("history.jsonl").is_file() {
+        if !path.join(HISTORY_FILE).is_file() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 format!("{} has no history.jsonl", path.display()),
@@ -44,15 +47,15 @@ impl RunDir {
     }
 
     pub fn history(&self) -> PathBuf {
-        self.path.join("history.jsonl")
+        self.path.join(HISTORY_FILE)
     }
 
     pub fn nodes(&self) -> PathBuf {
-        self.path.join("nodes")
+        self.path.join(NODES_DIR)
     }
 
     /// Writes a JSON file atomically (temp file + rename).
-    pub fn write_json(&self, name: &str, v: &Value) -> std::io::Result<()> {
+    pub fn write_json<T: Serialize>(&self, name: &str, v: &T) -> std::io::Result<()> {
         let tmp = self.path.join(format!(".{name}.tmp"));
         std::fs::write(
             &tmp,
@@ -61,10 +64,31 @@ impl RunDir {
         std::fs::rename(&tmp, self.path.join(name))
     }
 
-    pub fn read_json(&self, name: &str) -> Option<Value> {
+    /// Reads a JSON file; `None` if it is missing or is not a `T`.
+    pub fn read_json<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
         std::fs::read(self.path.join(name))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    /// Writes `test.json`.
+    pub fn write_test<O: Serialize>(&self, test: &TestFile<O>) -> std::io::Result<()> {
+        self.write_json(run_folder::TEST_FILE, test)
+    }
+
+    /// `test.json` (all defaults when it is missing or unreadable).
+    pub fn read_test(&self) -> TestFile {
+        self.read_json(run_folder::TEST_FILE).unwrap_or_default()
+    }
+
+    /// Writes `results.json`.
+    pub fn write_results(&self, results: &ResultsFile) -> std::io::Result<()> {
+        self.write_json(run_folder::RESULTS_FILE, results)
+    }
+
+    /// `results.json`, if the run has one that can be read.
+    pub fn read_results(&self) -> Option<ResultsFile> {
+        self.read_json(run_folder::RESULTS_FILE)
     }
 }
 
@@ -119,6 +143,13 @@ mod tests {
         assert_eq!(store.path().join(latest), b.path);
         b.write_json("results.json", &serde_json::json!({"valid": true}))
             .unwrap();
-        assert_eq!(b.read_json("results.json").unwrap()["valid"], true);
+        assert_eq!(
+            b.read_json::<serde_json::Value>("results.json").unwrap()["valid"],
+            true
+        );
+        assert_eq!(
+            b.read_results().unwrap().valid,
+            Some(checker::Validity::Valid)
+        );
     }
 }

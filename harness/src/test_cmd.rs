@@ -17,7 +17,11 @@ use checker::{Op, OpType, Process, Validity};
 use nemesis::{ClusterControl, FaultKind, Nemesis, NemesisEvent, Phase, Schedule};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde_json::{json, Value};
+use reports::run_folder::{
+    DeploymentRecord, FinalReads, NodeExit, OpCounts, ResultsFile, RunObservations, TestFile,
+    FORMAT_VERSION,
+};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -183,25 +187,26 @@ pub fn run(args: TestArgs, command_line: Vec<String>) -> TestOutcome {
         }
     };
     eprintln!("dcf-harness: run {} (seed {seed})", run_dir.path.display());
-    let test_json = json!({
-        "name": name,
-        "options": args,
-        "workload": args.workload,
-        "seed": seed,
-        "command_line": command_line,
-        "git_revision": git_revision(),
-        "start_time": crate::store::timestamp(),
-    });
-    if let Err(e) = run_dir.write_json("test.json", &test_json) {
+    let test_file = TestFile {
+        format_version: FORMAT_VERSION,
+        name: Some(name),
+        workload: Some(args.workload.clone()),
+        seed: Some(seed),
+        command_line,
+        git_revision: git_revision(),
+        start_time: Some(crate::store::timestamp()),
+        options: &args,
+    };
+    if let Err(e) = run_dir.write_test(&test_file) {
         return TestOutcome::HarnessFailure {
             cause: format!("cannot write test.json: {e}"),
             run: Some(run_dir.path),
         };
     }
     let outcome = match run_inner(&args, seed, &run_dir) {
-        Ok(extra) => {
+        Ok(known) => {
             let check_timeout = Duration::from_secs(args.check_timeout.max(1));
-            match analysis::analyze(&run_dir, check_timeout, extra) {
+            match analysis::analyze(&run_dir, check_timeout, known) {
                 Ok(a) => TestOutcome::Verdict {
                     valid: a.valid,
                     run: run_dir.path.clone(),
@@ -213,10 +218,7 @@ pub fn run(args: TestArgs, command_line: Vec<String>) -> TestOutcome {
             }
         }
         Err(cause) => {
-            let _ = run_dir.write_json(
-                "results.json",
-                &json!({"valid": null, "harness_failure": cause}),
-            );
+            let _ = run_dir.write_results(&ResultsFile::harness_failure(cause.clone()));
             TestOutcome::HarnessFailure {
                 cause,
                 run: Some(run_dir.path.clone()),
@@ -252,10 +254,10 @@ fn parse_mode(s: &str) -> Result<LocalMode, String> {
     }
 }
 
-/// The part of a run that needs a cluster; returns extra fields for
+/// The part of a run that needs a cluster; returns what it observed, for
 /// `results.json`. The deployment is torn down before this returns, on
 /// every path (explicitly, or by its `Drop` on error and panic).
-fn run_inner(args: &TestArgs, seed: u64, run_dir: &RunDir) -> Result<Value, String> {
+fn run_inner(args: &TestArgs, seed: u64, run_dir: &RunDir) -> Result<ResultsFile, String> {
     let mut workload = workloads::by_name(&args.workload).map_err(|e| e.to_string())?;
     let kinds = parse_kinds(&args.nemesis)?;
     let schedule = match &args.schedule {
@@ -323,16 +325,20 @@ fn run_inner(args: &TestArgs, seed: u64, run_dir: &RunDir) -> Result<Value, Stri
     if let Err(e) = deployment.teardown() {
         eprintln!("dcf-harness: teardown: {e}");
     }
-    let mut extra = result?;
-    extra["deployment"] = json!({ "description": description, "tag": deployment.tag() });
-    let findings = logscan::scan(&run_dir.nodes(), 50);
-    let panics = findings.iter().filter(|f| f.kind == "panic").count();
-    extra["node_panics"] = json!(panics);
-    extra["log_findings"] = serde_json::to_value(&findings).unwrap_or(Value::Null);
+    let mut known = ResultsFile {
+        run: result?,
+        ..ResultsFile::default()
+    };
+    known.run.deployment = Some(DeploymentRecord {
+        kind: Some("local".into()),
+        description,
+        tag: Some(deployment.tag().to_string()),
+    });
     if interrupted.load(Ordering::Relaxed) {
-        extra["interrupted"] = json!(true);
+        known.run.interrupted = Some(true);
     }
-    Ok(extra)
+    logscan::record(&mut known, &run_dir.nodes());
+    Ok(known)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -345,7 +351,7 @@ fn drive(
     schedule: Schedule,
     workload: &mut Box<dyn workloads::Workload>,
     interrupted: Arc<AtomicBool>,
-) -> Result<Value, String> {
+) -> Result<RunObservations, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -515,28 +521,30 @@ fn drive(
         final_reads.0,
         final_reads.1
     );
-    Ok(json!({
-        "recovered": recovered,
-        "final_reads": {"ok": final_reads.0, "total": final_reads.1},
-        "client_ops": {"ok": ok, "fail": fail, "info": info},
-        "node_exits": node_exits,
-    }))
+    Ok(RunObservations {
+        recovered: Some(recovered),
+        final_reads: Some(FinalReads {
+            ok: final_reads.0 as u64,
+            total: final_reads.1 as u64,
+        }),
+        client_ops: Some(OpCounts { ok, fail, info }),
+        node_exits: Some(node_exits),
+        ..RunObservations::default()
+    })
 }
 
 /// Nodes not running once every fault was healed although no fault
 /// stopped them: they exited on their own (a crash, a fatal error).
-fn node_exits(deployment: &LocalDeployment, nemesis: &Nemesis) -> Vec<Value> {
+fn node_exits(deployment: &LocalDeployment, nemesis: &Nemesis) -> Vec<NodeExit> {
     // Restarts that failed leave their nodes in the killed set.
     let killed = nemesis.active().killed;
     deployment
         .node_ids()
         .into_iter()
         .filter(|id| !killed.contains(id) && deployment.pid_of(*id).is_none())
-        .map(|id| {
-            json!({
-                "node": format!("n{id}"),
-                "note": "its process was not running after the faults were healed, and no fault had stopped it",
-            })
+        .map(|id| NodeExit {
+            node: format!("n{id}"),
+            note: "its process was not running after the faults were healed, and no fault had stopped it".into(),
         })
         .collect()
 }
@@ -553,4 +561,51 @@ fn parse_kinds(s: &str) -> Result<Vec<FaultKind>, String> {
                 .map_err(|e| format!("--nemesis: {e}"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: TestArgs,
+    }
+
+    /// `test.json` as the harness writes it reads back as the report's
+    /// typed options: the names the report decides on match the flags.
+    #[test]
+    fn test_json_options_read_back_as_the_reports_options() {
+        let args = Cli::parse_from([
+            "dcf-harness",
+            "--nodes",
+            "3",
+            "--schedule",
+            "1:kill:one,2:restart",
+            "--accept-unsupported-faults",
+        ])
+        .args;
+        let written = TestFile {
+            format_version: FORMAT_VERSION,
+            name: None,
+            workload: Some(args.workload.clone()),
+            seed: Some(1),
+            command_line: Vec::new(),
+            git_revision: None,
+            start_time: None,
+            options: &args,
+        };
+        let read: TestFile =
+            serde_json::from_value(serde_json::to_value(&written).unwrap()).unwrap();
+        assert_eq!(read.format_version, FORMAT_VERSION);
+        assert_eq!(read.workload.as_deref(), Some("register"));
+        let o = &read.options;
+        assert_eq!(o.nodes, Some(3));
+        assert_eq!(o.nemesis.as_deref(), Some("partition,kill,pause"));
+        assert_eq!(o.schedule.as_deref(), Some("1:kill:one,2:restart"));
+        assert!(o.accepts_unsupported_faults());
+        assert_eq!(o.other["rate"], serde_json::json!(200.0));
+    }
 }

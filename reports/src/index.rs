@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use checker::Validity;
+
 use crate::error::{write_atomic, ReportError};
 use crate::html::escape;
+use crate::run_folder::{self, ResultsFile, TestFile};
 use crate::style::CSS;
 
 /// What the index shows of one run.
@@ -33,36 +36,26 @@ pub struct RunSummary {
     pub has_report: bool,
 }
 
-fn read_json(p: &Path) -> Value {
-    std::fs::read(p)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null)
+/// A run file, or `None` when it is missing or unreadable: the index
+/// lists every run, whatever state its files are in.
+fn read_file<T: serde::de::DeserializeOwned>(p: &Path) -> Option<T> {
+    run_folder::read(p).ok().flatten()
 }
 
 /// The verdict class of a `results.json`, as the report decides it.
-fn verdict_class(results: &Value) -> &'static str {
-    if results.is_null() {
+fn verdict_class(results: Option<&ResultsFile>) -> &'static str {
+    let Some(results) = results else {
         return "unchecked";
-    }
-    if results.get("harness_failure").is_some() {
+    };
+    if results.harness_failure.is_some() {
         return "failure";
     }
-    let panics = results
-        .get("node_panics")
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
-        > 0
-        || results
-            .get("log_findings")
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|f| f["kind"] == "panic"));
-    match results.get("valid") {
-        Some(Value::Bool(true)) if panics => "unknown",
-        Some(Value::Bool(true)) => "valid",
-        Some(Value::Bool(false)) => "invalid",
-        Some(Value::String(s)) if s == "unknown" => "unknown",
-        _ => "failure",
+    match results.valid {
+        Some(Validity::Valid) if results.has_panics() => "unknown",
+        Some(Validity::Valid) => "valid",
+        Some(Validity::Invalid) => "invalid",
+        Some(Validity::Unknown) => "unknown",
+        None => "failure",
     }
 }
 
@@ -83,16 +76,10 @@ fn last_time(history: &Path) -> Option<u64> {
 
 /// A run folder's summary.
 pub fn summarize(store: &Path, dir: &Path) -> RunSummary {
-    let test = read_json(&dir.join("test.json"));
-    let results = read_json(&dir.join("results.json"));
-    let opt = |k: &str| {
-        test.get("options")
-            .and_then(|o| o.get(k))
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
-    let mut nemesis = opt("nemesis").as_str().unwrap_or("").to_string();
-    if let Some(s) = opt("schedule").as_str() {
+    let test: TestFile = read_file(&dir.join(run_folder::TEST_FILE)).unwrap_or_default();
+    let results: Option<ResultsFile> = read_file(&dir.join(run_folder::RESULTS_FILE));
+    let mut nemesis = test.options.nemesis.clone().unwrap_or_default();
+    if let Some(s) = &test.options.schedule {
         nemesis = format!("{nemesis} [{s}]");
     }
     let rel: Vec<String> = dir
@@ -104,23 +91,18 @@ pub fn summarize(store: &Path, dir: &Path) -> RunSummary {
     RunSummary {
         rel: rel.join("/"),
         name: test
-            .get("name")
-            .and_then(Value::as_str)
-            .map(str::to_string)
+            .name
+            .clone()
             .unwrap_or_else(|| rel.first().cloned().unwrap_or_default()),
         time: dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        nodes: opt("nodes").as_u64(),
-        workload: test
-            .get("workload")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
+        nodes: test.options.nodes,
+        workload: test.workload.clone().unwrap_or_default(),
         nemesis,
-        verdict: verdict_class(&results),
-        duration: last_time(&dir.join("history.jsonl")),
+        verdict: verdict_class(results.as_ref()),
+        duration: last_time(&dir.join(run_folder::HISTORY_FILE)),
         has_report: dir.join("report.html").is_file(),
     }
 }

@@ -24,6 +24,7 @@ pub mod logs;
 pub mod model;
 pub mod page;
 pub mod plots;
+pub mod run_folder;
 pub mod style;
 pub mod synthetic;
 pub mod timeline;
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 pub use error::ReportError;
 pub use index::RunSummary;
 pub use model::{FaultBand, Operation, Outcome, RunData, Verdict};
+pub use run_folder::{ResultsFile, TestFile, TestOptions, FORMAT_VERSION};
 
 /// Name of the report file in a run folder.
 pub const REPORT_FILE: &str = "report.html";

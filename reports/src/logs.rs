@@ -272,8 +272,11 @@ mod tests {
         );
         let mut run = RunData::from_parts(
             dir.path(),
-            serde_json::Value::Null,
-            serde_json::json!({"valid": true}),
+            crate::TestFile::default(),
+            Some(crate::ResultsFile {
+                valid: Some(checker::Validity::Valid),
+                ..crate::ResultsFile::default()
+            }),
             &checker::History::default(),
         );
         run.findings = findings;

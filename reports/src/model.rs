@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use checker::{CheckResult, History, OpType, Process};
+use checker::{CheckResult, History, OpType, Process, Validity};
 use serde_json::Value;
 
 use crate::error::ReportError;
+pub use crate::run_folder::LogFinding;
+use crate::run_folder::{self, ResultsFile, RunObservations, TestFile};
 
 /// How an operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,30 +126,15 @@ impl Verdict {
     }
 }
 
-/// A log line worth attention (from `results.json` or a fresh scan).
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogFinding {
-    /// Node folder name, e.g. `n1`.
-    pub node: String,
-    /// File name as the scanner reported it.
-    pub file: String,
-    /// 1-based line number.
-    pub line: usize,
-    /// `panic` or `error`.
-    pub kind: String,
-    /// The line.
-    pub text: String,
-}
-
 /// Everything the report shows about one run.
 #[derive(Debug, Clone)]
 pub struct RunData {
     /// The run folder.
     pub dir: PathBuf,
-    /// `test.json` (`Null` if missing).
-    pub test: Value,
-    /// `results.json` (`Null` if missing).
-    pub results: Value,
+    /// `test.json` (all defaults if missing).
+    pub test: TestFile,
+    /// `results.json`, if the run was checked.
+    pub results: Option<ResultsFile>,
     /// The checker's result, if `results.json` has one.
     pub check: Option<CheckResult>,
     /// The verdict at the top.
@@ -164,28 +151,15 @@ pub struct RunData {
     pub findings: Vec<LogFinding>,
 }
 
-fn read_json(path: &Path) -> Result<Value, ReportError> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ReportError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Null),
-        Err(source) => Err(ReportError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
-}
-
 impl RunData {
     /// Reads a run folder. A missing or unreadable history still gives a
     /// report (with the reason shown), since a harness failure must be
     /// reported too.
     pub fn load(dir: &Path) -> Result<RunData, ReportError> {
-        let test = read_json(&dir.join("test.json"))?;
-        let results = read_json(&dir.join("results.json"))?;
-        let hpath = dir.join("history.jsonl");
+        let test: TestFile =
+            run_folder::read(&dir.join(run_folder::TEST_FILE))?.unwrap_or_default();
+        let results: Option<ResultsFile> = run_folder::read(&dir.join(run_folder::RESULTS_FILE))?;
+        let hpath = dir.join(run_folder::HISTORY_FILE);
         let (history, history_error) = match std::fs::File::open(&hpath) {
             Ok(f) => match History::read_jsonl(BufReader::new(f)) {
                 Ok(h) => (h, None),
@@ -199,26 +173,29 @@ impl RunData {
                 Some(format!("cannot read {}: {e}", hpath.display())),
             ),
         };
+        let scanned = results.as_ref().is_some_and(|r| r.log_findings.is_some());
         let mut run = RunData::from_parts(dir, test, results, &history);
         run.history_error = history_error;
-        if run.results.get("log_findings").is_none() {
-            run.findings = crate::logs::scan(&dir.join("nodes"));
+        if !scanned {
+            run.findings = crate::logs::scan(&dir.join(run_folder::NODES_DIR));
             run.apply_panic_rule();
         }
         Ok(run)
     }
 
     /// Builds the model from parsed parts (used by `load`, tests and benches).
-    pub fn from_parts(dir: &Path, test: Value, results: Value, history: &History) -> RunData {
-        let check = results
-            .get("checker")
-            .and_then(|c| serde_json::from_value::<CheckResult>(c.clone()).ok());
+    pub fn from_parts(
+        dir: &Path,
+        test: TestFile,
+        results: Option<ResultsFile>,
+        history: &History,
+    ) -> RunData {
+        let check = results.as_ref().and_then(|r| r.checker.clone());
         let findings = results
-            .get("log_findings")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(finding_from_json).collect())
+            .as_ref()
+            .and_then(|r| r.log_findings.clone())
             .unwrap_or_default();
-        let verdict = verdict_of(&results, check.as_ref());
+        let verdict = verdict_of(results.as_ref(), check.as_ref());
         let duration = history.ops.iter().map(|o| o.time).max().unwrap_or(0);
         let mut run = RunData {
             dir: dir.to_path_buf(),
@@ -251,34 +228,31 @@ impl RunData {
     /// The rule that decided the verdict and why, when it was not the
     /// history checker (`results.json` `decided_by`).
     pub fn decided_by_rule(&self) -> Option<(String, String)> {
-        let d = self.results.get("decided_by")?;
-        let rule = d.get("rule")?.as_str()?;
-        if rule == checker::health::CHECKER {
+        let d = self.results.as_ref()?.decided_by.as_ref()?;
+        if d.rule == checker::health::CHECKER {
             return None;
         }
-        let reason = d.get("reason").and_then(Value::as_str).unwrap_or("");
-        Some((rule.to_string(), reason.to_string()))
+        Some((d.rule.clone(), d.reason.clone().unwrap_or_default()))
     }
 
     /// Every verdict rule that fired (`results.json` `health`).
     pub fn rule_findings(&self) -> Vec<checker::health::RuleFinding> {
         self.results
-            .get("health")
-            .and_then(|h| serde_json::from_value(h.clone()).ok())
+            .as_ref()
+            .map(|r| r.health.clone())
             .unwrap_or_default()
     }
 
-    /// An option of the test (`test.json` `options.<name>`).
-    pub fn option(&self, name: &str) -> Option<&Value> {
-        self.test.get("options").and_then(|o| o.get(name))
+    /// What the live run observed (`results.json`), if it was checked.
+    pub fn observed(&self) -> Option<&RunObservations> {
+        self.results.as_ref().map(|r| &r.run)
     }
 
     /// The test's name (or the folder's parent's name).
     pub fn name(&self) -> String {
         self.test
-            .get("name")
-            .and_then(Value::as_str)
-            .map(str::to_string)
+            .name
+            .clone()
             .or_else(|| {
                 self.dir
                     .parent()
@@ -290,19 +264,13 @@ impl RunData {
 
     /// The seed, if recorded.
     pub fn seed(&self) -> Option<u64> {
-        self.test.get("seed").and_then(Value::as_u64)
+        self.test.seed
     }
 
     /// The command that reproduces the run: its command line with the
     /// recorded seed pinned.
     pub fn reproduce_command(&self) -> Option<String> {
-        let args: Vec<String> = self
-            .test
-            .get("command_line")?
-            .as_array()?
-            .iter()
-            .filter_map(|a| a.as_str().map(str::to_string))
-            .collect();
+        let args = &self.test.command_line;
         if args.is_empty() {
             return None;
         }
@@ -332,48 +300,30 @@ pub fn shell_quote(a: &str) -> String {
     }
 }
 
-fn finding_from_json(v: &Value) -> Option<LogFinding> {
-    Some(LogFinding {
-        node: v.get("node")?.as_str()?.to_string(),
-        file: v.get("file")?.as_str()?.to_string(),
-        line: v.get("line")?.as_u64()? as usize,
-        kind: v.get("kind")?.as_str()?.to_string(),
-        text: v
-            .get("text")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-    })
-}
-
-fn verdict_of(results: &Value, check: Option<&CheckResult>) -> Verdict {
-    if results.is_null() {
+fn verdict_of(results: Option<&ResultsFile>, check: Option<&CheckResult>) -> Verdict {
+    let Some(results) = results else {
         return Verdict::NotChecked;
+    };
+    if let Some(cause) = &results.harness_failure {
+        return Verdict::HarnessFailure(cause.clone());
     }
-    if let Some(cause) = results.get("harness_failure") {
-        let cause = cause
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| cause.to_string());
-        return Verdict::HarnessFailure(cause);
-    }
-    match results.get("valid") {
-        Some(Value::Bool(true)) => Verdict::Valid,
-        Some(Value::Bool(false)) => Verdict::Invalid,
-        Some(Value::String(s)) if s == "unknown" => {
+    match results.valid {
+        Some(Validity::Valid) => Verdict::Valid,
+        Some(Validity::Invalid) => Verdict::Invalid,
+        Some(Validity::Unknown) => {
             let reason = results
-                .pointer("/decided_by/reason")
-                .and_then(Value::as_str)
-                .map(str::to_string)
+                .decided_by
+                .as_ref()
+                .and_then(|d| d.reason.clone())
                 .or_else(|| check.and_then(|c| c.unknown_reason.clone()))
                 .or_else(|| {
-                    let panics = results.get("node_panics").and_then(Value::as_u64)?;
+                    let panics = results.node_panics?;
                     (panics > 0).then(|| format!("{panics} node panic(s) in the logs"))
                 })
                 .unwrap_or_else(|| "the checkers could not decide".into());
             Verdict::Unknown(reason)
         }
-        _ => Verdict::HarnessFailure("results.json has no verdict".into()),
+        None => Verdict::HarnessFailure("results.json has no verdict".into()),
     }
 }
 
@@ -504,6 +454,14 @@ mod tests {
     use checker::Op;
     use serde_json::json;
 
+    /// The model of a run folder holding these two JSON files (`null`:
+    /// the file is missing).
+    fn from_json(test: Value, results: Value) -> RunData {
+        let results = (!results.is_null()).then(|| serde_json::from_value(results).unwrap());
+        let test = serde_json::from_value(test).unwrap_or_default();
+        RunData::from_parts(Path::new("/x"), test, results, &History::default())
+    }
+
     fn nem(f: &str, t: u64, value: Value) -> Op {
         Op::new(Process::Nemesis, OpType::Info, f, value).at(t)
     }
@@ -559,21 +517,14 @@ mod tests {
     fn panic_in_logs_makes_valid_unknown_and_harness_failure_is_not_a_verdict() {
         let results = json!({"valid": true, "log_findings": [
             {"node": "n1", "file": "stderr.log", "line": 3, "kind": "panic", "text": "panicked at x"}]});
-        let run = RunData::from_parts(Path::new("/x"), Value::Null, results, &History::default());
+        let run = from_json(Value::Null, results);
         assert!(matches!(run.verdict, Verdict::Unknown(_)));
-        let run = RunData::from_parts(
-            Path::new("/x"),
+        let run = from_json(
             Value::Null,
             json!({"valid": null, "harness_failure": "deploy: no ip"}),
-            &History::default(),
         );
         assert_eq!(run.verdict, Verdict::HarnessFailure("deploy: no ip".into()));
-        let run = RunData::from_parts(
-            Path::new("/x"),
-            Value::Null,
-            Value::Null,
-            &History::default(),
-        );
+        let run = from_json(Value::Null, Value::Null);
         assert_eq!(run.verdict, Verdict::NotChecked);
     }
 
@@ -583,7 +534,7 @@ mod tests {
             "decided_by": {"rule": "fault-not-injected", "valid": "unknown", "reason": "partition one at 2.0 s could not be injected"},
             "health": [{"rule": "fault-not-injected", "valid": "unknown", "reason": "partition one at 2.0 s could not be injected"}],
             "checker": {"valid": true, "checker": "linearizable", "model": "cas-register", "elapsed_ms": 1.0, "op_count": 3}});
-        let run = RunData::from_parts(Path::new("/x"), Value::Null, results, &History::default());
+        let run = from_json(Value::Null, results);
         assert_eq!(
             run.verdict,
             Verdict::Unknown("partition one at 2.0 s could not be injected".into())
@@ -595,7 +546,7 @@ mod tests {
     #[test]
     fn reproduce_command_pins_the_seed_and_quotes() {
         let test = json!({"seed": 11, "command_line": ["dcf-harness", "test", "--schedule", "2:partition:leader, 9:heal"]});
-        let run = RunData::from_parts(Path::new("/x"), test, Value::Null, &History::default());
+        let run = from_json(test, Value::Null);
         assert_eq!(
             run.reproduce_command().unwrap(),
             "dcf-harness test --schedule '2:partition:leader, 9:heal' --seed 11"

@@ -103,20 +103,15 @@ fn meta_line(run: &RunData) -> String {
             items.push(format!("<span><b>{k}</b> {}</span>", escape(&v)));
         }
     };
-    add(
-        "workload",
-        run.test.get("workload").map(value_text).unwrap_or_default(),
-    );
+    let opts = &run.test.options;
+    add("workload", run.test.workload.clone().unwrap_or_default());
     add(
         "nodes",
-        run.option("nodes").map(value_text).unwrap_or_default(),
+        opts.nodes.map(|n| n.to_string()).unwrap_or_default(),
     );
-    add(
-        "nemesis",
-        run.option("nemesis").map(value_text).unwrap_or_default(),
-    );
-    if let Some(s) = run.option("schedule").filter(|v| !v.is_null()) {
-        add("schedule", value_text(s));
+    add("nemesis", opts.nemesis.clone().unwrap_or_default());
+    if let Some(s) = &opts.schedule {
+        add("schedule", s.clone());
     }
     add(
         "seed",
@@ -137,25 +132,31 @@ fn test_section(run: &RunData) -> String {
             escape(&cmd)
         );
     }
-    if let Some(Value::Object(opts)) = run.test.get("options") {
+    let opts = run.test.options.all();
+    if !opts.is_empty() {
         s.push_str("<div class=\"card meta mono\">");
-        for (k, v) in opts {
+        for (k, v) in &opts {
             let _ = write!(s, "<span>{}={}</span>", escape(k), escape(&value_text(v)));
         }
         s.push_str("</div>\n");
     }
     s.push_str("<table>");
+    let seed = run.seed().map(|s| s.to_string());
+    let deployment = run
+        .observed()
+        .and_then(|o| o.deployment.as_ref())
+        .map(|d| d.description.clone());
     for (label, v) in [
-        ("seed", run.test.get("seed")),
-        ("git revision", run.test.get("git_revision")),
-        ("start time", run.test.get("start_time")),
-        ("deployment", run.results.pointer("/deployment/description")),
+        ("seed", seed.as_ref()),
+        ("git revision", run.test.git_revision.as_ref()),
+        ("start time", run.test.start_time.as_ref()),
+        ("deployment", deployment.as_ref()),
     ] {
         if let Some(v) = v {
             let _ = write!(
                 s,
                 "<tr><th>{label}</th><td class=\"mono\">{}</td></tr>",
-                escape(&value_text(v))
+                escape(v)
             );
         }
     }
@@ -207,23 +208,19 @@ fn checkers_section(run: &RunData) -> String {
         s.push_str("</table>\n");
     }
     let mut harness = Vec::new();
-    if let Some(p) = run.results.get("node_panics") {
-        harness.push(format!("node panics: <b>{}</b>", escape(&value_text(p))));
+    if let Some(p) = run.results.as_ref().and_then(|r| r.node_panics) {
+        harness.push(format!("node panics: <b>{p}</b>"));
     }
-    if let Some(r) = run.results.get("recovered") {
-        harness.push(format!(
-            "recovered after heal: <b>{}</b>",
-            escape(&value_text(r))
-        ));
-    }
-    if let (Some(ok), Some(total)) = (
-        run.results.pointer("/final_reads/ok"),
-        run.results.pointer("/final_reads/total"),
-    ) {
-        harness.push(format!("final reads: <b>{ok}/{total}</b>"));
-    }
-    if run.results.get("interrupted").is_some() {
-        harness.push("<b>interrupted</b> (Ctrl-C)".into());
+    if let Some(observed) = run.observed() {
+        if let Some(r) = observed.recovered {
+            harness.push(format!("recovered after heal: <b>{r}</b>"));
+        }
+        if let Some(f) = observed.final_reads {
+            harness.push(format!("final reads: <b>{}/{}</b>", f.ok, f.total));
+        }
+        if observed.interrupted.is_some() {
+            harness.push("<b>interrupted</b> (Ctrl-C)".into());
+        }
     }
     if !harness.is_empty() {
         let _ = writeln!(s, "<p>Harness: {}</p>", harness.join(" · "));

@@ -410,8 +410,8 @@ mod tests {
     fn run_with(ops: Vec<Operation>, faults: Vec<FaultBand>, duration: u64) -> RunData {
         let mut run = RunData::from_parts(
             Path::new("/x"),
-            serde_json::Value::Null,
-            serde_json::Value::Null,
+            crate::TestFile::default(),
+            None,
             &checker::History::default(),
         );
         run.operations = ops;

@@ -5,10 +5,13 @@
 
 use std::path::Path;
 
-use checker::{CheckOptions, Checker, History, ModelKind, Op, OpType, Process};
+use checker::{CheckOptions, Checker, History, ModelKind, Op, OpType, Process, Validity};
 use serde_json::{json, Value};
 
 use crate::error::{write_atomic, ReportError};
+use crate::run_folder::{
+    self, LogFinding, ResultsFile, RunObservations, TestFile, TestOptions, FORMAT_VERSION,
+};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -216,41 +219,75 @@ pub fn write_run(dir: &Path, o: &SyntheticOptions) -> Result<(), ReportError> {
     let h = history(o);
     let mut buf = Vec::with_capacity(h.ops.len() * 110);
     h.write_jsonl(&mut buf).map_err(werr)?;
-    write_atomic(&dir.join("history.jsonl"), &buf)?;
-    let test = json!({
-        "name": "synthetic-register",
-        "workload": "register",
-        "seed": o.seed,
-        "command_line": ["dcf-harness", "test", "--nodes", "3", "--nemesis", "partition,kill"],
-        "options": {"nodes": 3, "nemesis": "partition,kill", "rate": o.rate, "concurrency": o.concurrency, "schedule": null},
-        "git_revision": null,
-    });
-    write_atomic(&dir.join("test.json"), test.to_string().as_bytes())?;
+    write_atomic(&dir.join(run_folder::HISTORY_FILE), &buf)?;
+    let test = TestFile {
+        format_version: FORMAT_VERSION,
+        name: Some("synthetic-register".into()),
+        workload: Some("register".into()),
+        seed: Some(o.seed),
+        command_line: [
+            "dcf-harness",
+            "test",
+            "--nodes",
+            "3",
+            "--nemesis",
+            "partition,kill",
+        ]
+        .map(String::from)
+        .to_vec(),
+        options: TestOptions {
+            nodes: Some(3),
+            nemesis: Some("partition,kill".into()),
+            other: [
+                ("rate".to_string(), json!(o.rate)),
+                ("concurrency".to_string(), json!(o.concurrency)),
+            ]
+            .into(),
+            ..TestOptions::default()
+        },
+        ..TestFile::default()
+    };
+    run_folder::write(&dir.join(run_folder::TEST_FILE), &test)?;
     for n in 1..=3 {
         let nd = dir.join(format!("nodes/n{n}/data"));
         std::fs::create_dir_all(&nd).map_err(werr)?;
         std::fs::write(nd.join("dcf-node.log"), "2026-01-01T00:00:00Z INFO dcf: started\n2026-01-01T00:00:05Z ERROR dcf: send to n1 failed: timed out\n").map_err(werr)?;
         std::fs::write(dir.join(format!("nodes/n{n}/stderr.log")), "").map_err(werr)?;
     }
-    let findings: Vec<Value> = (1..=3)
-        .map(|n| json!({"node": format!("n{n}"), "file": "dcf-node.log", "line": 2, "kind": "error", "text": "2026-01-01T00:00:05Z ERROR dcf: send to n1 failed: timed out"}))
+    let findings = (1..=3)
+        .map(|n| LogFinding {
+            node: format!("n{n}"),
+            file: "dcf-node.log".into(),
+            line: 2,
+            kind: "error".into(),
+            text: "2026-01-01T00:00:05Z ERROR dcf: send to n1 failed: timed out".into(),
+        })
         .collect();
-    let mut results = json!({"node_panics": 0, "log_findings": findings, "recovered": true});
+    let mut results = ResultsFile {
+        format_version: FORMAT_VERSION,
+        node_panics: Some(0),
+        log_findings: Some(findings),
+        run: RunObservations {
+            recovered: Some(true),
+            ..RunObservations::default()
+        },
+        ..ResultsFile::default()
+    };
     if o.check {
         let opts = CheckOptions {
             checker: Some(Checker::Linearizable(ModelKind::CasRegister)),
             ..CheckOptions::default()
         };
         let r = checker::check_history(&h, &opts).map_err(|e| ReportError::Parse {
-            path: dir.join("history.jsonl"),
+            path: dir.join(run_folder::HISTORY_FILE),
             message: e.to_string(),
         })?;
-        results["valid"] = serde_json::to_value(r.valid).unwrap_or(Value::Null);
-        results["checker"] = serde_json::to_value(&r).unwrap_or(Value::Null);
+        results.valid = Some(r.valid);
+        results.checker = Some(r);
     } else {
-        results["valid"] = json!("unknown");
+        results.valid = Some(Validity::Unknown);
     }
-    write_atomic(&dir.join("results.json"), results.to_string().as_bytes())
+    run_folder::write(&dir.join(run_folder::RESULTS_FILE), &results)
 }
 
 #[cfg(test)]

@@ -295,8 +295,8 @@ mod tests {
     fn data_is_columnar_sorted_and_safe_to_embed() {
         let mut run = RunData::from_parts(
             Path::new("/x"),
-            Value::Null,
-            Value::Null,
+            crate::TestFile::default(),
+            None,
             &checker::History::default(),
         );
         let op = |index, process, start, end, outcome, detail: &str| Operation {
