@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod analyze_cmd;
 pub mod check_cmd;
 pub mod deploy;
+pub mod error;
 pub mod exit;
 pub mod interpreter;
 pub mod logscan;

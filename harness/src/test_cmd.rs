@@ -7,6 +7,7 @@
 use crate::analysis;
 use crate::deploy::local::{LocalDeployment, LocalMode, LocalOptions};
 use crate::deploy::{ClusterSpec, Deployment};
+use crate::error::HarnessError;
 use crate::exit;
 use crate::interpreter::{self, Counters, InterpreterOptions, SharedWorkload};
 use crate::logscan;
@@ -92,8 +93,14 @@ pub struct TestArgs {
 
 /// How a test ended: a verdict, or a harness failure with its cause.
 pub enum TestOutcome {
-    Verdict { valid: Validity, run: PathBuf },
-    HarnessFailure { cause: String, run: Option<PathBuf> },
+    Verdict {
+        valid: Validity,
+        run: PathBuf,
+    },
+    HarnessFailure {
+        cause: HarnessError,
+        run: Option<PathBuf>,
+    },
 }
 
 impl TestOutcome {
@@ -117,12 +124,12 @@ fn git_revision() -> Option<String> {
 }
 
 /// Finds the dcf-node binary: the option, next to this executable, or $PATH.
-pub fn find_node_binary(opt: &Option<PathBuf>) -> Result<PathBuf, String> {
+pub fn find_node_binary(opt: &Option<PathBuf>) -> Result<PathBuf, HarnessError> {
     if let Some(p) = opt {
         return if p.is_file() {
             Ok(p.clone())
         } else {
-            Err(format!("--node-binary {} does not exist", p.display()))
+            Err(HarnessError::NodeBinaryMissing(p.clone()))
         };
     }
     if let Some(p) = crate::deploy::find_node_binary() {
@@ -136,10 +143,7 @@ pub fn find_node_binary(opt: &Option<PathBuf>) -> Result<PathBuf, String> {
             }
         }
     }
-    Err(
-        "cannot find dcf-node: build it with `cargo build --release -p dcf` or pass --node-binary"
-            .into(),
-    )
+    Err(HarnessError::NodeBinaryNotFound)
 }
 
 fn nemesis_op(ev: &NemesisEvent) -> Op {
@@ -178,10 +182,10 @@ pub fn run(args: TestArgs, command_line: Vec<String>) -> TestOutcome {
         Ok(r) => r,
         Err(e) => {
             return TestOutcome::HarnessFailure {
-                cause: format!(
-                    "cannot create the run folder under {}: {e}",
-                    args.store.display()
-                ),
+                cause: HarnessError::RunFolder {
+                    store: args.store.clone(),
+                    source: e,
+                },
                 run: None,
             }
         }
@@ -199,7 +203,10 @@ pub fn run(args: TestArgs, command_line: Vec<String>) -> TestOutcome {
     };
     if let Err(e) = run_dir.write_test(&test_file) {
         return TestOutcome::HarnessFailure {
-            cause: format!("cannot write test.json: {e}"),
+            cause: HarnessError::RunFile {
+                file: reports::run_folder::TEST_FILE,
+                source: e,
+            },
             run: Some(run_dir.path),
         };
     }
@@ -212,13 +219,13 @@ pub fn run(args: TestArgs, command_line: Vec<String>) -> TestOutcome {
                     run: run_dir.path.clone(),
                 },
                 Err(e) => TestOutcome::HarnessFailure {
-                    cause: e.to_string(),
+                    cause: e.into(),
                     run: Some(run_dir.path.clone()),
                 },
             }
         }
         Err(cause) => {
-            let _ = run_dir.write_results(&ResultsFile::harness_failure(cause.clone()));
+            let _ = run_dir.write_results(&ResultsFile::harness_failure(cause.to_string()));
             TestOutcome::HarnessFailure {
                 cause,
                 run: Some(run_dir.path.clone()),
@@ -243,39 +250,40 @@ pub fn write_reports(run: &std::path::Path, store: &std::path::Path) -> Option<P
     report
 }
 
-fn parse_mode(s: &str) -> Result<LocalMode, String> {
+fn parse_mode(s: &str) -> Result<LocalMode, HarnessError> {
     match s {
         "auto" => Ok(LocalMode::Auto),
         "namespaces" => Ok(LocalMode::Namespaces),
         "loopback" => Ok(LocalMode::Loopback),
-        other => Err(format!(
+        other => Err(HarnessError::BadOption(format!(
             "--deploy {other:?}: expected auto, namespaces or loopback"
-        )),
+        ))),
     }
 }
 
 /// The part of a run that needs a cluster; returns what it observed, for
 /// `results.json`. The deployment is torn down before this returns, on
 /// every path (explicitly, or by its `Drop` on error and panic).
-fn run_inner(args: &TestArgs, seed: u64, run_dir: &RunDir) -> Result<ResultsFile, String> {
-    let mut workload = workloads::by_name(&args.workload).map_err(|e| e.to_string())?;
+fn run_inner(args: &TestArgs, seed: u64, run_dir: &RunDir) -> Result<ResultsFile, HarnessError> {
+    let bad = HarnessError::BadOption;
+    let mut workload = workloads::by_name(&args.workload).map_err(|e| bad(e.to_string()))?;
     let kinds = parse_kinds(&args.nemesis)?;
     let schedule = match &args.schedule {
-        Some(s) => Schedule::Explicit(nemesis::parse_schedule(s).map_err(|e| e.to_string())?),
+        Some(s) => Schedule::Explicit(nemesis::parse_schedule(s).map_err(|e| bad(e.to_string()))?),
         None if kinds.is_empty() => Schedule::Explicit(Vec::new()),
         None => Schedule::default(),
     };
     let node_binary = find_node_binary(&args.node_binary)?;
     if args.nodes == 0 || args.nodes > 32 {
-        return Err(format!("--nodes {} must be in 1..=32", args.nodes));
+        return Err(bad(format!("--nodes {} must be in 1..=32", args.nodes)));
     }
     for p in &args.params {
         let Some((name, value)) = p.split_once('=') else {
-            return Err(format!("--param {p:?} is not NAME=VALUE"));
+            return Err(bad(format!("--param {p:?} is not NAME=VALUE")));
         };
         dcf::params::Params::default()
             .set(name, value)
-            .map_err(|e| format!("--param {p}: {e}"))?;
+            .map_err(|e| bad(format!("--param {p}: {e}")))?;
     }
     // The server answers `info` before the client gives up on a write.
     let server_timeout = (args.op_timeout_ms * 2 / 3).max(1);
@@ -301,7 +309,7 @@ fn run_inner(args: &TestArgs, seed: u64, run_dir: &RunDir) -> Result<ResultsFile
     let interrupted = Arc::new(AtomicBool::new(false));
     let result = deployment
         .setup()
-        .map_err(|e| format!("deploy: {e}"))
+        .map_err(HarnessError::Deploy)
         .and_then(|_| {
             drive(
                 args,
@@ -351,15 +359,13 @@ fn drive(
     schedule: Schedule,
     workload: &mut Box<dyn workloads::Workload>,
     interrupted: Arc<AtomicBool>,
-) -> Result<RunObservations, String> {
+) -> Result<RunObservations, HarnessError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    deployment
-        .start_all()
-        .map_err(|e| format!("starting nodes: {e}"))?;
+        .map_err(HarnessError::Runtime)?;
+    deployment.start_all().map_err(HarnessError::StartNodes)?;
     let endpoints = deployment.client_endpoints();
     eprintln!(
         "dcf-harness: {} nodes up ({}), waiting for a leader",
@@ -385,7 +391,7 @@ fn drive(
             break l;
         }
         if Instant::now() > leader_deadline {
-            return Err("no leader elected within 30 s of start".into());
+            return Err(HarnessError::NoLeader);
         }
         std::thread::sleep(Duration::from_millis(200));
     };
@@ -395,7 +401,7 @@ fn drive(
     );
 
     let recorder =
-        Arc::new(Recorder::create(&run_dir.history()).map_err(|e| format!("history.jsonl: {e}"))?);
+        Arc::new(Recorder::create(&run_dir.history()).map_err(HarnessError::HistoryCreate)?);
     let counters = Arc::new(Counters::default());
     let fault = Arc::new(CurrentFault::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -443,7 +449,8 @@ fn drive(
     let workload_shared: SharedWorkload = Arc::new(Mutex::new((
         std::mem::replace(
             workload,
-            workloads::by_name(&args.workload).map_err(|e| e.to_string())?,
+            workloads::by_name(&args.workload)
+                .map_err(|e| HarnessError::BadOption(e.to_string()))?,
         ),
         StdRng::seed_from_u64(seed),
     )));
@@ -512,7 +519,7 @@ fn drive(
     let _ = rt.block_on(progress_task);
     rt.shutdown_timeout(Duration::from_secs(2));
     if let Some(e) = recorder.take_error() {
-        return Err(format!("writing history.jsonl failed: {e}"));
+        return Err(HarnessError::HistoryWrite(e));
     }
     let (ok, fail, info) = counters.snapshot();
     eprintln!(
@@ -550,7 +557,7 @@ fn node_exits(deployment: &LocalDeployment, nemesis: &Nemesis) -> Vec<NodeExit> 
 }
 
 /// Parses `--nemesis`: comma-separated fault kinds, or `none`.
-fn parse_kinds(s: &str) -> Result<Vec<FaultKind>, String> {
+fn parse_kinds(s: &str) -> Result<Vec<FaultKind>, HarnessError> {
     if s.trim() == "none" || s.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -558,7 +565,7 @@ fn parse_kinds(s: &str) -> Result<Vec<FaultKind>, String> {
         .map(|k| {
             k.trim()
                 .parse::<FaultKind>()
-                .map_err(|e| format!("--nemesis: {e}"))
+                .map_err(|e| HarnessError::BadOption(format!("--nemesis: {e}")))
         })
         .collect()
 }
