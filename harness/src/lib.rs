@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod analyze_cmd;
 pub mod check_cmd;
+pub mod cli;
 pub mod deploy;
 pub mod error;
 pub mod exit;

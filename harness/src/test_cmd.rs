@@ -5,8 +5,8 @@
 //! when dropped).
 
 use crate::analysis;
-use crate::deploy::local::{LocalDeployment, LocalMode, LocalOptions};
-use crate::deploy::{ClusterSpec, Deployment};
+use crate::cli;
+use crate::deploy::{ClusterSpec, DeployChoice, Deployment, KindOptions};
 use crate::error::HarnessError;
 use crate::exit;
 use crate::interpreter::{self, Counters, InterpreterOptions, SharedWorkload};
@@ -70,10 +70,13 @@ pub struct TestArgs {
     /// Timeout of each client call, in milliseconds.
     #[arg(long, default_value_t = 3000)]
     pub op_timeout_ms: u64,
-    /// How nodes are deployed: auto (namespaces when root, else loopback),
-    /// namespaces, or loopback (no partitions).
-    #[arg(long, default_value = "auto")]
-    pub deploy: String,
+    /// Where and how nodes are deployed.
+    #[arg(long, default_value = "auto", value_parser = cli::deployment())]
+    pub deploy: DeployChoice,
+    /// The options of the deployment kinds.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub deploy_options: KindOptions,
     /// A DCF parameter for every node, NAME=VALUE (repeatable).
     #[arg(long = "param", value_name = "NAME=VALUE", default_values_t = vec!["ELECTION_TIMEOUT=1000".to_string(), "HEARTBEAT_INTERVAL=200".to_string()])]
     pub params: Vec<String>,
@@ -250,17 +253,6 @@ pub fn write_reports(run: &std::path::Path, store: &std::path::Path) -> Option<P
     report
 }
 
-fn parse_mode(s: &str) -> Result<LocalMode, HarnessError> {
-    match s {
-        "auto" => Ok(LocalMode::Auto),
-        "namespaces" => Ok(LocalMode::Namespaces),
-        "loopback" => Ok(LocalMode::Loopback),
-        other => Err(HarnessError::BadOption(format!(
-            "--deploy {other:?}: expected auto, namespaces or loopback"
-        ))),
-    }
-}
-
 /// The part of a run that needs a cluster; returns what it observed, for
 /// `results.json`. The deployment is torn down before this returns, on
 /// every path (explicitly, or by its `Drop` on error and panic).
@@ -301,11 +293,10 @@ fn run_inner(args: &TestArgs, seed: u64, run_dir: &RunDir) -> Result<ResultsFile
         params: args.params.clone(),
         extra_args,
     };
-    let opts = LocalOptions {
-        mode: parse_mode(&args.deploy)?,
-        ..LocalOptions::default()
-    };
-    let deployment = Arc::new(LocalDeployment::new(spec, opts));
+    let deployment = args
+        .deploy
+        .build(spec, &args.deploy_options)
+        .map_err(HarnessError::Deploy)?;
     let interrupted = Arc::new(AtomicBool::new(false));
     let result = deployment
         .setup()
@@ -338,7 +329,7 @@ fn run_inner(args: &TestArgs, seed: u64, run_dir: &RunDir) -> Result<ResultsFile
         ..ResultsFile::default()
     };
     known.run.deployment = Some(DeploymentRecord {
-        kind: Some("local".into()),
+        kind: Some(deployment.kind().to_string()),
         description,
         tag: Some(deployment.tag().to_string()),
     });
@@ -354,7 +345,7 @@ fn drive(
     args: &TestArgs,
     seed: u64,
     run_dir: &RunDir,
-    deployment: Arc<LocalDeployment>,
+    deployment: Arc<dyn Deployment>,
     kinds: Vec<FaultKind>,
     schedule: Schedule,
     workload: &mut Box<dyn workloads::Workload>,
@@ -496,7 +487,7 @@ fn drive(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let node_exits = node_exits(&deployment, &nemesis);
+    let node_exits = node_exits(&*deployment, &nemesis);
     let mut final_reads = (0, 0);
     if !interrupted.load(Ordering::Relaxed) {
         fault.set("final reads");
@@ -542,13 +533,13 @@ fn drive(
 
 /// Nodes not running once every fault was healed although no fault
 /// stopped them: they exited on their own (a crash, a fatal error).
-fn node_exits(deployment: &LocalDeployment, nemesis: &Nemesis) -> Vec<NodeExit> {
+fn node_exits(deployment: &dyn Deployment, nemesis: &Nemesis) -> Vec<NodeExit> {
     // Restarts that failed leave their nodes in the killed set.
     let killed = nemesis.active().killed;
     deployment
         .node_ids()
         .into_iter()
-        .filter(|id| !killed.contains(id) && deployment.pid_of(*id).is_none())
+        .filter(|id| !killed.contains(id) && !deployment.is_running(*id))
         .map(|id| NodeExit {
             node: format!("n{id}"),
             note: "its process was not running after the faults were healed, and no fault had stopped it".into(),

@@ -340,9 +340,7 @@ fn cleanup_leftovers_removes_a_forgotten_run() {
     // As if the harness were killed: nothing runs teardown.
     std::mem::forget(d);
     assert!(output("ip", &["netns", "list"]).contains(&tag));
-    let pids = Registry::load(&base.join(registry::REGISTRY_FILE))
-        .unwrap()
-        .pids;
+    let pids = Registry::load(&base.join(RESOURCES_FILE)).unwrap().pids;
     assert_eq!(pids.len(), 3);
     let report = cleanup_leftovers(&base).unwrap();
     assert!(

@@ -4,13 +4,14 @@
 //! Others (`test`, `analyze`, `serve`) are added as new variants of
 //! [`Command`] with their own module in the library.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use harness::analyze_cmd::{self, AnalyzeArgs};
 use harness::check_cmd::{self, CheckArgs};
 use harness::exit;
 use harness::serve_cmd::{self, ServeArgs};
 use harness::test_cmd::{self, TestArgs, TestOutcome};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Jepsen-style fault-injection harness for DCF.
 #[derive(Debug, Parser)]
@@ -32,8 +33,8 @@ enum Command {
     Check(CheckArgs),
     /// Serve the store read-only over HTTP (reports, histories, node logs).
     Serve(ServeArgs),
-    /// Remove processes, namespaces, links and rules a killed harness left
-    /// behind for a run.
+    /// Remove what a killed harness left behind for a run (processes,
+    /// namespaces, rules: whatever its deployment recorded).
     Cleanup {
         /// The run folder (store/<test>/<timestamp>).
         run_dir: PathBuf,
@@ -56,24 +57,21 @@ fn test(args: TestArgs) -> i32 {
     outcome.exit_code()
 }
 
-fn cleanup(run_dir: &std::path::Path) -> i32 {
-    let target = if run_dir.join("nodes").is_dir() {
-        run_dir.join("nodes")
+/// Removes what the run's deployment recorded and did not remove, whatever
+/// kind of deployment it was.
+fn cleanup(run_dir: &Path) -> anyhow::Result<()> {
+    let nodes = run_dir.join(reports::run_folder::NODES_DIR);
+    let target = if nodes.is_dir() {
+        nodes
     } else {
         run_dir.to_path_buf()
     };
-    match harness::deploy::cleanup_leftovers(&target) {
-        Ok(report) => {
-            for r in &report.removed {
-                println!("removed {r}");
-            }
-            0
-        }
-        Err(e) => {
-            eprintln!("dcf-harness cleanup: {e}");
-            1
-        }
+    let report = harness::deploy::cleanup_leftovers(&target)
+        .with_context(|| format!("cleaning up {}", run_dir.display()))?;
+    for r in &report.removed {
+        println!("removed {r}");
     }
+    Ok(())
 }
 
 fn main() {
@@ -90,7 +88,13 @@ fn main() {
         Command::Test(args) => test(args),
         Command::Analyze(args) => analyze_cmd::run(&args),
         Command::Check(args) => check_cmd::run(&args),
-        Command::Cleanup { run_dir } => cleanup(&run_dir),
+        Command::Cleanup { run_dir } => match cleanup(&run_dir) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("dcf-harness cleanup: {e:#}");
+                1
+            }
+        },
         Command::Serve(args) => serve_cmd::run(&args),
     };
     std::process::exit(code);

@@ -11,9 +11,11 @@
 //! `<base_dir>/deploy-resources.json`); [`LocalDeployment::teardown`] and
 //! `Drop` remove exactly what it lists.
 
+use super::kinds::{Choice, DeploymentKind, KindOptions};
 use super::netns::{self, Network};
 use super::process::{Launch, NodeProcess};
-use super::registry::{Registry, REGISTRY_FILE};
+use super::registry::{self, Registry};
+use super::resources::RESOURCES_FILE;
 use super::{cmd, status, ClusterSpec, DeployError, Deployment, NodeSpec};
 use nemesis::{ClusterControl, FaultError, Grudge, NodeId};
 use std::collections::BTreeMap;
@@ -22,6 +24,50 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+/// Local processes, chosen by `--deploy auto|namespaces|loopback`.
+pub static KIND: DeploymentKind = DeploymentKind {
+    name: "local",
+    choices: &[
+        Choice {
+            value: "auto",
+            help: "local processes, each in its own network namespace when run as root with iptables, else on loopback",
+        },
+        Choice {
+            value: "namespaces",
+            help: "local processes in network namespaces, or fail (needs root, ip and iptables)",
+        },
+        Choice {
+            value: "loopback",
+            help: "local processes on 127.0.0.1; partitions are unsupported",
+        },
+    ],
+    args: Vec::new,
+    build,
+    cleanup: registry::cleanup,
+};
+
+fn build(
+    choice: &str,
+    spec: ClusterSpec,
+    _: &KindOptions,
+) -> Result<Arc<dyn Deployment>, DeployError> {
+    let mode = match choice {
+        "auto" => LocalMode::Auto,
+        "namespaces" => LocalMode::Namespaces,
+        "loopback" => LocalMode::Loopback,
+        other => {
+            return Err(DeployError::Other(format!(
+                "the local deployment has no mode {other:?}"
+            )))
+        }
+    };
+    let opts = LocalOptions {
+        mode,
+        ..LocalOptions::default()
+    };
+    Ok(Arc::new(LocalDeployment::new(spec, opts)))
+}
 
 /// The peer (DCF) port of every node in namespace mode.
 const NS_PEER_PORT: u16 = 7000;
@@ -175,11 +221,6 @@ impl LocalDeployment {
         }
     }
 
-    /// The run's unique tag (in every namespace and link name).
-    pub fn tag(&self) -> &str {
-        &self.tag
-    }
-
     /// True once set up in namespace mode.
     pub fn uses_namespaces(&self) -> bool {
         self.lock().network.is_some()
@@ -204,9 +245,9 @@ impl LocalDeployment {
         self.lock().procs.get_mut(&node)?.pid()
     }
 
-    /// The path of the resource registry file.
+    /// The path of the resource file.
     pub fn registry_path(&self) -> PathBuf {
-        self.spec.base_dir.join(REGISTRY_FILE)
+        self.spec.base_dir.join(RESOURCES_FILE)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -345,6 +386,15 @@ impl LocalDeployment {
 }
 
 impl Deployment for LocalDeployment {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    /// The run's unique tag (in every namespace and link name).
+    fn tag(&self) -> &str {
+        &self.tag
+    }
+
     fn setup(&self) -> Result<(), DeployError> {
         std::fs::create_dir_all(&self.spec.base_dir).map_err(|e| {
             DeployError::io(format!("cannot create {}", self.spec.base_dir.display()), e)
@@ -407,6 +457,10 @@ impl Deployment for LocalDeployment {
             self.start_locked(&mut inner, id)?;
         }
         Ok(())
+    }
+
+    fn is_running(&self, node: NodeId) -> bool {
+        self.pid_of(node).is_some()
     }
 
     fn stop_all(&self) {

@@ -5,13 +5,17 @@
 //!
 //! The trait says nothing about how hosts are made, so an SSH deployment can
 //! sit beside [`local::LocalDeployment`] (one process per node, each in its
-//! own network namespace when the machine allows it).
+//! own network namespace when the machine allows it). [`kinds`] lists the
+//! kinds `--deploy` chooses from; [`resources`] is the record each kind
+//! keeps of what it created, which `dcf-harness cleanup` undoes.
 
 pub mod cmd;
+pub mod kinds;
 pub mod local;
 pub mod netns;
 pub mod process;
 pub mod registry;
+pub mod resources;
 pub mod status;
 
 use nemesis::{ClusterControl, NodeId};
@@ -21,8 +25,10 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use kinds::{DeployChoice, DeploymentKind, KindOptions};
 pub use local::{LocalDeployment, LocalMode, LocalOptions};
-pub use registry::{cleanup_leftovers, CleanupReport, Registry};
+pub use registry::Registry;
+pub use resources::{cleanup_leftovers, CleanupReport, RESOURCES_FILE};
 
 /// What to deploy: independent of where it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +42,7 @@ pub struct ClusterSpec {
     pub params: Vec<String>,
     /// Further `dcf-node` arguments, e.g. `--request-timeout-ms 2000`.
     pub extra_args: Vec<String>,
-    /// Where node folders (data, logs) and the resource registry live; it
+    /// Where node folders (data, logs) and the resource file live; it
     /// should be unique to the run.
     pub base_dir: PathBuf,
 }
@@ -122,6 +128,10 @@ impl DeployError {
 /// method takes `&self` so the deployment can be shared (as an `Arc`) with
 /// the nemesis thread; implementations use interior mutability.
 pub trait Deployment: ClusterControl {
+    /// The kind's name ([`DeploymentKind::name`]), e.g. `local`.
+    fn kind(&self) -> &'static str;
+    /// The run-unique tag in the name of every resource it creates.
+    fn tag(&self) -> &str;
     /// Creates the hosts, installs the node binary and starts every node.
     /// On error, whatever was created is still removed by
     /// [`Deployment::teardown`].
@@ -139,6 +149,8 @@ pub trait Deployment: ClusterControl {
     fn config_json(&self) -> String;
     /// Starts every node that is not running.
     fn start_all(&self) -> Result<(), DeployError>;
+    /// Whether the node's process runs (a paused one does).
+    fn is_running(&self, node: NodeId) -> bool;
     /// Stops every node (SIGTERM, then SIGKILL after a grace period).
     fn stop_all(&self);
     /// Copies the node's logs and data into `dest` (the run's store folder

@@ -1,16 +1,14 @@
-//! The record of every resource a deployment created: kept in memory and
-//! mirrored to a JSON file in the run folder after every change, so that
-//! [`cleanup_leftovers`] can remove what a killed harness left behind.
-//! Removal is driven by this record alone, which is what makes teardown
-//! idempotent and safe after a partial setup.
+//! The record of every resource a local deployment created: kept in
+//! memory and mirrored to the run's resource file (see
+//! [`super::resources`]) after every change, so that `dcf-harness cleanup`
+//! can remove what a killed harness left behind. Removal is driven by this
+//! record alone, which is what makes teardown idempotent and safe after a
+//! partial setup.
 
-use super::cmd;
-use super::DeployError;
+use super::resources::{self, CleanupReport};
+use super::{cmd, local, DeployError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// The file name of the registry inside the deployment's base folder.
-pub const REGISTRY_FILE: &str = "deploy-resources.json";
 
 /// Resources to remove, in the order [`Registry::remove_all`] removes them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,13 +31,6 @@ pub struct Registry {
     path: Option<PathBuf>,
 }
 
-/// What a cleanup removed and what it could not.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CleanupReport {
-    pub removed: Vec<String>,
-    pub failed: Vec<String>,
-}
-
 impl Registry {
     /// An empty registry mirrored to `path` (written at once).
     pub fn new(tag: &str, cmdline_marker: &str, path: Option<PathBuf>) -> Self {
@@ -53,12 +44,9 @@ impl Registry {
         r
     }
 
-    /// Reads a registry file.
+    /// Reads a resource file written by a local deployment.
     pub fn load(path: &Path) -> Result<Registry, DeployError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| DeployError::io(format!("cannot read {}", path.display()), e))?;
-        let mut r: Registry = serde_json::from_str(&text)
-            .map_err(|e| DeployError::Other(format!("{}: bad registry: {e}", path.display())))?;
+        let mut r: Registry = resources::load(path)?;
         r.path = Some(path.to_path_buf());
         Ok(r)
     }
@@ -74,12 +62,8 @@ impl Registry {
     /// Writes the file (best effort: a failed write must not abort a run,
     /// the in-memory copy still drives teardown).
     pub fn save(&self) {
-        let Some(path) = &self.path else { return };
-        let text = serde_json::to_string_pretty(self).unwrap_or_default();
-        let tmp = path.with_extension("json.tmp");
-        let result = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = result {
-            tracing::warn!(path = %path.display(), error = %e, "cannot write the resource registry");
+        if let Some(path) = &self.path {
+            resources::save(path, local::KIND.name, self);
         }
     }
 
@@ -197,16 +181,10 @@ pub(crate) fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
-/// Removes what a harness recorded in the registry file at `path` (or in
-/// `path/deploy-resources.json` when `path` is a folder) but did not remove,
-/// for example because it was killed. Safe to run any number of times.
-pub fn cleanup_leftovers(path: &Path) -> Result<CleanupReport, DeployError> {
-    let file = if path.is_dir() {
-        path.join(REGISTRY_FILE)
-    } else {
-        path.to_path_buf()
-    };
-    let mut reg = Registry::load(&file)?;
+/// The local kind's cleanup: removes what the resource file at `file`
+/// lists and is still there.
+pub fn cleanup(file: &Path) -> Result<CleanupReport, DeployError> {
+    let mut reg = Registry::load(file)?;
     let report = reg.remove_all();
     if reg.is_empty() {
         Ok(report)
