@@ -69,8 +69,11 @@ fn push_capped(out: &mut Vec<RuleFinding>, items: Vec<RuleFinding>) {
     }
 }
 
+/// A fault start as a reader names it: its kind's label and its topology
+/// or target, e.g. `partition one`.
 fn fault_label(op: &checker::Op) -> String {
-    let what = op.f.trim_start_matches("start-");
+    let kind = op.f.trim_start_matches("start-");
+    let what = nemesis::style_of(kind).map_or(kind, |s| s.label);
     let target = op
         .value
         .get("topology")

@@ -15,7 +15,7 @@ use crate::progress::{self, CurrentFault};
 use crate::recorder::Recorder;
 use crate::store::RunDir;
 use checker::{Op, OpType, Process, Validity};
-use nemesis::{ClusterControl, FaultKind, Nemesis, NemesisEvent, Phase, Schedule};
+use nemesis::{Action, ClusterControl, FaultKind, Nemesis, NemesisEvent, Phase, Schedule};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use reports::run_folder::{
@@ -23,6 +23,7 @@ use reports::run_folder::{
     FORMAT_VERSION,
 };
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -163,7 +164,8 @@ fn describe(ev: &NemesisEvent) -> String {
     if ev.f.starts_with("stop") {
         return String::new();
     }
-    let what = ev.f.trim_start_matches("start-");
+    let kind = ev.f.trim_start_matches("start-");
+    let what = nemesis::style_of(kind).map_or(kind, |s| s.label);
     let detail = ev
         .value
         .get("topology")
@@ -363,18 +365,8 @@ fn drive(
         args.nodes,
         deployment.describe()
     );
-    let wants_partitions = kinds.contains(&FaultKind::Partition)
-        || args
-            .schedule
-            .as_deref()
-            .is_some_and(|s| s.contains("partition"));
-    if wants_partitions && !args.accept_unsupported_faults {
-        if let Err(why) = deployment.partitions_supported() {
-            eprintln!(
-                "dcf-harness: warning: partitions cannot be injected here ({why}); the run will \
-                 be unknown unless --accept-unsupported-faults is given"
-            );
-        }
+    if !args.accept_unsupported_faults {
+        warn_unsupported_faults(&*deployment, &requested_kinds(&kinds, &schedule));
     }
     let leader_deadline = Instant::now() + Duration::from_secs(30);
     let leader = loop {
@@ -529,6 +521,36 @@ fn drive(
         node_exits: Some(node_exits),
         ..RunObservations::default()
     })
+}
+
+/// The fault kinds a run asks for: those of `--nemesis` and those its
+/// explicit schedule names.
+fn requested_kinds(kinds: &[FaultKind], schedule: &Schedule) -> BTreeSet<FaultKind> {
+    let mut out: BTreeSet<FaultKind> = kinds.iter().copied().collect();
+    if let Schedule::Explicit(steps) = schedule {
+        out.extend(steps.iter().map(|s| match s.action {
+            Action::Start(f) => f.kind(),
+            Action::Stop(k) => k,
+        }));
+    }
+    out
+}
+
+/// Says which requested fault kinds this deployment cannot inject, and why,
+/// before the run: such a run ends unknown.
+fn warn_unsupported_faults(deployment: &dyn Deployment, requested: &BTreeSet<FaultKind>) {
+    for kind in requested {
+        if let Some(why) = kind
+            .needs()
+            .iter()
+            .find_map(|c| deployment.supports(*c).err())
+        {
+            eprintln!(
+                "dcf-harness: warning: {kind} faults cannot be injected here ({why}); the run \
+                 will be unknown unless --accept-unsupported-faults is given"
+            );
+        }
+    }
 }
 
 /// Nodes not running once every fault was healed although no fault

@@ -1,6 +1,12 @@
 //! What a nemesis needs from a deployed cluster. The harness's deployments
 //! (local namespaces now, SSH hosts later) implement [`ClusterControl`];
 //! the nemesis never knows how a fault is carried out on a host.
+//!
+//! Each thing a fault asks of a deployment is a [`Capability`] with its own
+//! method. Every such method has a default that refuses with
+//! [`FaultError::Unsupported`], naming what is missing and how to get it,
+//! so a deployment that cannot do a fault reports it (the run's verdict
+//! then says the fault was not injected) instead of failing obscurely.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,29 +29,156 @@ pub enum FaultError {
     Failed(String),
 }
 
+/// One thing a fault asks of a deployment; each is a method of
+/// [`ClusterControl`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Capability {
+    /// [`ClusterControl::kill`].
+    Kill,
+    /// [`ClusterControl::start`].
+    Start,
+    /// [`ClusterControl::pause`].
+    Pause,
+    /// [`ClusterControl::resume`].
+    Resume,
+    /// [`ClusterControl::partition`] and [`ClusterControl::heal`].
+    Partition,
+    /// [`ClusterControl::compact`].
+    Compact,
+}
+
+impl Capability {
+    /// What it does, completing "this deployment cannot ...".
+    pub fn what(self) -> &'static str {
+        match self {
+            Capability::Kill => "kill a node's process",
+            Capability::Start => "start a node's process",
+            Capability::Pause => "pause a node's process",
+            Capability::Resume => "resume a paused node",
+            Capability::Partition => "drop packets between nodes",
+            Capability::Compact => "compact a running node's log",
+        }
+    }
+
+    /// The [`ClusterControl`] method that provides it.
+    pub fn method(self) -> &'static str {
+        match self {
+            Capability::Kill => "kill",
+            Capability::Start => "start",
+            Capability::Pause => "pause",
+            Capability::Resume => "resume",
+            Capability::Partition => "partition",
+            Capability::Compact => "compact",
+        }
+    }
+
+    /// The error of a deployment that does not provide it.
+    pub fn unsupported(self) -> FaultError {
+        FaultError::Unsupported(format!(
+            "this deployment cannot {} (it does not implement ClusterControl::{}); \
+             choose a deployment that can with --deploy, or implement it for this one",
+            self.what(),
+            self.method()
+        ))
+    }
+}
+
 /// Real faults on a real cluster. Every method acts on real processes or
-/// kernel state and returns only once the change is in effect.
+/// kernel state and returns only once the change is in effect. Only
+/// [`node_ids`](ClusterControl::node_ids) and
+/// [`leader`](ClusterControl::leader) are required: a capability a
+/// deployment does not implement is refused as unsupported.
 pub trait ClusterControl: Send + Sync {
     /// The node ids of the cluster.
     fn node_ids(&self) -> Vec<NodeId>;
-    /// SIGKILL the node's process (no-op if it is not running).
-    fn kill(&self, node: NodeId) -> Result<(), FaultError>;
-    /// Start the node's process again (no-op if it is running).
-    fn start(&self, node: NodeId) -> Result<(), FaultError>;
-    /// SIGSTOP the node's process.
-    fn pause(&self, node: NodeId) -> Result<(), FaultError>;
-    /// SIGCONT the node's process.
-    fn resume(&self, node: NodeId) -> Result<(), FaultError>;
-    /// Make the kernel drop packets as the grudge says (replacing any
-    /// earlier partition).
-    fn partition(&self, grudge: &Grudge) -> Result<(), FaultError>;
-    /// Remove every partition rule.
-    fn heal(&self) -> Result<(), FaultError>;
-    /// `Ok` if partitions can be made here, else the reason and the fix.
-    fn partitions_supported(&self) -> Result<(), String>;
     /// The node that currently reports itself leader, if any (best effort).
     fn leader(&self) -> Option<NodeId>;
+    /// `Ok` if `capability` can be used here now, else why not and the fix.
+    /// The nemesis asks before it starts a fault, so a fault that cannot be
+    /// injected is reported without being half-made. By default every
+    /// capability is assumed to work and its method says otherwise.
+    fn supports(&self, capability: Capability) -> Result<(), String> {
+        let _ = capability;
+        Ok(())
+    }
+    /// SIGKILL the node's process (no-op if it is not running).
+    fn kill(&self, node: NodeId) -> Result<(), FaultError> {
+        let _ = node;
+        Err(Capability::Kill.unsupported())
+    }
+    /// Start the node's process again (no-op if it is running).
+    fn start(&self, node: NodeId) -> Result<(), FaultError> {
+        let _ = node;
+        Err(Capability::Start.unsupported())
+    }
+    /// SIGSTOP the node's process.
+    fn pause(&self, node: NodeId) -> Result<(), FaultError> {
+        let _ = node;
+        Err(Capability::Pause.unsupported())
+    }
+    /// SIGCONT the node's process.
+    fn resume(&self, node: NodeId) -> Result<(), FaultError> {
+        let _ = node;
+        Err(Capability::Resume.unsupported())
+    }
+    /// Make the kernel drop packets as the grudge says (replacing any
+    /// earlier partition).
+    fn partition(&self, grudge: &Grudge) -> Result<(), FaultError> {
+        let _ = grudge;
+        Err(Capability::Partition.unsupported())
+    }
+    /// Remove every partition rule. Without partitions there is nothing to
+    /// remove.
+    fn heal(&self) -> Result<(), FaultError> {
+        Ok(())
+    }
     /// Compacts the running node's log below everything it applied (the
     /// node takes a checkpoint first); returns its new first log index.
-    fn compact(&self, node: NodeId) -> Result<u64, FaultError>;
+    fn compact(&self, node: NodeId) -> Result<u64, FaultError> {
+        let _ = node;
+        Err(Capability::Compact.unsupported())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Bare;
+
+    impl ClusterControl for Bare {
+        fn node_ids(&self) -> Vec<NodeId> {
+            vec![1]
+        }
+        fn leader(&self) -> Option<NodeId> {
+            None
+        }
+    }
+
+    /// A deployment that implements nothing refuses each capability as
+    /// unsupported, naming the method to implement.
+    #[test]
+    fn unimplemented_capabilities_are_unsupported_with_the_fix() {
+        let g = Grudge::new();
+        let results = [
+            (Capability::Kill, Bare.kill(1)),
+            (Capability::Start, Bare.start(1)),
+            (Capability::Pause, Bare.pause(1)),
+            (Capability::Resume, Bare.resume(1)),
+            (Capability::Partition, Bare.partition(&g)),
+            (Capability::Compact, Bare.compact(1).map(|_| ())),
+        ];
+        for (cap, r) in results {
+            let Err(FaultError::Unsupported(why)) = r else {
+                panic!("{cap:?}: {r:?}")
+            };
+            assert!(
+                why.contains(&format!("ClusterControl::{}", cap.method()))
+                    && why.contains("--deploy"),
+                "{why}"
+            );
+        }
+        assert_eq!(Bare.heal(), Ok(()));
+        assert_eq!(Bare.supports(Capability::Partition), Ok(()));
+    }
 }

@@ -6,22 +6,25 @@
 //! and a stop that undoes it, and schedules say when each runs. Faults act
 //! through [`control::ClusterControl`], which each deployment implements.
 //!
+//! - [`faults`]: the fault kinds, one module each, registered in one list;
+//! - [`control`]: what faults need of a deployment ([`ClusterControl`]);
 //! - [`topology`]: partition shapes as grudges;
 //! - [`target`]: which nodes a kill or pause hits;
 //! - [`schedule`]: the default randomised schedule and the explicit grammar;
 //! - [`runner`]: [`Nemesis`], which executes a schedule and undoes it all.
 
 pub mod control;
+pub mod faults;
 pub mod runner;
 pub mod schedule;
 pub mod target;
 pub mod topology;
 
-pub use control::{ClusterControl, FaultError, Grudge, NodeId};
-pub use runner::{ActiveFaults, Nemesis, NemesisEvent, Phase};
+pub use control::{Capability, ClusterControl, FaultError, Grudge, NodeId};
+pub use faults::{style_of, ActiveFaults, Fault, FaultKind, FaultStyle, FaultType};
+pub use runner::{Nemesis, NemesisEvent, Phase};
 pub use schedule::{
-    parse_schedule, Action, DefaultSchedule, DefaultTiming, Fault, FaultKind, Schedule,
-    ScheduleError, Step,
+    parse_schedule, Action, DefaultSchedule, DefaultTiming, Schedule, ScheduleError, Step,
 };
 pub use target::Target;
 pub use topology::Topology;

@@ -2,15 +2,14 @@
 //! remembers which faults are active so they can all be undone, and reports
 //! each action as a Jepsen-style `invoke`/`info` pair of events.
 
-use crate::control::{ClusterControl, FaultError, Grudge, NodeId};
-use crate::schedule::{Action, DefaultSchedule, Fault, FaultKind, Schedule, Step};
-use crate::target::{self, Target};
-use crate::topology::{self, Topology};
+use crate::control::{ClusterControl, FaultError};
+use crate::faults::{self, ActiveFaults, Fault, FaultContext, FaultKind, Outcome};
+use crate::schedule::{Action, DefaultSchedule, Schedule, Step};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -29,39 +28,25 @@ pub enum Phase {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NemesisEvent {
     pub phase: Phase,
-    /// `start-partition`, `stop-partition`, `start-kill`, `stop-kill`,
-    /// `start-pause` or `stop-pause`.
+    /// `start-KIND` or `stop-KIND` (`start-partition`, `stop-kill`, ...).
     pub f: String,
-    /// The topology and grudge, or the target and the nodes acted on.
+    /// What the fault was asked to do (`invoke`) or did (`info`): the
+    /// topology and grudge, or the target and the nodes acted on.
     pub value: Value,
     /// Why the action failed or was not carried out, if it was not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-/// The faults that are in effect now.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ActiveFaults {
-    /// The grudge of the active partition, if any.
-    pub partition: Option<Grudge>,
-    /// Nodes killed and not yet restarted.
-    pub killed: BTreeSet<NodeId>,
-    /// Nodes paused and not yet resumed.
-    pub paused: BTreeSet<NodeId>,
-}
-
-impl ActiveFaults {
-    pub fn is_empty(&self) -> bool {
-        self.partition.is_none() && self.killed.is_empty() && self.paused.is_empty()
-    }
-}
-
-struct State {
-    rng: StdRng,
-    active: ActiveFaults,
+/// The nemesis's mutable state, shared by the schedule's thread and
+/// [`Nemesis::heal_all`].
+pub(crate) struct State {
+    /// Every random choice of a fault (topologies, targets).
+    pub(crate) rng: StdRng,
+    pub(crate) active: ActiveFaults,
     /// Kinds found unsupported by this deployment, with the reason; they
     /// are skipped from then on.
-    unsupported: BTreeMap<FaultKind, String>,
+    pub(crate) unsupported: BTreeMap<FaultKind, String>,
 }
 
 /// Runs faults on a cluster. Cheap to share: every method takes `&self`, so
@@ -77,18 +62,6 @@ pub struct Nemesis {
 
 /// How often a waiting runner looks at the stop flag.
 const POLL: Duration = Duration::from_millis(50);
-
-fn grudge_json(g: &Grudge) -> Value {
-    let map: serde_json::Map<String, Value> = g
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!(v.iter().collect::<Vec<_>>())))
-        .collect();
-    Value::Object(map)
-}
-
-fn fault_error_text(errors: &[String]) -> Option<String> {
-    (!errors.is_empty()).then(|| errors.join("; "))
-}
 
 impl Nemesis {
     /// `kinds` are the fault kinds the default schedule picks from (an
@@ -179,277 +152,69 @@ impl Nemesis {
             return;
         }
         match action {
-            Action::Start(Fault::Partition(t)) => self.start_partition(t, on_event),
-            Action::Start(Fault::Kill(t)) => self.start_process_fault(FaultKind::Kill, t, on_event),
-            Action::Start(Fault::Pause(t)) => {
-                self.start_process_fault(FaultKind::Pause, t, on_event)
-            }
-            Action::Start(Fault::Compact(t)) => self.start_compact(t, on_event),
-            Action::Stop(FaultKind::Partition) => self.stop_partition(on_event),
-            Action::Stop(FaultKind::Compact) => self.stop_compact(on_event),
-            Action::Stop(k @ (FaultKind::Kill | FaultKind::Pause)) => {
-                self.stop_process_fault(k, on_event)
-            }
+            Action::Start(fault) => self.start(fault, on_event),
+            Action::Stop(kind) => self.stop(kind, on_event),
         }
     }
 
-    /// Stops every active fault: heals partitions, resumes paused nodes,
-    /// restarts killed ones (in that order, so restarted nodes come back to
-    /// a whole network). Emits events only for faults that were active.
+    /// Stops every active fault, each kind in its heal order (partitions
+    /// are healed, then paused nodes resumed, then killed ones restarted,
+    /// so restarted nodes come back to a whole network). Emits events only
+    /// for faults that were active.
     pub fn heal_all(&self, on_event: &mut dyn FnMut(NemesisEvent)) {
         let active = self.active();
-        if active.partition.is_some() {
-            self.stop_partition(on_event);
-        }
-        if !active.paused.is_empty() {
-            self.stop_process_fault(FaultKind::Pause, on_event);
-        }
-        if !active.killed.is_empty() {
-            self.stop_process_fault(FaultKind::Kill, on_event);
+        let mut kinds = FaultKind::ALL.to_vec();
+        kinds.sort_by_key(|k| k.heal_order());
+        for kind in kinds {
+            if kind.is_active(&active) {
+                self.stop(kind, on_event);
+            }
         }
     }
 
-    fn mark_unsupported(&self, kind: FaultKind, why: &str) {
-        tracing::warn!(%kind, %why, "fault unsupported by this deployment; skipping it from now on");
-        self.state().unsupported.insert(kind, why.to_string());
+    fn context(&self, kind: FaultKind) -> FaultContext<'_> {
+        FaultContext {
+            kind,
+            control: &*self.control,
+            state: &self.state,
+        }
     }
 
-    fn start_partition(&self, topology: Topology, on_event: &mut dyn FnMut(NemesisEvent)) {
-        let f = "start-partition".to_string();
-        on_event(NemesisEvent {
-            phase: Phase::Invoke,
-            f: f.clone(),
-            value: json!({ "topology": topology.name() }),
-            error: None,
-        });
-        if let Err(why) = self.control.partitions_supported() {
-            self.mark_unsupported(FaultKind::Partition, &why);
-            on_event(NemesisEvent {
-                phase: Phase::Info,
-                f,
-                value: json!({ "topology": topology.name() }),
-                error: Some(FaultError::Unsupported(why).to_string()),
-            });
+    /// Announces the fault, checks that the deployment can do what it
+    /// needs, carries it out and reports what was done.
+    fn start(&self, fault: Fault, on_event: &mut dyn FnMut(NemesisEvent)) {
+        let kind = fault.kind();
+        let f = format!("start-{kind}");
+        let asked = fault.describe();
+        on_event(event(Phase::Invoke, &f, asked.clone(), None));
+        let missing = kind
+            .needs()
+            .iter()
+            .find_map(|c| self.control.supports(*c).err());
+        if let Some(why) = missing {
+            faults::mark_unsupported(&self.state, kind, &why);
+            let error = FaultError::Unsupported(why).to_string();
+            on_event(event(Phase::Info, &f, asked, Some(error)));
             return;
         }
-        let nodes = self.control.node_ids();
-        let leader = (topology == Topology::Leader)
-            .then(|| self.control.leader())
-            .flatten();
-        let mut value = json!({ "topology": topology.name() });
-        if topology == Topology::Leader {
-            value["leader"] = json!(leader);
-            if leader.is_none() {
-                value["note"] = json!("no leader known; isolated a random node");
-            }
-        }
-        let mut st = self.state();
-        let grudge = topology::grudge_for(topology, &nodes, leader, &mut st.rng);
-        value["grudge"] = grudge_json(&grudge);
-        let result = self.control.partition(&grudge);
-        let error = match result {
-            Ok(()) => {
-                st.active.partition = Some(grudge);
-                None
-            }
-            Err(FaultError::Unsupported(why)) => {
-                drop(st);
-                self.mark_unsupported(FaultKind::Partition, &why);
-                Some(FaultError::Unsupported(why).to_string())
-            }
-            Err(e) => {
-                // Some rules may be in place: remember it so heal runs.
-                st.active.partition = Some(grudge);
-                Some(e.to_string())
-            }
-        };
-        on_event(NemesisEvent {
-            phase: Phase::Info,
-            f,
-            value,
-            error,
-        });
+        let Outcome { value, error } = fault.start(&self.context(kind));
+        on_event(event(Phase::Info, &f, value, error));
     }
 
-    fn stop_partition(&self, on_event: &mut dyn FnMut(NemesisEvent)) {
-        let f = "stop-partition".to_string();
-        on_event(NemesisEvent {
-            phase: Phase::Invoke,
-            f: f.clone(),
-            value: Value::Null,
-            error: None,
-        });
-        let mut st = self.state();
-        let error = match self.control.heal() {
-            Ok(()) => {
-                st.active.partition = None;
-                None
-            }
-            Err(e) => Some(e.to_string()),
-        };
-        drop(st);
-        on_event(NemesisEvent {
-            phase: Phase::Info,
-            f,
-            value: json!({ "healed": error.is_none() }),
-            error,
-        });
-    }
-
-    fn start_process_fault(
-        &self,
-        kind: FaultKind,
-        target: Target,
-        on_event: &mut dyn FnMut(NemesisEvent),
-    ) {
-        let f = format!("start-{kind}");
-        on_event(NemesisEvent {
-            phase: Phase::Invoke,
-            f: f.clone(),
-            value: json!({ "target": target.name() }),
-            error: None,
-        });
-        let nodes = self.control.node_ids();
-        let leader = (target == Target::Leader)
-            .then(|| self.control.leader())
-            .flatten();
-        let mut st = self.state();
-        let targets = target::select(target, &nodes, leader, &mut st.rng);
-        let mut done = Vec::new();
-        let mut errors = Vec::new();
-        let mut unsupported = None;
-        for &n in &targets {
-            let r = match kind {
-                FaultKind::Kill => self.control.kill(n),
-                _ => self.control.pause(n),
-            };
-            match r {
-                Ok(()) => {
-                    done.push(n);
-                    match kind {
-                        FaultKind::Kill => {
-                            st.active.killed.insert(n);
-                            // A killed process is no longer paused.
-                            st.active.paused.remove(&n);
-                        }
-                        _ => {
-                            st.active.paused.insert(n);
-                        }
-                    }
-                }
-                Err(FaultError::Unsupported(why)) => {
-                    errors.push(format!("node {n}: unsupported: {why}"));
-                    unsupported = Some(why);
-                    break;
-                }
-                Err(e) => errors.push(format!("node {n}: {e}")),
-            }
-        }
-        drop(st);
-        if let Some(why) = unsupported {
-            self.mark_unsupported(kind, &why);
-        }
-        let mut value = json!({ "target": target.name(), "targets": done });
-        if target == Target::Leader {
-            value["leader"] = json!(leader);
-            if leader.is_none() {
-                value["note"] = json!("no leader known; chose a random node");
-            }
-        }
-        on_event(NemesisEvent {
-            phase: Phase::Info,
-            f,
-            value,
-            error: fault_error_text(&errors),
-        });
-    }
-
-    /// Compacts the logs of the target nodes that are running.
-    fn start_compact(&self, target: Target, on_event: &mut dyn FnMut(NemesisEvent)) {
-        let f = "start-compact".to_string();
-        on_event(NemesisEvent {
-            phase: Phase::Invoke,
-            f: f.clone(),
-            value: json!({ "target": target.name() }),
-            error: None,
-        });
-        let nodes = self.control.node_ids();
-        let leader = (target == Target::Leader)
-            .then(|| self.control.leader())
-            .flatten();
-        let (targets, down) = {
-            let mut st = self.state();
-            let targets = target::select(target, &nodes, leader, &mut st.rng);
-            (targets, st.active.killed.clone())
-        };
-        let mut first_index = serde_json::Map::new();
-        let mut errors = Vec::new();
-        for n in targets.into_iter().filter(|n| !down.contains(n)) {
-            match self.control.compact(n) {
-                Ok(first) => {
-                    first_index.insert(n.to_string(), json!(first));
-                }
-                Err(e) => errors.push(format!("node {n}: {e}")),
-            }
-        }
-        on_event(NemesisEvent {
-            phase: Phase::Info,
-            f,
-            value: json!({ "target": target.name(), "first_index": first_index }),
-            error: fault_error_text(&errors),
-        });
-    }
-
-    /// Compaction has nothing to undo: the event only closes its period.
-    fn stop_compact(&self, on_event: &mut dyn FnMut(NemesisEvent)) {
-        for phase in [Phase::Invoke, Phase::Info] {
-            on_event(NemesisEvent {
-                phase,
-                f: "stop-compact".into(),
-                value: Value::Null,
-                error: None,
-            });
-        }
-    }
-
-    fn stop_process_fault(&self, kind: FaultKind, on_event: &mut dyn FnMut(NemesisEvent)) {
+    /// Undoes every active fault of `kind` and reports what was undone.
+    fn stop(&self, kind: FaultKind, on_event: &mut dyn FnMut(NemesisEvent)) {
         let f = format!("stop-{kind}");
-        on_event(NemesisEvent {
-            phase: Phase::Invoke,
-            f: f.clone(),
-            value: Value::Null,
-            error: None,
-        });
-        let mut st = self.state();
-        let targets: Vec<NodeId> = match kind {
-            FaultKind::Kill => st.active.killed.iter().copied().collect(),
-            _ => st.active.paused.iter().copied().collect(),
-        };
-        let mut done = Vec::new();
-        let mut errors = Vec::new();
-        for n in targets {
-            let r = match kind {
-                FaultKind::Kill => self.control.start(n),
-                _ => self.control.resume(n),
-            };
-            match r {
-                Ok(()) => {
-                    done.push(n);
-                    match kind {
-                        FaultKind::Kill => st.active.killed.remove(&n),
-                        _ => st.active.paused.remove(&n),
-                    };
-                }
-                // Left in the active set so a later heal_all retries it.
-                Err(e) => errors.push(format!("node {n}: {e}")),
-            }
-        }
-        drop(st);
-        on_event(NemesisEvent {
-            phase: Phase::Info,
-            f,
-            value: json!({ "targets": done }),
-            error: fault_error_text(&errors),
-        });
+        on_event(event(Phase::Invoke, &f, Value::Null, None));
+        let Outcome { value, error } = kind.stop(&self.context(kind));
+        on_event(event(Phase::Info, &f, value, error));
+    }
+}
+
+fn event(phase: Phase, f: &str, value: Value, error: Option<String>) -> NemesisEvent {
+    NemesisEvent {
+        phase,
+        f: f.to_string(),
+        value,
+        error,
     }
 }

@@ -6,97 +6,26 @@
 //! ```text
 //! schedule := item ("," item)*
 //! item     := SECONDS ":" action
-//! action   := "partition:" TOPOLOGY | "heal"
-//!           | "kill:" TARGET      | "restart"
-//!           | "pause:" TARGET     | "resume"
-//!           | "compact:" TARGET
+//! action   := START_VERB ":" ARG | STOP_VERB
 //! SECONDS  := a non-negative decimal number of seconds from the start of the run
-//! TOPOLOGY := halves | random-halves | one | leader | majorities-ring | bridge
-//! TARGET   := one | minority | majority | leader | all
 //! ```
 //!
-//! `compact` truncates each target's log below what it applied (the node
-//! takes a checkpoint first); it has nothing to undo.
+//! Each fault kind brings its verbs and argument (see
+//! [`crate::faults`]): `partition:TOPOLOGY` / `heal`, `kill:TARGET` /
+//! `restart`, `pause:TARGET` / `resume`, `compact:TARGET` (nothing to
+//! undo), where `TOPOLOGY` is one of [`Topology`](crate::Topology)'s names
+//! (halves, random-halves, one, leader, majorities-ring, bridge) and
+//! `TARGET` one of [`Target`](crate::Target)'s (one, minority, majority,
+//! leader, all). [`grammar`] lists them from the registry.
 //!
 //! Whitespace around items and fields is ignored; times must not decrease.
 //! Example: `5:partition:halves,15:heal,20:kill:leader,28:restart,30:pause:minority,38:resume`.
 
-use crate::target::Target;
-use crate::topology::Topology;
+use crate::faults::{Fault, FaultKind};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
-
-/// The kinds of fault the nemesis can inject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FaultKind {
-    Partition,
-    Kill,
-    Pause,
-    /// Log compaction on running nodes (`dcf_truncate` up to what they
-    /// applied), so that restarts and lagging followers need checkpoints.
-    Compact,
-}
-
-impl FaultKind {
-    pub const ALL: [FaultKind; 4] = [
-        FaultKind::Partition,
-        FaultKind::Kill,
-        FaultKind::Pause,
-        FaultKind::Compact,
-    ];
-
-    /// The name used on the command line and in event names.
-    pub fn name(self) -> &'static str {
-        match self {
-            FaultKind::Partition => "partition",
-            FaultKind::Kill => "kill",
-            FaultKind::Pause => "pause",
-            FaultKind::Compact => "compact",
-        }
-    }
-}
-
-impl fmt::Display for FaultKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for FaultKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        FaultKind::ALL
-            .iter()
-            .copied()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                format!("unknown fault {s:?} (expected partition, kill, pause or compact)")
-            })
-    }
-}
-
-/// One fault with its parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    Partition(Topology),
-    Kill(Target),
-    Pause(Target),
-    Compact(Target),
-}
-
-impl Fault {
-    pub fn kind(self) -> FaultKind {
-        match self {
-            Fault::Partition(_) => FaultKind::Partition,
-            Fault::Kill(_) => FaultKind::Kill,
-            Fault::Pause(_) => FaultKind::Pause,
-            Fault::Compact(_) => FaultKind::Compact,
-        }
-    }
-}
 
 /// What the nemesis does at a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,31 +83,34 @@ pub fn parse_schedule(s: &str) -> Result<Vec<Step>, ScheduleError> {
             3 => (fields[1], Some(fields[2])),
             _ => return Err(err("too many ':' fields".into())),
         };
-        let need_arg = |what: &str| -> Result<&str, ScheduleError> {
-            arg.ok_or_else(|| {
-                err(format!(
-                    "{verb:?} needs a {what}, e.g. {verb}:{}",
-                    if what == "topology" { "halves" } else { "one" }
-                ))
-            })
-        };
         let no_arg = |action: Action| -> Result<Action, ScheduleError> {
             match arg {
                 None => Ok(action),
                 Some(a) => Err(err(format!("{verb:?} takes no argument, got {a:?}"))),
             }
         };
-        let action = match verb {
-            "partition" => Action::Start(Fault::Partition(need_arg("topology")?.parse().map_err(err)?)),
-            "kill" => Action::Start(Fault::Kill(need_arg("target")?.parse().map_err(err)?)),
-            "pause" => Action::Start(Fault::Pause(need_arg("target")?.parse().map_err(err)?)),
-            "compact" => Action::Start(Fault::Compact(need_arg("target")?.parse().map_err(err)?)),
-            "heal" => no_arg(Action::Stop(FaultKind::Partition))?,
-            "restart" => no_arg(Action::Stop(FaultKind::Kill))?,
-            "resume" => no_arg(Action::Stop(FaultKind::Pause))?,
-            other => {
+        let starts = FaultKind::ALL.into_iter().find(|k| k.start_verb() == verb);
+        let stops = FaultKind::ALL
+            .into_iter()
+            .find(|k| k.stop_verb() == Some(verb));
+        let action = match (starts, stops) {
+            (Some(kind), _) => match kind.arg() {
+                Some(grammar) => {
+                    let arg = arg.ok_or_else(|| {
+                        err(format!(
+                            "{verb:?} needs a {}, e.g. {verb}:{}",
+                            grammar.what, grammar.example
+                        ))
+                    })?;
+                    Action::Start(kind.parse_fault(arg).map_err(err)?)
+                }
+                None => no_arg(Action::Start(kind.parse_fault("").map_err(err)?))?,
+            },
+            (None, Some(kind)) => no_arg(Action::Stop(kind))?,
+            (None, None) => {
                 return Err(err(format!(
-                    "unknown action {other:?} (expected partition, heal, kill, restart, pause, resume or compact)"
+                    "unknown action {verb:?} (expected one of {})",
+                    verbs().join(", ")
                 )))
             }
         };
@@ -193,6 +125,30 @@ pub fn parse_schedule(s: &str) -> Result<Vec<Step>, ScheduleError> {
         steps.push(Step { at, action });
     }
     Ok(steps)
+}
+
+/// Every schedule verb, in registration order: each kind's start verb,
+/// then its stop verb.
+pub fn verbs() -> Vec<&'static str> {
+    FaultKind::ALL
+        .into_iter()
+        .flat_map(|k| std::iter::once(k.start_verb()).chain(k.stop_verb()))
+        .collect()
+}
+
+/// The schedule's actions, one per verb (`partition:TOPOLOGY`, `heal`,
+/// ...), for help texts.
+pub fn grammar() -> Vec<String> {
+    FaultKind::ALL
+        .into_iter()
+        .flat_map(|k| {
+            let start = match k.arg() {
+                Some(g) => format!("{}:{}", k.start_verb(), g.what.to_uppercase()),
+                None => k.start_verb().to_string(),
+            };
+            std::iter::once(start).chain(k.stop_verb().map(str::to_string))
+        })
+        .collect()
 }
 
 /// Timing of the default schedule.
@@ -269,16 +225,7 @@ impl Iterator for DefaultSchedule {
         let healthy = self.uniform(self.timing.healthy);
         self.now += healthy;
         let kind = self.kinds[self.rng.gen_range(0..self.kinds.len())];
-        let fault = match kind {
-            FaultKind::Partition => {
-                Fault::Partition(Topology::ALL[self.rng.gen_range(0..Topology::ALL.len())])
-            }
-            FaultKind::Kill => Fault::Kill(Target::ALL[self.rng.gen_range(0..Target::ALL.len())]),
-            FaultKind::Pause => Fault::Pause(Target::ALL[self.rng.gen_range(0..Target::ALL.len())]),
-            FaultKind::Compact => {
-                Fault::Compact(Target::ALL[self.rng.gen_range(0..Target::ALL.len())])
-            }
-        };
+        let fault = kind.random_fault(&mut self.rng);
         self.pending_stop = Some(kind);
         Some(Step {
             at: self.now,
@@ -317,6 +264,8 @@ impl FromStr for Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::Target;
+    use crate::topology::Topology;
 
     #[test]
     fn parses_the_documented_example() {

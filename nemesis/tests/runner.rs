@@ -67,8 +67,11 @@ impl ClusterControl for Fake {
     fn heal(&self) -> Result<(), FaultError> {
         self.record(Call::Heal)
     }
-    fn partitions_supported(&self) -> Result<(), String> {
-        self.partitions.clone()
+    fn supports(&self, capability: Capability) -> Result<(), String> {
+        match capability {
+            Capability::Partition => self.partitions.clone(),
+            _ => Ok(()),
+        }
     }
     fn leader(&self) -> Option<NodeId> {
         self.leader

@@ -6,8 +6,10 @@
 //! all runs in a store.
 //!
 //! The crate reads the run folder itself (`test.json`, `results.json`,
-//! `history.jsonl`, `nodes/`) and depends only on `checker`, so any tool
-//! that writes the same folder layout gets the same report.
+//! `history.jsonl`, `nodes/`, typed in [`run_folder`]) and depends only on
+//! `checker` and, for the fault kinds' colours and labels, on `nemesis`'s
+//! registry, so any tool that writes the same folder layout gets the same
+//! report.
 //!
 //! ```no_run
 //! let run = std::path::Path::new("store/register-partition/20260101T000000.000Z");

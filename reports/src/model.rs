@@ -425,7 +425,9 @@ fn fault_bands(history: &History, end_of_run: u64) -> Vec<FaultBand> {
                 out.push(prev);
             }
             let target = fault_target(&op.value);
-            let label = format!("{kind} {target}").trim().to_string();
+            let label = format!("{} {target}", crate::style::fault_label(kind))
+                .trim()
+                .to_string();
             open.insert(
                 kind.to_string(),
                 FaultBand {

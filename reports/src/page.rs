@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::error::ReportError;
 use crate::html::{escape, secs};
 use crate::model::{Outcome, RunData, Verdict};
-use crate::style::{fault_colour, hex, outcome_colour, CSS};
+use crate::style::{fault_colour, fault_label, hex, outcome_colour, CSS};
 use crate::{failure, logs, plots, timeline};
 
 /// Collects script errors, failed resources and `console.error` calls
@@ -301,7 +301,7 @@ fn legend(run: &RunData) -> String {
             s,
             "<span><span class=\"sw\" style=\"background:{}55;border:1px solid {0}\"></span>{} (fault period)</span>",
             hex(fault_colour(k)),
-            escape(k)
+            escape(fault_label(k))
         );
     }
     s.push_str("</div>\n");

@@ -1,5 +1,7 @@
 //! Colours and the stylesheet shared by the report and the index, so an
-//! outcome or fault kind has the same colour in every plot and view.
+//! outcome or fault kind has the same colour in every plot and view. Fault
+//! kinds' colours and labels come from the fault registry; no kind is
+//! named here.
 
 /// An RGB colour.
 pub type Rgb = (u8, u8, u8);
@@ -13,16 +15,21 @@ pub fn outcome_colour(o: crate::model::Outcome) -> Rgb {
     }
 }
 
-/// Colour of a fault kind's bands.
+/// Colour of the bands of kinds the fault registry does not know (a run
+/// written by another tool or another version).
+const UNKNOWN_FAULT: Rgb = (130, 130, 130);
+
+/// Colour of a fault kind's bands, as its module in the fault registry
+/// ([`nemesis::faults`]) declares it.
 pub fn fault_colour(kind: &str) -> Rgb {
-    match kind {
-        "partition" => (70, 120, 200),
-        "kill" => (200, 60, 60),
-        "pause" => (150, 90, 180),
-        "clock" => (40, 160, 160),
-        "compact" => (190, 140, 40),
-        _ => (130, 130, 130),
-    }
+    nemesis::style_of(kind).map_or(UNKNOWN_FAULT, |s| s.colour)
+}
+
+/// The word for a fault kind's periods in legends and band labels, as its
+/// module declares it; the kind's own name when the registry does not know
+/// it.
+pub fn fault_label(kind: &str) -> &str {
+    nemesis::style_of(kind).map_or(kind, |s| s.label)
 }
 
 /// `#rrggbb`.

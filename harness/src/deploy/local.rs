@@ -17,7 +17,7 @@ use super::process::{Launch, NodeProcess};
 use super::registry::{self, Registry};
 use super::resources::RESOURCES_FILE;
 use super::{cmd, status, ClusterSpec, DeployError, Deployment, NodeSpec};
-use nemesis::{ClusterControl, FaultError, Grudge, NodeId};
+use nemesis::{Capability, ClusterControl, FaultError, Grudge, NodeId};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -78,7 +78,7 @@ const NS_CLIENT_PORT: u16 = 8000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LocalMode {
     /// Namespaces when possible, else loopback (and the reason is kept for
-    /// [`ClusterControl::partitions_supported`]).
+    /// [`LocalDeployment::partitions_supported`]).
     #[default]
     Auto,
     /// Namespaces or fail.
@@ -238,6 +238,21 @@ impl LocalDeployment {
             .as_ref()?
             .netns_of(node)
             .map(str::to_string)
+    }
+
+    /// `Ok` in namespace mode; on loopback, why partitions cannot be made
+    /// and how to get them.
+    pub fn partitions_supported(&self) -> Result<(), String> {
+        let inner = self.lock();
+        if inner.network.is_some() {
+            return Ok(());
+        }
+        Err(loopback_partition_message(
+            inner
+                .loopback_reason
+                .as_deref()
+                .unwrap_or("the deployment is not set up"),
+        ))
     }
 
     /// The pid of the node's process if it runs.
@@ -623,17 +638,15 @@ impl ClusterControl for LocalDeployment {
         self.partition(&Grudge::new())
     }
 
-    fn partitions_supported(&self) -> Result<(), String> {
-        let inner = self.lock();
-        if inner.network.is_some() {
-            return Ok(());
+    fn supports(&self, capability: Capability) -> Result<(), String> {
+        match capability {
+            Capability::Partition => self.partitions_supported(),
+            Capability::Kill
+            | Capability::Start
+            | Capability::Pause
+            | Capability::Resume
+            | Capability::Compact => Ok(()),
         }
-        Err(loopback_partition_message(
-            inner
-                .loopback_reason
-                .as_deref()
-                .unwrap_or("the deployment is not set up"),
-        ))
     }
 
     fn leader(&self) -> Option<NodeId> {
