@@ -12,11 +12,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use workloads::client::WorkloadClient;
-use workloads::{Invocation, Workload};
+use workloads::{Codec, Invocation, Workload};
 
 /// Settings of the client side of a run.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct InterpreterOptions {
+    /// How the workload's operations map to requests and replies.
+    pub codec: Arc<dyn Codec>,
     /// Worker processes at once.
     pub concurrency: usize,
     /// Target operations per second over all workers (0 = as fast as possible).
@@ -43,7 +45,7 @@ impl Counters {
         let c = match kind {
             OpType::Ok => &self.ok,
             OpType::Fail => &self.fail,
-            _ => &self.info,
+            OpType::Info | OpType::Invoke => &self.info,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -114,12 +116,13 @@ pub async fn run_workers(
         let counters = counters.clone();
         let stop = stop.clone();
         let endpoints = opts.endpoints.clone();
+        let codec = opts.codec.clone();
         let timeout = opts.op_timeout;
         let seed = opts.seed ^ (slot as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         tasks.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut process = slot as u64;
-            let mut client = WorkloadClient::new(endpoints.clone(), timeout, slot);
+            let mut client = WorkloadClient::new(codec.clone(), endpoints.clone(), timeout, slot);
             let mut next_at = Instant::now() + interval.mul_f64(rng.gen_range(0.0..1.0));
             let mut max_process = process;
             while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
@@ -142,7 +145,8 @@ pub async fn run_workers(
                     // never completes again, so a fresh process takes over.
                     process += concurrency as u64;
                     max_process = process;
-                    client = WorkloadClient::new(endpoints.clone(), timeout, slot + 1);
+                    client =
+                        WorkloadClient::new(codec.clone(), endpoints.clone(), timeout, slot + 1);
                 }
             }
             max_process
@@ -158,20 +162,28 @@ pub async fn run_workers(
 }
 
 /// Reads the final state of everything written, retrying each read (with
-/// fresh processes) until it succeeds or `within` runs out. Returns how
-/// many final reads succeeded.
+/// fresh processes) until it succeeds or `within` runs out; clients use
+/// `opts`' codec, endpoints and timeout. Returns how many final reads
+/// succeeded, of how many.
 pub async fn final_reads(
     reads: Vec<Invocation>,
-    endpoints: Vec<String>,
-    op_timeout: Duration,
+    opts: &InterpreterOptions,
     recorder: &Recorder,
     counters: &Counters,
     first_process: u64,
     within: Duration,
 ) -> (usize, usize) {
     let deadline = Instant::now() + within;
+    let client_for = |first: usize| {
+        WorkloadClient::new(
+            opts.codec.clone(),
+            opts.endpoints.clone(),
+            opts.op_timeout,
+            first,
+        )
+    };
     let mut process = first_process;
-    let mut client = WorkloadClient::new(endpoints.clone(), op_timeout, 0);
+    let mut client = client_for(0);
     let mut done = 0;
     let total = reads.len();
     for inv in reads {
@@ -183,7 +195,7 @@ pub async fn final_reads(
             }
             if kind == OpType::Info {
                 process += 1;
-                client = WorkloadClient::new(endpoints.clone(), op_timeout, process as usize);
+                client = client_for(process as usize);
             }
             if Instant::now() >= deadline {
                 return (done, total);

@@ -438,6 +438,7 @@ fn drive(
         StdRng::seed_from_u64(seed),
     )));
     let iopts = InterpreterOptions {
+        codec: workload.codec(),
         concurrency: args.concurrency,
         rate: args.rate,
         time_limit: limit,
@@ -490,8 +491,7 @@ fn drive(
             .final_reads();
         final_reads = rt.block_on(interpreter::final_reads(
             reads,
-            endpoints,
-            iopts.op_timeout,
+            &iopts,
             &recorder,
             &counters,
             next_process + 1000,

@@ -75,9 +75,11 @@ fn txn(mops: Value) -> Invocation {
     }
 }
 
-/// Runs `ops` one after another (process i runs the i-th) through the
-/// workload client and the recorder, as `dcf-harness test` does.
-fn record(endpoints: Vec<String>, path: &Path, ops: &[Invocation]) {
+/// Runs `ops` of `workload` one after another (process i runs the i-th)
+/// through the workload client and the recorder, as `dcf-harness test`
+/// does.
+fn record(workload: &str, endpoints: Vec<String>, path: &Path, ops: &[Invocation]) {
+    let codec = workloads::by_name(workload).unwrap().codec();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -85,7 +87,7 @@ fn record(endpoints: Vec<String>, path: &Path, ops: &[Invocation]) {
     let recorder = Recorder::create(path).unwrap();
     let counters = Counters::default();
     rt.block_on(async {
-        let mut client = WorkloadClient::new(endpoints, Duration::from_secs(3), 0);
+        let mut client = WorkloadClient::new(codec, endpoints, Duration::from_secs(3), 0);
         for (p, inv) in ops.iter().enumerate() {
             perform(&mut client, &recorder, p as u64, inv, &counters).await;
         }
@@ -125,6 +127,7 @@ fn list_append_histories_from_the_real_client() {
     let d = cluster(&dir.path().join("nodes"));
     let path = dir.path().join("history.jsonl");
     record(
+        "list-append",
         d.client_endpoints(),
         &path,
         &[
@@ -187,6 +190,7 @@ fn a_register_history_in_which_every_operation_failed_is_unknown() {
         value,
     };
     record(
+        "register",
         endpoints,
         &path,
         &[
@@ -219,6 +223,7 @@ fn a_cas_mismatch_is_recorded_from_the_nodes_code_and_checked_as_an_observation(
         value,
     };
     record(
+        "register",
         d.client_endpoints(),
         &path,
         &[

@@ -3,11 +3,20 @@
 //! key gets a bounded number of operations and is then replaced by a fresh
 //! one, which keeps each key's history small enough to check quickly.
 
-use super::{Invocation, Workload};
+use super::{Codec, Invocation, Workload, WorkloadKind};
 use checker::{Checker, ModelKind};
+use dcf::kv::protocol::RequestBody;
 use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// `--workload register`.
+pub static KIND: WorkloadKind = WorkloadKind {
+    name: "register",
+    about: "linearizable cas registers: reads, writes and compare-and-sets on independent keys",
+    build: || Box::new(Register::default()),
+};
 
 /// Register workload state.
 pub struct Register {
@@ -89,6 +98,53 @@ impl Workload for Register {
     fn checker(&self) -> Checker {
         Checker::Linearizable(ModelKind::CasRegister)
     }
+
+    fn codec(&self) -> Arc<dyn Codec> {
+        Arc::new(RegisterCodec)
+    }
+}
+
+/// Register operations as key-value requests: key `k` is the node's key
+/// `r<k>`; `read` is a get, `write` a put, `cas` a compare-and-set.
+pub struct RegisterCodec;
+
+fn register_key(k: &Value) -> String {
+    format!("r{}", k)
+}
+
+impl Codec for RegisterCodec {
+    fn request(&self, inv: &Invocation) -> Result<RequestBody, String> {
+        let key = register_key(inv.key.as_ref().unwrap_or(&Value::Null));
+        match inv.f.as_str() {
+            "read" => Ok(RequestBody::Get { key }),
+            "write" => Ok(RequestBody::Put {
+                key,
+                value: inv.value.clone(),
+            }),
+            "cas" => {
+                let pair = inv
+                    .value
+                    .as_array()
+                    .filter(|a| a.len() == 2)
+                    .ok_or("cas needs [from, to]")?;
+                Ok(RequestBody::Cas {
+                    key,
+                    from: pair[0].clone(),
+                    to: pair[1].clone(),
+                })
+            }
+            other => Err(format!("unknown function {other:?}")),
+        }
+    }
+
+    /// A read completes with the value read; a write or cas with its own
+    /// arguments.
+    fn ok_value(&self, inv: &Invocation, reply: &Value) -> Value {
+        match inv.f.as_str() {
+            "read" => reply.clone(),
+            _ => inv.value.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -113,5 +169,26 @@ mod tests {
         assert!(counts.values().all(|c| *c <= 10), "{counts:?}");
         assert!(counts.len() >= 20);
         assert_eq!(w.final_reads().len() as u64, w.next_key);
+    }
+
+    #[test]
+    fn operations_map_to_the_nodes_register_keys() {
+        let inv = |f: &str, value| Invocation {
+            f: f.into(),
+            key: Some(json!(4)),
+            value,
+        };
+        let c = RegisterCodec;
+        assert!(
+            matches!(c.request(&inv("read", Value::Null)), Ok(RequestBody::Get { key }) if key == "r4")
+        );
+        assert!(matches!(
+            c.request(&inv("cas", json!([1, 2]))),
+            Ok(RequestBody::Cas { key, from, to }) if key == "r4" && from == json!(1) && to == json!(2)
+        ));
+        assert!(c.request(&inv("cas", json!(1))).is_err());
+        assert!(c.request(&inv("txn", json!([]))).is_err());
+        assert_eq!(c.ok_value(&inv("read", Value::Null), &json!(3)), json!(3));
+        assert_eq!(c.ok_value(&inv("write", json!(5)), &Value::Null), json!(5));
     }
 }
