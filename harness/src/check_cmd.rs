@@ -8,14 +8,17 @@
 //! Output: one line per file, `<path> <valid|invalid|unknown> <milliseconds>`
 //! (checking time, parsing excluded), or with `--json` one object whose
 //! top-level `valid` is `true`, `false` or `"unknown"`. Exit codes: 0 all
-//! valid, 1 some invalid, 2 some unknown (none invalid), 64 bad usage or an
-//! unreadable or malformed file.
+//! valid, 1 some invalid, 2 some unknown (none invalid), 64 bad usage
+//! (found while parsing the command line) or an unreadable or malformed
+//! file.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::exit;
-use checker::{formats, CheckOptions, CheckResult, Checker, Format, Validity};
+use crate::{cli, exit};
+use checker::{
+    formats, CheckOptions, CheckResult, Checker, ConsistencyModel, Format, Semantics, Validity,
+};
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -25,9 +28,9 @@ pub struct CheckArgs {
     /// History files (history.jsonl, Jepsen history.edn, Jepsen log lines, porcupine kv).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Input format: jsonl, edn, jepsen-log, porcupine-kv (default: detected).
-    #[arg(long)]
-    pub format: Option<String>,
+    /// Input format (default: detected).
+    #[arg(long, value_parser = cli::format())]
+    pub format: Option<Format>,
     /// What a failed operation and a nil read mean. Default by format:
     /// edn gets `jepsen` (Knossos's contract: :fail did not take place and
     /// observed nothing, :info may or may not have; a nil register read
@@ -36,16 +39,16 @@ pub struct CheckArgs {
     /// register, as porcupine reads them); jsonl gets `tagged` (a failure
     /// whose error starts with "unexecuted" never ran, any other failed cas
     /// found another value; null is the empty register).
-    #[arg(long, value_name = "jepsen|observation|tagged")]
-    pub semantics: Option<String>,
-    /// Model: register, cas-register, kv, multi-register, list-append, set (default: detected).
-    #[arg(long)]
-    pub model: Option<String>,
+    #[arg(long, value_parser = cli::semantics())]
+    pub semantics: Option<Semantics>,
+    /// Model (default: detected).
+    #[arg(long, value_parser = cli::model())]
+    pub model: Option<Checker>,
     /// Initial register value, as JSON (e.g. 0 or "\"a\""); bare words are strings.
     #[arg(long, value_name = "VALUE")]
     pub initial: Option<String>,
     /// Time limit per file in seconds; reaching it gives `unknown`.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = cli::positive_secs)]
     pub timeout: Option<f64>,
     /// Memory budget of the linearizability search per file, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
@@ -59,14 +62,13 @@ pub struct CheckArgs {
     pub all_keys: bool,
     /// Time limit of an explanation, in seconds. The explanation runs after
     /// the verdict is printed and never changes it.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = cli::non_negative)]
     pub explain_timeout: f64,
-    /// List-append: the consistency model to check, from Elle's ladder:
-    /// strict-serializable (default), serializable, snapshot-isolation,
-    /// repeatable-read, read-committed, read-uncommitted. The anomalies
-    /// that break it make the history invalid; the others are reported.
-    #[arg(long, value_name = "MODEL")]
-    pub consistency_model: Option<String>,
+    /// List-append: the consistency model to check, from Elle's ladder
+    /// (default strict-serializable). The anomalies that break it make the
+    /// history invalid; the others are reported.
+    #[arg(long, value_name = "MODEL", value_parser = cli::consistency_model())]
+    pub consistency_model: Option<ConsistencyModel>,
     /// List-append: the same as `--consistency-model serializable`.
     #[arg(long, conflicts_with = "consistency_model")]
     pub serializable: bool,
@@ -78,71 +80,30 @@ pub struct CheckArgs {
     pub explain: bool,
 }
 
-/// A usage error, reported as one line with exit code 64.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-fn options(args: &CheckArgs) -> Result<(Option<Format>, CheckOptions), UsageError> {
-    let format = match &args.format {
-        Some(f) => Some(f.parse::<Format>().map_err(|e| UsageError(e.to_string()))?),
-        None => None,
-    };
-    let checker = match &args.model {
-        Some(m) => Some(
-            m.parse::<Checker>()
-                .map_err(|e| UsageError(e.to_string()))?,
-        ),
-        None => None,
-    };
-    let consistency_model = match (&args.consistency_model, args.serializable) {
-        (Some(m), _) => m
-            .parse::<checker::ConsistencyModel>()
-            .map_err(|e| UsageError(e.to_string()))?,
-        (None, true) => checker::ConsistencyModel::Serializable,
-        (None, false) => checker::ConsistencyModel::default(),
-    };
-    let semantics = match &args.semantics {
-        Some(m) => Some(
-            m.parse::<checker::Semantics>()
-                .map_err(|e| UsageError(e.to_string()))?,
-        ),
-        None => None,
+/// The checker's options from the arguments (all checked while parsing).
+fn options(args: &CheckArgs) -> CheckOptions {
+    let consistency_model = match (args.consistency_model, args.serializable) {
+        (Some(m), _) => m,
+        (None, true) => ConsistencyModel::Serializable,
+        (None, false) => ConsistencyModel::default(),
     };
     let initial = args
         .initial
         .as_ref()
         .map(|v| serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.clone())));
-    let timeout = match args.timeout {
-        Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
-        Some(t) => {
-            return Err(UsageError(format!(
-                "--timeout must be a positive number of seconds, got {t}"
-            )))
-        }
-        None => None,
-    };
-    if !(args.explain_timeout.is_finite() && args.explain_timeout >= 0.0) {
-        return Err(UsageError(format!(
-            "--explain-timeout must be a number of seconds, got {}",
-            args.explain_timeout
-        )));
+    CheckOptions {
+        checker: args.model,
+        initial,
+        split_by_key: !args.no_split,
+        timeout: args.timeout.map(Duration::from_secs_f64),
+        memory_budget: args.memory_mb.saturating_mul(1 << 20),
+        // The verdict first; the explanation after it (see `run`).
+        explain: false,
+        explain_timeout: Duration::from_secs_f64(args.explain_timeout),
+        all_keys: args.all_keys,
+        consistency_model,
+        semantics: args.semantics,
     }
-    Ok((
-        format,
-        CheckOptions {
-            checker,
-            initial,
-            split_by_key: !args.no_split,
-            timeout,
-            memory_budget: args.memory_mb.saturating_mul(1 << 20),
-            // The verdict first; the explanation after it (see `run`).
-            explain: false,
-            explain_timeout: Duration::from_secs_f64(args.explain_timeout),
-            all_keys: args.all_keys,
-            consistency_model,
-            semantics,
-        },
-    ))
 }
 
 fn none_if_empty(items: &[String]) -> String {
@@ -162,13 +123,8 @@ enum FileOutcome {
 /// Run the command; returns the process exit code. Output goes to stdout,
 /// errors to stderr.
 pub fn run(args: &CheckArgs) -> i32 {
-    let (format, opts) = match options(args) {
-        Ok(o) => o,
-        Err(UsageError(e)) => {
-            eprintln!("dcf-harness check: {e}");
-            return exit::USAGE;
-        }
-    };
+    let format = args.format;
+    let opts = options(args);
     let mut outcomes = Vec::new();
     for path in &args.files {
         let checked = formats::read_file(path, format).and_then(|h| {

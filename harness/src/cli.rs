@@ -4,12 +4,20 @@
 //!
 //! [`Names`] parses a name from a registry (deployments, workloads, fault
 //! kinds, checker models, formats) and lists the registry's names, with
-//! their help, in `--help`.
+//! their help, in `--help`. The typed values a run records in `test.json`
+//! ([`WorkloadChoice`], [`NemesisList`], [`ScheduleArg`]) serialise as
+//! they were written.
 
+use checker::{Checker, ConsistencyModel, Format, ModelKind, Semantics};
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::ErrorKind;
+use nemesis::{FaultKind, Step};
+use serde::{Serialize, Serializer};
 use std::ffi::OsStr;
+use std::fmt;
 use std::marker::PhantomData;
+use std::path::PathBuf;
+use workloads::WorkloadKind;
 
 /// Parses a value with `parse`; `choices` are the names (and one line of
 /// help each) that `--help` lists.
@@ -74,12 +82,243 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for Names<T> {
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(
-            (self.choices)()
-                .into_iter()
-                .map(|(name, help)| PossibleValue::new(name).help(help)),
-        ))
+        Some(Box::new((self.choices)().into_iter().map(
+            |(name, help)| {
+                let v = PossibleValue::new(name);
+                if help.is_empty() {
+                    v
+                } else {
+                    v.help(help)
+                }
+            },
+        )))
     }
+}
+
+/// Names without help.
+fn bare(names: &'static [&'static str]) -> Vec<(&'static str, &'static str)> {
+    names.iter().map(|n| (*n, "")).collect()
+}
+
+/// clap's error message on one line: its lines up to the usage and help
+/// hints, joined. A usage error is then one line a script can show as is.
+pub fn one_line(message: &str) -> String {
+    let mut out = String::new();
+    for line in message.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// `--workload`: a registered workload.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkloadChoice(pub &'static WorkloadKind);
+
+impl WorkloadChoice {
+    pub fn name(self) -> &'static str {
+        self.0.name
+    }
+}
+
+impl fmt::Display for WorkloadChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl Serialize for WorkloadChoice {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.name)
+    }
+}
+
+/// `--workload`.
+pub fn workload() -> Names<WorkloadChoice> {
+    Names::new(
+        || {
+            workloads::WORKLOADS
+                .iter()
+                .map(|k| (k.name, k.about))
+                .collect()
+        },
+        |s| {
+            workloads::kind(s)
+                .map(WorkloadChoice)
+                .map_err(|e| e.to_string())
+        },
+    )
+}
+
+/// `--nemesis`: fault kinds, or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NemesisList(pub Vec<FaultKind>);
+
+/// The `--nemesis` value that asks for no faults.
+const NO_FAULTS: &str = "none";
+
+impl fmt::Display for NemesisList {
+    /// `partition,kill` (or `none`), as on the command line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str(NO_FAULTS);
+        }
+        let names: Vec<&str> = self.0.iter().map(|k| k.name()).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+impl Serialize for NemesisList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl std::str::FromStr for NemesisList {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim() == NO_FAULTS || s.trim().is_empty() {
+            return Ok(NemesisList(Vec::new()));
+        }
+        s.split(',')
+            .map(|k| k.trim().parse::<FaultKind>())
+            .collect::<Result<_, _>>()
+            .map(NemesisList)
+    }
+}
+
+/// `--nemesis`: comma-separated fault kinds from the registry.
+pub fn nemesis() -> Names<NemesisList> {
+    Names::new(
+        || {
+            std::iter::once((NO_FAULTS, "no faults"))
+                .chain(FaultKind::ALL.iter().map(|k| (k.name(), k.about())))
+                .collect()
+        },
+        str::parse,
+    )
+}
+
+/// `--schedule`: an explicit fault schedule, parsed, and its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleArg {
+    pub text: String,
+    pub steps: Vec<Step>,
+}
+
+impl Serialize for ScheduleArg {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+/// `--schedule`'s long help: the grammar, with every fault kind's verbs.
+pub fn schedule_help() -> String {
+    format!(
+        "An explicit fault schedule instead of the randomised default: SECONDS:ACTION \
+         items separated by commas, SECONDS counted from the start of the run, ACTION one \
+         of {}; TOPOLOGY one of {}; TARGET one of {}. \
+         E.g. \"5:partition:halves,15:heal,20:kill:leader,28:restart\".",
+        nemesis::schedule::grammar().join(", "),
+        names(nemesis::Topology::ALL.iter().map(|t| t.name())),
+        names(nemesis::Target::ALL.iter().map(|t| t.name())),
+    )
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
+    it.collect::<Vec<_>>().join(", ")
+}
+
+/// Parses `--schedule` with the fault kinds' grammar.
+pub fn schedule(s: &str) -> Result<ScheduleArg, String> {
+    nemesis::parse_schedule(s)
+        .map(|steps| ScheduleArg {
+            text: s.to_string(),
+            steps,
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// `--param NAME=VALUE`: a DCF parameter the nodes accept.
+pub fn param(s: &str) -> Result<String, String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
+    dcf::params::Params::default()
+        .set(name, value)
+        .map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+/// A path that must be an existing file.
+pub fn existing_file(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!("{s} does not exist or is not a file"))
+    }
+}
+
+/// A number of seconds greater than zero.
+pub fn positive_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 => Ok(t),
+        _ => Err("expected a positive number of seconds".into()),
+    }
+}
+
+/// A finite number that is not negative.
+pub fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
+        _ => Err("expected a number that is not negative".into()),
+    }
+}
+
+/// `check --format`.
+pub fn format() -> Names<Format> {
+    Names::new(
+        || bare(Format::NAMES),
+        |s| s.parse().map_err(|e: checker::CheckError| e.to_string()),
+    )
+}
+
+/// `check --semantics`.
+pub fn semantics() -> Names<Semantics> {
+    Names::new(
+        || bare(Semantics::NAMES),
+        |s| s.parse().map_err(|e: checker::CheckError| e.to_string()),
+    )
+}
+
+/// `check --model`.
+pub fn model() -> Names<Checker> {
+    Names::new(
+        || bare(ModelKind::NAMES),
+        |s| s.parse().map_err(|e: checker::CheckError| e.to_string()),
+    )
+}
+
+/// `check --consistency-model`: a model of Elle's ladder.
+pub fn consistency_model() -> Names<ConsistencyModel> {
+    Names::new(
+        || {
+            ConsistencyModel::LADDER
+                .iter()
+                .map(|m| (m.name(), ""))
+                .collect()
+        },
+        |s| s.parse().map_err(|e: checker::CheckError| e.to_string()),
+    )
 }
 
 /// `--deploy`: a value of a registered deployment kind.
@@ -98,6 +337,40 @@ pub fn deployment() -> Names<crate::deploy::DeployChoice> {
 mod tests {
     use super::*;
     use clap::{Arg, Command};
+
+    #[test]
+    fn clap_messages_fold_into_one_line() {
+        let e = "error: invalid value '0' for '--nodes <NODES>': 0 is not in 1..=32\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(e),
+            "error: invalid value '0' for '--nodes <NODES>': 0 is not in 1..=32"
+        );
+        let e = "error: the following required arguments were not provided:\n  <FILE>...\n\nUsage: dcf-harness check <FILE>...\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(e),
+            "error: the following required arguments were not provided: <FILE>..."
+        );
+    }
+
+    #[test]
+    fn nemesis_lists_round_trip_as_written() {
+        let l: NemesisList = "partition, kill".parse().unwrap();
+        assert_eq!(l.0, [FaultKind::Partition, FaultKind::Kill]);
+        assert_eq!(l.to_string(), "partition,kill");
+        assert_eq!("none".parse::<NemesisList>().unwrap().to_string(), "none");
+        assert!("partition,bogus"
+            .parse::<NemesisList>()
+            .unwrap_err()
+            .contains("\"bogus\""));
+        assert_eq!(
+            serde_json::to_value(schedule("1:kill:one, 2:restart").unwrap()).unwrap(),
+            "1:kill:one, 2:restart"
+        );
+        assert!(param("ELECTION_TIMEOUT=1000").is_ok());
+        assert!(param("ELECTION_TIMEOUT")
+            .unwrap_err()
+            .contains("NAME=VALUE"));
+    }
 
     fn cmd() -> Command {
         Command::new("t").arg(

@@ -25,9 +25,6 @@ pub enum HarnessError {
         "cannot find dcf-node: build it with `cargo build --release -p dcf` or pass --node-binary"
     )]
     NodeBinaryNotFound,
-    /// An option the command line could not check.
-    #[error("{0}")]
-    BadOption(String),
     #[error("deploy: {0}")]
     Deploy(#[source] DeployError),
     #[error("starting nodes: {0}")]

@@ -5,7 +5,7 @@
 //! when dropped).
 
 use crate::analysis;
-use crate::cli;
+use crate::cli::{self, NemesisList, ScheduleArg, WorkloadChoice};
 use crate::deploy::{ClusterSpec, DeployChoice, Deployment, KindOptions};
 use crate::error::HarnessError;
 use crate::exit;
@@ -29,32 +29,32 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Options of `dcf-harness test`.
+/// Options of `dcf-harness test`. Every value is checked while the
+/// command line is parsed (see [`crate::cli`]): a bad one is a usage error
+/// before anything is created.
 #[derive(clap::Args, Debug, Clone, serde::Serialize)]
 pub struct TestArgs {
     /// Number of dcf-node processes.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=32))]
     pub nodes: u32,
-    /// What clients do: register (linearizable cas registers) or
-    /// list-append (transactions checked for serializability anomalies).
-    #[arg(long, default_value = "register")]
-    pub workload: String,
-    /// Comma-separated fault kinds: partition, kill, pause, compact (log
-    /// truncation after a checkpoint on running nodes); or none.
-    #[arg(long, default_value = "partition,kill,pause")]
-    pub nemesis: String,
+    /// What clients do.
+    #[arg(long, default_value = "register", value_parser = cli::workload())]
+    pub workload: WorkloadChoice,
+    /// Comma-separated fault kinds for the randomised schedule, or none.
+    #[arg(long, default_value = "partition,kill,pause", value_parser = cli::nemesis())]
+    pub nemesis: NemesisList,
     /// An explicit fault schedule instead of the randomised default, e.g.
     /// "5:partition:halves,15:heal,20:kill:leader,28:restart".
-    #[arg(long)]
-    pub schedule: Option<String>,
+    #[arg(long, value_parser = cli::schedule, long_help = cli::schedule_help())]
+    pub schedule: Option<ScheduleArg>,
     /// Seconds of workload.
     #[arg(long, default_value_t = 60)]
     pub time_limit: u64,
-    /// Target operations per second over all clients.
-    #[arg(long, default_value_t = 200.0)]
+    /// Target operations per second over all clients (0: as fast as possible).
+    #[arg(long, default_value_t = 200.0, value_parser = cli::non_negative)]
     pub rate: f64,
     /// Client processes at once.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub concurrency: usize,
     /// Seed of every random choice (printed; pass it to reproduce a run).
     #[arg(long)]
@@ -63,13 +63,13 @@ pub struct TestArgs {
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
     /// The dcf-node binary (default: next to dcf-harness, then $PATH).
-    #[arg(long)]
+    #[arg(long, value_parser = cli::existing_file)]
     pub node_binary: Option<PathBuf>,
     /// Name of the test in the store (default: <workload>-<nemesis>).
     #[arg(long)]
     pub name: Option<String>,
     /// Timeout of each client call, in milliseconds.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..))]
     pub op_timeout_ms: u64,
     /// Where and how nodes are deployed.
     #[arg(long, default_value = "auto", value_parser = cli::deployment())]
@@ -79,14 +79,14 @@ pub struct TestArgs {
     #[serde(flatten)]
     pub deploy_options: KindOptions,
     /// A DCF parameter for every node, NAME=VALUE (repeatable).
-    #[arg(long = "param", value_name = "NAME=VALUE", default_values_t = vec!["ELECTION_TIMEOUT=1000".to_string(), "HEARTBEAT_INTERVAL=200".to_string()])]
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = cli::param, default_values_t = vec!["ELECTION_TIMEOUT=1000".to_string(), "HEARTBEAT_INTERVAL=200".to_string()])]
     pub params: Vec<String>,
     /// UNSAFE node option, to show the harness catches bugs: nodes serve
     /// reads from local state without confirming leadership.
     #[arg(long)]
     pub unsafe_local_reads: bool,
     /// Time limit of the checker, in seconds (then the verdict is unknown).
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     pub check_timeout: u64,
     /// Accept a run in which a requested fault kind cannot be injected here
     /// (partitions without root or iptables). Without it such a run is
@@ -178,7 +178,7 @@ fn describe(ev: &NemesisEvent) -> String {
 /// Runs one test. Never panics on bad input; all problems end up in the outcome.
 pub fn run(args: TestArgs, command_line: Vec<String>) -> TestOutcome {
     let seed = args.seed.unwrap_or_else(rand::random);
-    let nemesis_name = args.nemesis.replace(',', "+");
+    let nemesis_name = args.nemesis.to_string().replace(',', "+");
     let name = args
         .name
         .clone()
@@ -199,7 +199,7 @@ pub fn run(args: TestArgs, command_line: Vec<String>) -> TestOutcome {
     let test_file = TestFile {
         format_version: FORMAT_VERSION,
         name: Some(name),
-        workload: Some(args.workload.clone()),
+        workload: Some(args.workload.name().to_string()),
         seed: Some(seed),
         command_line,
         git_revision: git_revision(),
@@ -217,7 +217,7 @@ pub fn run(args: TestArgs, command_line: Vec<String>) -> TestOutcome {
     }
     let outcome = match run_inner(&args, seed, &run_dir) {
         Ok(known) => {
-            let check_timeout = Duration::from_secs(args.check_timeout.max(1));
+            let check_timeout = Duration::from_secs(args.check_timeout);
             match analysis::analyze(&run_dir, check_timeout, known) {
                 Ok(a) => TestOutcome::Verdict {
                     valid: a.valid,
@@ -259,26 +259,14 @@ pub fn write_reports(run: &std::path::Path, store: &std::path::Path) -> Option<P
 /// `results.json`. The deployment is torn down before this returns, on
 /// every path (explicitly, or by its `Drop` on error and panic).
 fn run_inner(args: &TestArgs, seed: u64, run_dir: &RunDir) -> Result<ResultsFile, HarnessError> {
-    let bad = HarnessError::BadOption;
-    let mut workload = workloads::by_name(&args.workload).map_err(|e| bad(e.to_string()))?;
-    let kinds = parse_kinds(&args.nemesis)?;
+    let mut workload = (args.workload.0.build)();
+    let kinds = args.nemesis.0.clone();
     let schedule = match &args.schedule {
-        Some(s) => Schedule::Explicit(nemesis::parse_schedule(s).map_err(|e| bad(e.to_string()))?),
+        Some(s) => Schedule::Explicit(s.steps.clone()),
         None if kinds.is_empty() => Schedule::Explicit(Vec::new()),
         None => Schedule::default(),
     };
     let node_binary = find_node_binary(&args.node_binary)?;
-    if args.nodes == 0 || args.nodes > 32 {
-        return Err(bad(format!("--nodes {} must be in 1..=32", args.nodes)));
-    }
-    for p in &args.params {
-        let Some((name, value)) = p.split_once('=') else {
-            return Err(bad(format!("--param {p:?} is not NAME=VALUE")));
-        };
-        dcf::params::Params::default()
-            .set(name, value)
-            .map_err(|e| bad(format!("--param {p}: {e}")))?;
-    }
     // The server answers `info` before the client gives up on a write.
     let server_timeout = (args.op_timeout_ms * 2 / 3).max(1);
     let mut extra_args = vec![
@@ -430,11 +418,7 @@ fn drive(
     };
 
     let workload_shared: SharedWorkload = Arc::new(Mutex::new((
-        std::mem::replace(
-            workload,
-            workloads::by_name(&args.workload)
-                .map_err(|e| HarnessError::BadOption(e.to_string()))?,
-        ),
+        std::mem::replace(workload, (args.workload.0.build)()),
         StdRng::seed_from_u64(seed),
     )));
     let iopts = InterpreterOptions {
@@ -442,7 +426,7 @@ fn drive(
         concurrency: args.concurrency,
         rate: args.rate,
         time_limit: limit,
-        op_timeout: Duration::from_millis(args.op_timeout_ms.max(1)),
+        op_timeout: Duration::from_millis(args.op_timeout_ms),
         endpoints: endpoints.clone(),
         seed,
     };
@@ -569,20 +553,6 @@ fn node_exits(deployment: &dyn Deployment, nemesis: &Nemesis) -> Vec<NodeExit> {
         .collect()
 }
 
-/// Parses `--nemesis`: comma-separated fault kinds, or `none`.
-fn parse_kinds(s: &str) -> Result<Vec<FaultKind>, HarnessError> {
-    if s.trim() == "none" || s.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    s.split(',')
-        .map(|k| {
-            k.trim()
-                .parse::<FaultKind>()
-                .map_err(|e| HarnessError::BadOption(format!("--nemesis: {e}")))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -610,7 +580,7 @@ mod tests {
         let written = TestFile {
             format_version: FORMAT_VERSION,
             name: None,
-            workload: Some(args.workload.clone()),
+            workload: Some(args.workload.name().to_string()),
             seed: Some(1),
             command_line: Vec::new(),
             git_revision: None,

@@ -1,16 +1,17 @@
 //! `dcf-harness`: the command-line entry point of the test harness.
 //!
-//! A clap-derive CLI with one subcommand per concern; `check` is the first.
-//! Others (`test`, `analyze`, `serve`) are added as new variants of
-//! [`Command`] with their own module in the library.
+//! A clap-derive CLI with one subcommand per concern (`test`, `analyze`,
+//! `check`, `serve`, `cleanup`), each with its own module in the library.
+//! Options are validated while parsing: a usage error is one line on
+//! stderr and exit status 64, before anything is created.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use harness::analyze_cmd::{self, AnalyzeArgs};
 use harness::check_cmd::{self, CheckArgs};
-use harness::exit;
 use harness::serve_cmd::{self, ServeArgs};
 use harness::test_cmd::{self, TestArgs, TestOutcome};
+use harness::{cli, exit};
 use std::path::{Path, PathBuf};
 
 /// Jepsen-style fault-injection harness for DCF.
@@ -77,11 +78,15 @@ fn cleanup(run_dir: &Path) -> anyhow::Result<()> {
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // Help and version are not errors; everything else is bad usage (64).
-            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+        // Help and version are not errors.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            std::process::exit(code);
+            std::process::exit(0);
+        }
+        // Everything else is bad usage: one line, exit 64, nothing created.
+        Err(e) => {
+            eprintln!("{}", cli::one_line(&e.render().to_string()));
+            std::process::exit(exit::USAGE);
         }
     };
     let code = match cli.command {
