@@ -259,30 +259,7 @@ pub fn write_reports(run: &std::path::Path, store: &std::path::Path) -> Option<P
 /// `results.json`. The deployment is torn down before this returns, on
 /// every path (explicitly, or by its `Drop` on error and panic).
 fn run_inner(args: &TestArgs, seed: u64, run_dir: &RunDir) -> Result<ResultsFile, HarnessError> {
-    let mut workload = (args.workload.0.build)();
-    let kinds = args.nemesis.0.clone();
-    let schedule = match &args.schedule {
-        Some(s) => Schedule::Explicit(s.steps.clone()),
-        None if kinds.is_empty() => Schedule::Explicit(Vec::new()),
-        None => Schedule::default(),
-    };
-    let node_binary = find_node_binary(&args.node_binary)?;
-    // The server answers `info` before the client gives up on a write.
-    let server_timeout = (args.op_timeout_ms * 2 / 3).max(1);
-    let mut extra_args = vec![
-        "--request-timeout-ms".to_string(),
-        server_timeout.to_string(),
-    ];
-    if args.unsafe_local_reads {
-        extra_args.push("--unsafe-local-reads".into());
-    }
-    let spec = ClusterSpec {
-        nodes: args.nodes,
-        node_binary,
-        base_dir: run_dir.nodes(),
-        params: args.params.clone(),
-        extra_args,
-    };
+    let spec = cluster_spec(args, run_dir)?;
     let deployment = args
         .deploy
         .build(spec, &args.deploy_options)
@@ -291,29 +268,8 @@ fn run_inner(args: &TestArgs, seed: u64, run_dir: &RunDir) -> Result<ResultsFile
     let result = deployment
         .setup()
         .map_err(HarnessError::Deploy)
-        .and_then(|_| {
-            drive(
-                args,
-                seed,
-                run_dir,
-                deployment.clone(),
-                kinds,
-                schedule,
-                &mut workload,
-                interrupted.clone(),
-            )
-        });
-    // Collect and tear down whatever happened above.
-    for id in deployment.node_ids() {
-        let dest = run_dir.nodes().join(format!("n{id}"));
-        if let Err(e) = deployment.collect(id, &dest) {
-            eprintln!("dcf-harness: collecting node {id}: {e}");
-        }
-    }
-    let description = deployment.describe();
-    if let Err(e) = deployment.teardown() {
-        eprintln!("dcf-harness: teardown: {e}");
-    }
+        .and_then(|_| drive(args, seed, run_dir, deployment.clone(), interrupted.clone()));
+    let description = collect_and_tear_down(&*deployment, run_dir);
     let mut known = ResultsFile {
         run: result?,
         ..ResultsFile::default()
@@ -330,15 +286,62 @@ fn run_inner(args: &TestArgs, seed: u64, run_dir: &RunDir) -> Result<ResultsFile
     Ok(known)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What to deploy: the nodes, their binary and their options.
+fn cluster_spec(args: &TestArgs, run_dir: &RunDir) -> Result<ClusterSpec, HarnessError> {
+    // The server answers `info` before the client gives up on a write.
+    let server_timeout = (args.op_timeout_ms * 2 / 3).max(1);
+    let mut extra_args = vec![
+        "--request-timeout-ms".to_string(),
+        server_timeout.to_string(),
+    ];
+    if args.unsafe_local_reads {
+        extra_args.push("--unsafe-local-reads".into());
+    }
+    Ok(ClusterSpec {
+        nodes: args.nodes,
+        node_binary: find_node_binary(&args.node_binary)?,
+        base_dir: run_dir.nodes(),
+        params: args.params.clone(),
+        extra_args,
+    })
+}
+
+/// Collects every node's logs and data into the run folder, then tears
+/// the deployment down, whatever happened before; returns its description.
+fn collect_and_tear_down(deployment: &dyn Deployment, run_dir: &RunDir) -> String {
+    for id in deployment.node_ids() {
+        let dest = run_dir.nodes().join(format!("n{id}"));
+        if let Err(e) = deployment.collect(id, &dest) {
+            eprintln!("dcf-harness: collecting node {id}: {e}");
+        }
+    }
+    let description = deployment.describe();
+    if let Err(e) = deployment.teardown() {
+        eprintln!("dcf-harness: teardown: {e}");
+    }
+    description
+}
+
+/// The fault kinds of the randomised schedule and the schedule to follow:
+/// the explicit one, none without kinds, else the randomised default.
+fn fault_plan(args: &TestArgs) -> (Vec<FaultKind>, Schedule) {
+    let kinds = args.nemesis.0.clone();
+    let schedule = match &args.schedule {
+        Some(s) => Schedule::Explicit(s.steps.clone()),
+        None if kinds.is_empty() => Schedule::Explicit(Vec::new()),
+        None => Schedule::default(),
+    };
+    (kinds, schedule)
+}
+
+/// Runs the test on a set-up deployment: start the nodes and wait for a
+/// leader, run the workload with the nemesis alongside, heal, wait for
+/// recovery, read the final state. Returns what the run observed.
 fn drive(
     args: &TestArgs,
     seed: u64,
     run_dir: &RunDir,
     deployment: Arc<dyn Deployment>,
-    kinds: Vec<FaultKind>,
-    schedule: Schedule,
-    workload: &mut Box<dyn workloads::Workload>,
     interrupted: Arc<AtomicBool>,
 ) -> Result<RunObservations, HarnessError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -346,15 +349,75 @@ fn drive(
         .enable_all()
         .build()
         .map_err(HarnessError::Runtime)?;
+    let (kinds, schedule) = fault_plan(args);
+    start_cluster(args, &*deployment, &requested_kinds(&kinds, &schedule))?;
+    let live = Live::begin(args, rt, deployment, run_dir, interrupted)?;
+    let control: Arc<dyn ClusterControl> = live.deployment.clone().control();
+    let nemesis = Arc::new(Nemesis::new(control, kinds, schedule, seed));
+    let nemesis_thread = live.spawn_nemesis(nemesis.clone());
+    let workload = (args.workload.0.build)();
+    let iopts = InterpreterOptions {
+        codec: workload.codec(),
+        concurrency: args.concurrency,
+        rate: args.rate,
+        time_limit: live.limit,
+        op_timeout: Duration::from_millis(args.op_timeout_ms),
+        endpoints: live.deployment.client_endpoints(),
+        seed,
+    };
+    let workload: SharedWorkload = Arc::new(Mutex::new((workload, StdRng::seed_from_u64(seed))));
+    let done = Arc::new(AtomicBool::new(false));
+    let progress_task = live.rt.spawn(progress::show(
+        live.counters.clone(),
+        live.fault.clone(),
+        live.limit,
+        done.clone(),
+    ));
+    let next_process = live.rt.block_on(interpreter::run_workers(
+        &iopts,
+        workload.clone(),
+        live.recorder.clone(),
+        live.counters.clone(),
+        live.stop.clone(),
+    ));
+    live.stop.store(true, Ordering::Relaxed);
+    let _ = nemesis_thread.join();
+    let recovered = live.heal_and_recover(&nemesis);
+    let node_exits = node_exits(&*live.deployment, &nemesis);
+    let final_reads = live.read_final_state(&workload, &iopts, next_process);
+    done.store(true, Ordering::Relaxed);
+    let _ = live.rt.block_on(progress_task);
+    let (ok, fail, info) = live.finish()?;
+    eprintln!(
+        "dcf-harness: {} ops (ok {ok}, fail {fail}, info {info}); final reads {}/{}; checking",
+        ok + fail + info,
+        final_reads.ok,
+        final_reads.total
+    );
+    Ok(RunObservations {
+        recovered: Some(recovered),
+        final_reads: Some(final_reads),
+        client_ops: Some(OpCounts { ok, fail, info }),
+        node_exits: Some(node_exits),
+        ..RunObservations::default()
+    })
+}
+
+/// Starts every node, warns about requested faults this deployment cannot
+/// inject, and waits (up to 30 s) for a leader.
+fn start_cluster(
+    args: &TestArgs,
+    deployment: &dyn Deployment,
+    requested: &BTreeSet<FaultKind>,
+) -> Result<(), HarnessError> {
     deployment.start_all().map_err(HarnessError::StartNodes)?;
-    let endpoints = deployment.client_endpoints();
     eprintln!(
         "dcf-harness: {} nodes up ({}), waiting for a leader",
         args.nodes,
         deployment.describe()
     );
     if !args.accept_unsupported_faults {
-        warn_unsupported_faults(&*deployment, &requested_kinds(&kinds, &schedule));
+        warn_unsupported_faults(deployment, requested);
     }
     let leader_deadline = Instant::now() + Duration::from_secs(30);
     let leader = loop {
@@ -370,20 +433,50 @@ fn drive(
         "dcf-harness: node {leader} leads; running {} for {} s",
         args.workload, args.time_limit
     );
+    Ok(())
+}
 
-    let recorder =
-        Arc::new(Recorder::create(&run_dir.history()).map_err(HarnessError::HistoryCreate)?);
-    let counters = Arc::new(Counters::default());
-    let fault = Arc::new(CurrentFault::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicBool::new(false));
-    let limit = Duration::from_secs(args.time_limit);
+/// What the phases of a running test share: the runtime, the deployment,
+/// the history being recorded, the live counts and the flags that end the
+/// workload.
+struct Live {
+    rt: tokio::runtime::Runtime,
+    deployment: Arc<dyn Deployment>,
+    recorder: Arc<Recorder>,
+    counters: Arc<Counters>,
+    fault: Arc<CurrentFault>,
+    /// Ends the workload and the nemesis schedule.
+    stop: Arc<AtomicBool>,
+    /// Set by Ctrl-C or SIGTERM.
+    interrupted: Arc<AtomicBool>,
+    limit: Duration,
+}
 
-    // Ctrl-C and SIGTERM end the run early; teardown still happens.
-    {
-        let stop = stop.clone();
-        let interrupted = interrupted.clone();
-        rt.spawn(async move {
+impl Live {
+    /// Starts recording the history and listening for Ctrl-C and SIGTERM,
+    /// which end the run early (teardown still happens).
+    fn begin(
+        args: &TestArgs,
+        rt: tokio::runtime::Runtime,
+        deployment: Arc<dyn Deployment>,
+        run_dir: &RunDir,
+        interrupted: Arc<AtomicBool>,
+    ) -> Result<Live, HarnessError> {
+        let recorder =
+            Arc::new(Recorder::create(&run_dir.history()).map_err(HarnessError::HistoryCreate)?);
+        let live = Live {
+            rt,
+            deployment,
+            recorder,
+            counters: Arc::new(Counters::default()),
+            fault: Arc::new(CurrentFault::default()),
+            stop: Arc::new(AtomicBool::new(false)),
+            interrupted,
+            limit: Duration::from_secs(args.time_limit),
+        };
+        let stop = live.stop.clone();
+        let interrupted = live.interrupted.clone();
+        live.rt.spawn(async move {
             let mut term =
                 match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                     Ok(t) => t,
@@ -397,15 +490,16 @@ fn drive(
             interrupted.store(true, Ordering::Relaxed);
             stop.store(true, Ordering::Relaxed);
         });
+        Ok(live)
     }
 
-    let control: Arc<dyn ClusterControl> = deployment.clone().control();
-    let nemesis = Arc::new(Nemesis::new(control, kinds, schedule, seed));
-    let nemesis_thread = {
-        let nemesis = nemesis.clone();
-        let recorder = recorder.clone();
-        let fault = fault.clone();
-        let stop = stop.clone();
+    /// Runs the nemesis's schedule in its own thread until the time limit
+    /// or `stop`, recording its events.
+    fn spawn_nemesis(&self, nemesis: Arc<Nemesis>) -> std::thread::JoinHandle<()> {
+        let recorder = self.recorder.clone();
+        let fault = self.fault.clone();
+        let stop = self.stop.clone();
+        let deadline = Instant::now() + self.limit;
         std::thread::spawn(move || {
             let mut on_event = |ev: NemesisEvent| {
                 if ev.phase == Phase::Info {
@@ -413,98 +507,68 @@ fn drive(
                 }
                 recorder.record(nemesis_op(&ev));
             };
-            nemesis.run(Instant::now() + limit, &stop, &mut on_event);
+            nemesis.run(deadline, &stop, &mut on_event);
         })
-    };
-
-    let workload_shared: SharedWorkload = Arc::new(Mutex::new((
-        std::mem::replace(workload, (args.workload.0.build)()),
-        StdRng::seed_from_u64(seed),
-    )));
-    let iopts = InterpreterOptions {
-        codec: workload.codec(),
-        concurrency: args.concurrency,
-        rate: args.rate,
-        time_limit: limit,
-        op_timeout: Duration::from_millis(args.op_timeout_ms),
-        endpoints: endpoints.clone(),
-        seed,
-    };
-    let progress_task = rt.spawn(progress::show(
-        counters.clone(),
-        fault.clone(),
-        limit,
-        done.clone(),
-    ));
-    let next_process = rt.block_on(interpreter::run_workers(
-        &iopts,
-        workload_shared.clone(),
-        recorder.clone(),
-        counters.clone(),
-        stop.clone(),
-    ));
-    stop.store(true, Ordering::Relaxed);
-    let _ = nemesis_thread.join();
-
-    // Heal everything and give the cluster time to recover.
-    fault.set("healing");
-    {
-        let mut on_event = |ev: NemesisEvent| {
-            recorder.record(nemesis_op(&ev));
-        };
-        nemesis.heal_all(&mut on_event);
     }
-    fault.set("recovering");
-    let recovery_deadline = Instant::now() + Duration::from_secs(30);
-    let mut recovered = false;
-    while Instant::now() < recovery_deadline {
-        if deployment.leader().is_some() {
-            recovered = true;
-            break;
+
+    /// Heals every fault, then gives the cluster up to 30 s to elect a
+    /// leader; returns whether it did.
+    fn heal_and_recover(&self, nemesis: &Nemesis) -> bool {
+        self.fault.set("healing");
+        nemesis.heal_all(&mut |ev: NemesisEvent| {
+            self.recorder.record(nemesis_op(&ev));
+        });
+        self.fault.set("recovering");
+        let recovery_deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < recovery_deadline {
+            if self.deployment.leader().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
-        std::thread::sleep(Duration::from_millis(200));
+        false
     }
-    let node_exits = node_exits(&*deployment, &nemesis);
-    let mut final_reads = (0, 0);
-    if !interrupted.load(Ordering::Relaxed) {
-        fault.set("final reads");
-        let reads = workload_shared
+
+    /// The workload's final reads, unless the run was interrupted (then
+    /// none are made and none are counted).
+    fn read_final_state(
+        &self,
+        workload: &SharedWorkload,
+        iopts: &InterpreterOptions,
+        next_process: u64,
+    ) -> FinalReads {
+        if self.interrupted.load(Ordering::Relaxed) {
+            return FinalReads::default();
+        }
+        self.fault.set("final reads");
+        let reads = workload
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .0
             .final_reads();
-        final_reads = rt.block_on(interpreter::final_reads(
+        let (ok, total) = self.rt.block_on(interpreter::final_reads(
             reads,
-            &iopts,
-            &recorder,
-            &counters,
+            iopts,
+            &self.recorder,
+            &self.counters,
             next_process + 1000,
             Duration::from_secs(30),
         ));
+        FinalReads {
+            ok: ok as u64,
+            total: total as u64,
+        }
     }
-    done.store(true, Ordering::Relaxed);
-    let _ = rt.block_on(progress_task);
-    rt.shutdown_timeout(Duration::from_secs(2));
-    if let Some(e) = recorder.take_error() {
-        return Err(HarnessError::HistoryWrite(e));
+
+    /// Stops the runtime and returns the client operations by outcome;
+    /// fails if the history could not be written in full.
+    fn finish(self) -> Result<(u64, u64, u64), HarnessError> {
+        self.rt.shutdown_timeout(Duration::from_secs(2));
+        if let Some(e) = self.recorder.take_error() {
+            return Err(HarnessError::HistoryWrite(e));
+        }
+        Ok(self.counters.snapshot())
     }
-    let (ok, fail, info) = counters.snapshot();
-    eprintln!(
-        "dcf-harness: {} ops (ok {ok}, fail {fail}, info {info}); final reads {}/{}; checking",
-        ok + fail + info,
-        final_reads.0,
-        final_reads.1
-    );
-    Ok(RunObservations {
-        recovered: Some(recovered),
-        final_reads: Some(FinalReads {
-            ok: final_reads.0 as u64,
-            total: final_reads.1 as u64,
-        }),
-        client_ops: Some(OpCounts { ok, fail, info }),
-        node_exits: Some(node_exits),
-        ..RunObservations::default()
-    })
 }
 
 /// The fault kinds a run asks for: those of `--nemesis` and those its
