@@ -75,6 +75,14 @@ impl fmt::Display for PlantedBug {
     }
 }
 
+/// Written by its name, as on the command line (a harness records the
+/// bugs a run was started with).
+impl serde::Serialize for PlantedBug {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 impl FromStr for PlantedBug {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

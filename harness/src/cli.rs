@@ -258,6 +258,11 @@ pub fn param(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// `--planted-bug NAME`: a deliberate defect `dcf-node` knows.
+pub fn planted_bug(s: &str) -> Result<dcf::planted::PlantedBug, String> {
+    s.parse()
+}
+
 /// A path that must be an existing file.
 pub fn existing_file(s: &str) -> Result<PathBuf, String> {
     let p = PathBuf::from(s);

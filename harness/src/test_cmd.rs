@@ -15,6 +15,7 @@ use crate::progress::{self, CurrentFault};
 use crate::recorder::Recorder;
 use crate::store::RunDir;
 use checker::{Op, OpType, Process, Validity};
+use dcf::planted::PlantedBug;
 use nemesis::{Action, ClusterControl, FaultKind, Nemesis, NemesisEvent, Phase, Schedule};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -81,9 +82,15 @@ pub struct TestArgs {
     /// A DCF parameter for every node, NAME=VALUE (repeatable).
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = cli::param, default_values_t = vec!["ELECTION_TIMEOUT=1000".to_string(), "HEARTBEAT_INTERVAL=200".to_string()])]
     pub params: Vec<String>,
-    /// UNSAFE node option, to show the harness catches bugs: nodes serve
-    /// reads from local state without confirming leadership.
-    #[arg(long)]
+    /// TEST-ONLY: start every node with this deliberate defect, to show
+    /// that a fault catches the class of bug it stands for (repeatable):
+    /// local-reads, ack-before-fsync, read-lease, unsafe-member-change,
+    /// minority-without-term-bump, no-checksum. A correct run with one is
+    /// expected to end invalid.
+    #[arg(long = "planted-bug", value_name = "NAME", value_parser = cli::planted_bug)]
+    pub planted_bugs: Vec<PlantedBug>,
+    /// The same as `--planted-bug local-reads` (kept for older scripts).
+    #[arg(long, hide = true)]
     pub unsafe_local_reads: bool,
     /// Time limit of the checker, in seconds (then the verdict is unknown).
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
@@ -93,6 +100,17 @@ pub struct TestArgs {
     /// unknown, since it did not test what was asked.
     #[arg(long)]
     pub accept_unsupported_faults: bool,
+}
+
+impl TestArgs {
+    /// The planted bugs the nodes run with, `--unsafe-local-reads` included.
+    pub fn planted_bugs(&self) -> BTreeSet<PlantedBug> {
+        let mut bugs: BTreeSet<PlantedBug> = self.planted_bugs.iter().copied().collect();
+        if self.unsafe_local_reads {
+            bugs.insert(PlantedBug::LocalReads);
+        }
+        bugs
+    }
 }
 
 /// How a test ended: a verdict, or a harness failure with its cause.
@@ -294,15 +312,23 @@ fn cluster_spec(args: &TestArgs, run_dir: &RunDir) -> Result<ClusterSpec, Harnes
         "--request-timeout-ms".to_string(),
         server_timeout.to_string(),
     ];
-    if args.unsafe_local_reads {
-        extra_args.push("--unsafe-local-reads".into());
+    let bugs = args.planted_bugs();
+    for bug in &bugs {
+        extra_args.push("--planted-bug".into());
+        extra_args.push(bug.name().into());
     }
+    let env = if bugs.is_empty() {
+        Vec::new()
+    } else {
+        vec![(dcf::planted::ALLOW_ENV.to_string(), "1".to_string())]
+    };
     Ok(ClusterSpec {
         nodes: args.nodes,
         node_binary: find_node_binary(&args.node_binary)?,
         base_dir: run_dir.nodes(),
         params: args.params.clone(),
         extra_args,
+        env,
     })
 }
 

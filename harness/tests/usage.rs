@@ -33,11 +33,13 @@ fn run(cwd: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// The three errors of the issue, each one line with the offending value.
-const BAD: [(&str, &str, &str); 3] = [
+/// The three errors of the issue, and an unknown planted bug, each one
+/// line with the offending value.
+const BAD: [(&str, &str, &str); 4] = [
     ("--workload", "foo", "unknown workload \"foo\""),
     ("--nemesis", "bogus", "unknown fault \"bogus\""),
     ("--nodes", "0", "0 is not in 1..=32"),
+    ("--planted-bug", "bogus", "unknown planted bug \"bogus\""),
 ];
 
 fn assert_usage_error(out: &Output, option: &str, value: &str, why: &str) {

@@ -295,6 +295,7 @@ impl LocalDeployment {
                 .map(str::to_string),
             program: self.spec.node_binary.clone(),
             args,
+            env: self.spec.env.clone(),
             log_dir: node.dir.clone(),
         }
     }

@@ -42,6 +42,9 @@ pub struct ClusterSpec {
     pub params: Vec<String>,
     /// Further `dcf-node` arguments, e.g. `--request-timeout-ms 2000`.
     pub extra_args: Vec<String>,
+    /// Environment variables every node process gets besides the
+    /// harness's own, e.g. the one that allows planted bugs.
+    pub env: Vec<(String, String)>,
     /// Where node folders (data, logs) and the resource file live; it
     /// should be unique to the run.
     pub base_dir: PathBuf,
@@ -55,6 +58,7 @@ impl ClusterSpec {
             node_binary: node_binary.into(),
             params: Vec::new(),
             extra_args: Vec::new(),
+            env: Vec::new(),
             base_dir: base_dir.into(),
         }
     }

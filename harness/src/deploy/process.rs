@@ -16,6 +16,8 @@ pub struct Launch {
     pub netns: Option<String>,
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// Environment variables set for the process (on top of ours).
+    pub env: Vec<(String, String)>,
     /// Folder for `stdout.log` and `stderr.log` (appended across restarts).
     pub log_dir: PathBuf,
 }
@@ -106,6 +108,7 @@ impl NodeProcess {
             None => Command::new(&l.program),
         };
         c.args(&l.args)
+            .envs(l.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log_file(&l.log_dir, "stdout.log")?)
             .stderr(log_file(&l.log_dir, "stderr.log")?);
