@@ -27,7 +27,7 @@ enum Command {
     /// Run a fault-injection test against a local dcf-node cluster and
     /// store its checked history (exit 0 valid, 1 invalid, 2 unknown,
     /// 255 harness failure).
-    Test(TestArgs),
+    Test(Box<TestArgs>),
     /// Re-check a stored run's history from scratch and rewrite its results.json.
     Analyze(AnalyzeArgs),
     /// Check history files (ours or another tool's) and print one verdict per file.
@@ -90,7 +90,7 @@ fn main() {
         }
     };
     let code = match cli.command {
-        Command::Test(args) => test(args),
+        Command::Test(args) => test(*args),
         Command::Analyze(args) => analyze_cmd::run(&args),
         Command::Check(args) => check_cmd::run(&args),
         Command::Cleanup { run_dir } => match cleanup(&run_dir) {
