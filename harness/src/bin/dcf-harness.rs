@@ -89,6 +89,12 @@ fn main() {
             std::process::exit(exit::USAGE);
         }
     };
+    if let Command::Test(args) = &cli.command {
+        if let Err(why) = args.deploy.validate(&args.deploy_options) {
+            eprintln!("error: {why}");
+            std::process::exit(exit::USAGE);
+        }
+    }
     let code = match cli.command {
         Command::Test(args) => test(*args),
         Command::Analyze(args) => analyze_cmd::run(&args),

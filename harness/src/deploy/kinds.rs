@@ -45,6 +45,9 @@ pub struct DeploymentKind {
     /// The options of `dcf-harness test` this kind adds (beyond `--deploy`);
     /// their values reach [`DeploymentKind::build`] as [`KindOptions`].
     pub args: fn() -> Vec<Arg>,
+    /// Checks the kind's options together (one needs another, say) while
+    /// the command line is parsed, so a usage error creates nothing.
+    pub validate: fn(&KindOptions) -> Result<(), String>,
     /// A deployment of `spec` for the chosen `--deploy` value. Nothing is
     /// created until [`Deployment::setup`].
     pub build: BuildFn,
@@ -76,6 +79,11 @@ pub struct DeployChoice {
 }
 
 impl DeployChoice {
+    /// Checks the chosen kind's options together.
+    pub fn validate(&self, options: &KindOptions) -> Result<(), String> {
+        (self.kind.validate)(options)
+    }
+
     /// Builds the chosen deployment of `spec`.
     pub fn build(
         &self,
@@ -243,6 +251,7 @@ mod tests {
                 Arg::new("key").long("key").default_value("id"),
             ]
         },
+        validate: |_| Ok(()),
         build: refuse,
         cleanup: nothing,
     };

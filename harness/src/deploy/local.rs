@@ -43,6 +43,7 @@ pub static KIND: DeploymentKind = DeploymentKind {
         },
     ],
     args: Vec::new,
+    validate: |_| Ok(()),
     build,
     cleanup: registry::cleanup,
 };
