@@ -1,7 +1,7 @@
 //! # harness
 //!
 //! The `dcf-harness` test runner: deploys a `dcf-node` cluster (local
-//! processes in network namespaces, later SSH hosts), drives a workload with
+//! processes in network namespaces, or SSH hosts), drives a workload with
 //! a nemesis alongside, records every operation to `history.jsonl`, checks it
 //! and writes the run's folder in the store.
 

@@ -1,5 +1,5 @@
 //! What a nemesis needs from a deployed cluster. The harness's deployments
-//! (local namespaces now, SSH hosts later) implement [`ClusterControl`];
+//! (local namespaces, SSH hosts) implement [`ClusterControl`];
 //! the nemesis never knows how a fault is carried out on a host.
 //!
 //! Each thing a fault asks of a deployment is a [`Capability`] with its own

@@ -7,7 +7,7 @@
 //! [`KINDS`]; the harness drives every kind through `Arc<dyn Deployment>`.
 
 use super::resources::CleanupReport;
-use super::{local, ClusterSpec, DeployError, Deployment};
+use super::{local, ssh, ClusterSpec, DeployError, Deployment};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command};
 use serde::{Serialize, Serializer};
@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Every deployment kind. Names and `--deploy` values must be unique.
-pub static KINDS: &[&DeploymentKind] = &[&local::KIND];
+pub static KINDS: &[&DeploymentKind] = &[&local::KIND, &ssh::KIND];
 
 /// A `--deploy` value and what it means.
 #[derive(Debug)]

@@ -162,7 +162,7 @@ fn free_loopback_ports(count: usize) -> Result<Vec<u16>, DeployError> {
         .map_err(|e| DeployError::io("cannot find free loopback ports", e))
 }
 
-fn config_json(nodes: &[NodeSpec]) -> String {
+pub(crate) fn config_json(nodes: &[NodeSpec]) -> String {
     let entries: Vec<serde_json::Value> = nodes
         .iter()
         .map(|n| {

@@ -3,9 +3,10 @@
 //! commands there and removes everything it created. It is also the
 //! [`ClusterControl`] the nemesis acts through.
 //!
-//! The trait says nothing about how hosts are made, so an SSH deployment can
-//! sit beside [`local::LocalDeployment`] (one process per node, each in its
-//! own network namespace when the machine allows it). [`kinds`] lists the
+//! The trait says nothing about how hosts are made: [`local::LocalDeployment`]
+//! runs one process per node on this machine (each in its own network
+//! namespace when the machine allows it), [`ssh::SshDeployment`] runs them
+//! on hosts reached over SSH. [`kinds`] lists the
 //! kinds `--deploy` chooses from; [`resources`] is the record each kind
 //! keeps of what it created, which `dcf-harness cleanup` undoes.
 
@@ -16,6 +17,7 @@ pub mod netns;
 pub mod process;
 pub mod registry;
 pub mod resources;
+pub mod ssh;
 pub mod status;
 
 use nemesis::{ClusterControl, NodeId};
