@@ -329,6 +329,7 @@ fn cluster_spec(args: &TestArgs, run_dir: &RunDir) -> Result<ClusterSpec, Harnes
         params: args.params.clone(),
         extra_args,
         env,
+        spare_nodes: crate::membership::spare_nodes_for(args),
     })
 }
 
@@ -410,6 +411,11 @@ fn drive(
     let _ = nemesis_thread.join();
     let recovered = live.heal_and_recover(&nemesis);
     let node_exits = node_exits(&*live.deployment, &nemesis);
+    // Final reads go to the members as they are now.
+    let iopts = InterpreterOptions {
+        endpoints: live.deployment.client_endpoints(),
+        ..iopts
+    };
     let final_reads = live.read_final_state(&workload, &iopts, next_process);
     done.store(true, Ordering::Relaxed);
     let _ = live.rt.block_on(progress_task);

@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use crate::members::{MemberAck, MemberChange, MemberReply};
+
 /// A node id as in the DCF config.
 pub type NodeId = u32;
 
@@ -45,6 +47,9 @@ pub enum Capability {
     Partition,
     /// [`ClusterControl::compact`].
     Compact,
+    /// [`ClusterControl::change_members`] and
+    /// [`ClusterControl::spare_nodes`].
+    Membership,
 }
 
 impl Capability {
@@ -57,6 +62,7 @@ impl Capability {
             Capability::Resume => "resume a paused node",
             Capability::Partition => "drop packets between nodes",
             Capability::Compact => "compact a running node's log",
+            Capability::Membership => "add, remove or reconfigure cluster members",
         }
     }
 
@@ -69,6 +75,7 @@ impl Capability {
             Capability::Resume => "resume",
             Capability::Partition => "partition",
             Capability::Compact => "compact",
+            Capability::Membership => "change_members",
         }
     }
 
@@ -138,6 +145,20 @@ pub trait ClusterControl: Send + Sync {
         let _ = node;
         Err(Capability::Compact.unsupported())
     }
+    /// Nodes the deployment can add: prepared, never started, with a fresh
+    /// data directory.
+    fn spare_nodes(&self) -> Vec<NodeId> {
+        Vec::new()
+    }
+    /// Asks the cluster's leader for a membership, role, priority or
+    /// leadership change and keeps [`node_ids`](ClusterControl::node_ids)
+    /// in step with what the cluster did: an added node is started first,
+    /// a removed one is stopped. `Err` only when the deployment could not
+    /// act; the cluster's own answer (even a refusal) is the reply.
+    fn change_members(&self, change: MemberChange) -> Result<MemberReply, FaultError> {
+        let _ = change;
+        Err(Capability::Membership.unsupported())
+    }
 }
 
 #[cfg(test)]
@@ -167,6 +188,11 @@ mod tests {
             (Capability::Resume, Bare.resume(1)),
             (Capability::Partition, Bare.partition(&g)),
             (Capability::Compact, Bare.compact(1).map(|_| ())),
+            (
+                Capability::Membership,
+                Bare.change_members(MemberChange::Promote { node: 1 })
+                    .map(|_| ()),
+            ),
         ];
         for (cap, r) in results {
             let Err(FaultError::Unsupported(why)) = r else {
