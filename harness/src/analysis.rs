@@ -78,6 +78,7 @@ fn fault_label(op: &checker::Op) -> String {
         .value
         .get("topology")
         .or_else(|| op.value.get("target"))
+        .or_else(|| op.value.get("op"))
         .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
         .unwrap_or_default();
     format!("{what} {target}").trim().to_string()

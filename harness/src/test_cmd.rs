@@ -188,6 +188,7 @@ fn describe(ev: &NemesisEvent) -> String {
         .value
         .get("topology")
         .or_else(|| ev.value.get("targets"))
+        .or_else(|| ev.value.get("op"))
         .map(|v| v.to_string())
         .unwrap_or_default();
     format!("{what} {detail}").trim().to_string()

@@ -50,6 +50,9 @@ pub enum Capability {
     /// [`ClusterControl::change_members`] and
     /// [`ClusterControl::spare_nodes`].
     Membership,
+    /// [`ClusterControl::set_work_mode`] and
+    /// [`ClusterControl::node_status`].
+    WorkMode,
 }
 
 impl Capability {
@@ -63,6 +66,7 @@ impl Capability {
             Capability::Partition => "drop packets between nodes",
             Capability::Compact => "compact a running node's log",
             Capability::Membership => "add, remove or reconfigure cluster members",
+            Capability::WorkMode => "switch a node between normal and minority mode",
         }
     }
 
@@ -76,6 +80,7 @@ impl Capability {
             Capability::Partition => "partition",
             Capability::Compact => "compact",
             Capability::Membership => "change_members",
+            Capability::WorkMode => "set_work_mode",
         }
     }
 
@@ -159,6 +164,23 @@ pub trait ClusterControl: Send + Sync {
         let _ = change;
         Err(Capability::Membership.unsupported())
     }
+    /// Sets the node's work mode through its admin API: minority mode with
+    /// `vote_num` votes (DCF's `set-work-mode minority --vote-num N`), or
+    /// normal mode for `None`. The reply is the node's answer.
+    fn set_work_mode(
+        &self,
+        node: NodeId,
+        vote_num: Option<u64>,
+    ) -> Result<MemberReply, FaultError> {
+        let _ = (node, vote_num);
+        Err(Capability::WorkMode.unsupported())
+    }
+    /// The node's stream status (role, term, work mode, indexes) if it
+    /// answers.
+    fn node_status(&self, node: NodeId) -> Option<serde_json::Value> {
+        let _ = node;
+        None
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +214,10 @@ mod tests {
                 Capability::Membership,
                 Bare.change_members(MemberChange::Promote { node: 1 })
                     .map(|_| ()),
+            ),
+            (
+                Capability::WorkMode,
+                Bare.set_work_mode(1, None).map(|_| ()),
             ),
         ];
         for (cap, r) in results {

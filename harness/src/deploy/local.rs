@@ -70,6 +70,7 @@ fn build(
 }
 
 mod members;
+mod work_mode;
 
 /// The peer (DCF) port of every node in namespace mode.
 const NS_PEER_PORT: u16 = 7000;
@@ -678,7 +679,8 @@ impl ClusterControl for LocalDeployment {
             | Capability::Pause
             | Capability::Resume
             | Capability::Compact
-            | Capability::Membership => Ok(()),
+            | Capability::Membership
+            | Capability::WorkMode => Ok(()),
         }
     }
 
@@ -707,6 +709,18 @@ impl ClusterControl for LocalDeployment {
 
     fn change_members(&self, change: MemberChange) -> Result<MemberReply, FaultError> {
         members::change(self, change)
+    }
+
+    fn set_work_mode(
+        &self,
+        node: NodeId,
+        vote_num: Option<u64>,
+    ) -> Result<MemberReply, FaultError> {
+        work_mode::set_work_mode(self, node, vote_num)
+    }
+
+    fn node_status(&self, node: NodeId) -> Option<serde_json::Value> {
+        work_mode::node_status(self, node)
     }
 }
 

@@ -38,15 +38,20 @@ pub enum MemberOp {
     Promote,
     /// Give a follower a new election priority.
     Priority,
+    /// Two changes at once, sent concurrently: remove two followers if
+    /// three members remain, else add two spares. A correct leader takes
+    /// one and refuses the other while the first is in flight.
+    Burst,
 }
 
 impl MemberOp {
-    pub const ALL: [MemberOp; 5] = [
+    pub const ALL: [MemberOp; 6] = [
         MemberOp::Add,
         MemberOp::Remove,
         MemberOp::Role,
         MemberOp::Promote,
         MemberOp::Priority,
+        MemberOp::Burst,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +61,7 @@ impl MemberOp {
             MemberOp::Role => "role",
             MemberOp::Promote => "promote",
             MemberOp::Priority => "priority",
+            MemberOp::Burst => "burst",
         }
     }
 }
@@ -102,6 +108,34 @@ impl View {
             .filter(|n| !self.passive.contains(n))
             .collect()
     }
+}
+
+/// The concrete changes for `op` (two for a burst), or why none can be
+/// made now.
+fn choose_all(op: MemberOp, v: &View, rng: &mut StdRng) -> Result<Vec<MemberChange>, String> {
+    if op != MemberOp::Burst {
+        return choose(op, v, rng).map(|c| vec![c]);
+    }
+    let mut removable: Vec<NodeId> = v
+        .members
+        .iter()
+        .copied()
+        .filter(|n| Some(*n) != v.leader && !v.down.contains(n))
+        .collect();
+    if v.members.len() >= MIN_MEMBERS + 2 && removable.len() >= 2 {
+        removable.sort_unstable_by(|a, b| b.cmp(a));
+        return Ok(removable[..2]
+            .iter()
+            .map(|&node| MemberChange::Remove { node })
+            .collect());
+    }
+    if v.spares.len() >= 2 {
+        return Ok(v.spares[..2]
+            .iter()
+            .map(|&node| MemberChange::Add { node })
+            .collect());
+    }
+    Err("neither two followers to remove nor two spares to add".into())
 }
 
 /// The concrete change for `op`, or why none can be made now.
@@ -160,6 +194,7 @@ fn choose(op: MemberOp, v: &View, rng: &mut StdRng) -> Result<MemberChange, Stri
                 priority: rng.gen_range(0..=10),
             })
             .ok_or_else(no_follower),
+        MemberOp::Burst => Err("a burst is two changes".into()),
     }
 }
 
@@ -251,14 +286,36 @@ impl FaultType for Member {
                 passive: st.active.member_passive.clone(),
                 spares,
             };
-            choose(op, &view, &mut st.rng)
+            choose_all(op, &view, &mut st.rng)
         };
         match chosen {
-            Ok(change) => {
-                let (mut value, error) = apply(ctx, change);
+            Ok(changes) if changes.len() == 1 => {
+                let (mut value, error) = apply(ctx, changes[0]);
                 value["op"] = json!(op.name());
                 value["leader_before"] = json!(leader);
                 Outcome { value, error }
+            }
+            Ok(changes) => {
+                // Concurrently, so that both reach the leader at once.
+                let results: Vec<(Value, Option<String>)> = std::thread::scope(|s| {
+                    let handles: Vec<_> = changes
+                        .iter()
+                        .map(|&c| s.spawn(move || apply(ctx, c)))
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join()
+                                .unwrap_or((Value::Null, Some("change panicked".into())))
+                        })
+                        .collect()
+                });
+                let errors: Vec<String> = results.iter().filter_map(|r| r.1.clone()).collect();
+                let values: Vec<Value> = results.into_iter().map(|r| r.0).collect();
+                Outcome::new(
+                    json!({ "op": op.name(), "leader_before": leader, "changes": values }),
+                    &errors,
+                )
             }
             // Nothing to change now (e.g. no spare left): a skipped step,
             // not a fault that failed to be injected.
@@ -343,6 +400,22 @@ mod tests {
         );
         v.spares.clear();
         assert!(choose(MemberOp::Add, &v, &mut rng).is_err());
+        let v = view(&[1, 2, 3, 4, 5], 1);
+        assert_eq!(
+            choose_all(MemberOp::Burst, &v, &mut rng),
+            Ok(vec![
+                MemberChange::Remove { node: 5 },
+                MemberChange::Remove { node: 4 }
+            ])
+        );
+        let v = view(&[1, 2, 3], 1);
+        assert_eq!(
+            choose_all(MemberOp::Burst, &v, &mut rng),
+            Ok(vec![
+                MemberChange::Add { node: 7 },
+                MemberChange::Add { node: 8 }
+            ])
+        );
     }
 
     #[test]

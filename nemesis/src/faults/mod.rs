@@ -21,6 +21,7 @@ mod process;
 pub mod compact;
 pub mod kill;
 pub mod member;
+pub mod minority;
 pub mod partition;
 pub mod pause;
 
@@ -43,6 +44,8 @@ fault_kinds! {
     compacted: Compact(compact::Compact),
     /// Nodes the member fault made PASSIVE (made FOLLOWERs again on stop).
     member_passive: Member(member::Member),
+    /// The survivors in minority mode and the majority killed for it.
+    minority: Minority(minority::Minority),
 }
 
 /// How a fault kind's argument is written in a schedule

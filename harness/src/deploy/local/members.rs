@@ -15,9 +15,15 @@ use std::time::{Duration, Instant};
 /// first).
 const CHANGE_WAIT: Duration = Duration::from_secs(5);
 
-/// Sends one admin request to whichever member leads, from a fresh thread
-/// with its own runtime (the nemesis thread has none).
-fn admin(endpoints: Vec<String>, body: RequestBody, timeout: Duration) -> Response {
+/// Sends one admin request to whichever of `endpoints` leads (to the
+/// first that answers without `follow_leader`), from a fresh thread with
+/// its own runtime (the nemesis thread has none).
+pub(super) fn admin(
+    endpoints: Vec<String>,
+    body: RequestBody,
+    timeout: Duration,
+    follow_leader: bool,
+) -> Response {
     let worker = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -25,7 +31,7 @@ fn admin(endpoints: Vec<String>, body: RequestBody, timeout: Duration) -> Respon
             .map_err(|e| e.to_string())?;
         Ok::<_, String>(rt.block_on(async move {
             let mut client = KvClient::new(endpoints, timeout);
-            client.call(body, true).await
+            client.call(body, follow_leader).await
         }))
     });
     match worker.join() {
@@ -114,7 +120,7 @@ pub(super) fn change(d: &LocalDeployment, change: MemberChange) -> Result<Member
         },
     };
     let endpoints = d.endpoints().into_iter().map(|(_, ep)| ep).collect();
-    let r = admin(endpoints, body, CHANGE_WAIT + Duration::from_secs(3));
+    let r = admin(endpoints, body, CHANGE_WAIT + Duration::from_secs(3), true);
     let mut reply = MemberReply {
         ack: ack_of(&r),
         via: r.node,
