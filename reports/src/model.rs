@@ -197,6 +197,11 @@ impl RunData {
             .unwrap_or_default();
         let verdict = verdict_of(results.as_ref(), check.as_ref());
         let duration = history.ops.iter().map(|o| o.time).max().unwrap_or(0);
+        let faults = crate::minority::with_phases(
+            fault_bands(history, duration),
+            results.as_ref(),
+            duration,
+        );
         let mut run = RunData {
             dir: dir.to_path_buf(),
             test,
@@ -204,7 +209,7 @@ impl RunData {
             check,
             verdict,
             operations: operations(history),
-            faults: fault_bands(history, duration),
+            faults,
             duration,
             history_error: None,
             findings,

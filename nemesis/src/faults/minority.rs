@@ -176,6 +176,9 @@ impl FaultType for Minority {
             }
         }
         std::thread::sleep(NOTICE);
+        // Each survivor's role and term just before the switch, which M2
+        // relates to the minority leader's term.
+        let before = status_json(ctx, &survivors);
         let vote_num = survivors.len() as u64;
         let mut acks = serde_json::Map::new();
         for &n in &survivors {
@@ -205,6 +208,7 @@ impl FaultType for Minority {
             "acks": acks,
             "minority_leader": elected.as_ref().map(|e| e.0),
             "minority_term": elected.as_ref().map(|e| e.1),
+            "before": before,
             "status": status_json(ctx, &survivors),
         });
         Outcome::new(value, &errors)
