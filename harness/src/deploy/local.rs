@@ -148,6 +148,8 @@ struct Inner {
     /// The `--config` of nodes added at run time (the members then, and
     /// the node itself); the others get `config`.
     configs: BTreeMap<NodeId, String>,
+    /// Removed nodes still running, and when to stop them.
+    decommission: Vec<(NodeId, std::time::Instant)>,
 }
 
 /// A cluster of local `dcf-node` processes.
@@ -599,6 +601,7 @@ impl Deployment for LocalDeployment {
 impl ClusterControl for LocalDeployment {
     /// The current members.
     fn node_ids(&self) -> Vec<NodeId> {
+        members::decommission_due(self);
         self.lock().members.iter().copied().collect()
     }
 

@@ -38,9 +38,11 @@ pub enum MemberOp {
     Promote,
     /// Give a follower a new election priority.
     Priority,
-    /// Two changes at once, sent concurrently: remove two followers if
-    /// three members remain, else add two spares. A correct leader takes
-    /// one and refuses the other while the first is in flight.
+    /// Several changes at once, sent concurrently: remove the followers
+    /// the leader cannot reach (cut off by an active partition), as an
+    /// operator removing dead nodes would; with none, add two spares. A
+    /// correct leader takes one change at a time and commits it only with
+    /// a quorum of the old and the new configuration.
     Burst,
 }
 
@@ -96,6 +98,8 @@ struct View {
     down: BTreeSet<NodeId>,
     passive: BTreeSet<NodeId>,
     spares: Vec<NodeId>,
+    /// Members the leader cannot reach (an active partition).
+    unreachable: BTreeSet<NodeId>,
 }
 
 impl View {
@@ -110,23 +114,33 @@ impl View {
     }
 }
 
-/// The concrete changes for `op` (two for a burst), or why none can be
-/// made now.
+/// The nodes `leader` cannot exchange packets with under `grudge`.
+fn unreachable_from(leader: Option<NodeId>, grudge: Option<&crate::Grudge>) -> BTreeSet<NodeId> {
+    let (Some(l), Some(g)) = (leader, grudge) else {
+        return BTreeSet::new();
+    };
+    let mut out: BTreeSet<NodeId> = g.get(&l).cloned().unwrap_or_default();
+    out.extend(g.iter().filter(|(_, d)| d.contains(&l)).map(|(n, _)| *n));
+    out.remove(&l);
+    out
+}
+
+/// The concrete changes for `op` (several for a burst), or why none can
+/// be made now.
 fn choose_all(op: MemberOp, v: &View, rng: &mut StdRng) -> Result<Vec<MemberChange>, String> {
     if op != MemberOp::Burst {
         return choose(op, v, rng).map(|c| vec![c]);
     }
-    let mut removable: Vec<NodeId> = v
+    let cut_off: Vec<NodeId> = v
         .members
         .iter()
         .copied()
-        .filter(|n| Some(*n) != v.leader && !v.down.contains(n))
+        .filter(|n| Some(*n) != v.leader && v.unreachable.contains(n))
         .collect();
-    if v.members.len() >= MIN_MEMBERS + 2 && removable.len() >= 2 {
-        removable.sort_unstable_by(|a, b| b.cmp(a));
-        return Ok(removable[..2]
-            .iter()
-            .map(|&node| MemberChange::Remove { node })
+    if !cut_off.is_empty() {
+        return Ok(cut_off
+            .into_iter()
+            .map(|node| MemberChange::Remove { node })
             .collect());
     }
     if v.spares.len() >= 2 {
@@ -285,6 +299,7 @@ impl FaultType for Member {
                 down,
                 passive: st.active.member_passive.clone(),
                 spares,
+                unreachable: unreachable_from(leader, st.active.partition.as_ref()),
             };
             choose_all(op, &view, &mut st.rng)
         };
@@ -363,6 +378,7 @@ mod tests {
             down: BTreeSet::new(),
             passive: BTreeSet::new(),
             spares: vec![7, 8],
+            unreachable: BTreeSet::new(),
         }
     }
 
@@ -400,14 +416,17 @@ mod tests {
         );
         v.spares.clear();
         assert!(choose(MemberOp::Add, &v, &mut rng).is_err());
-        let v = view(&[1, 2, 3, 4, 5], 1);
+        let mut v = view(&[1, 2, 3], 1);
+        let grudge = crate::topology::isolate(&[1, 2, 3], 1);
+        v.unreachable = unreachable_from(Some(1), Some(&grudge));
         assert_eq!(
             choose_all(MemberOp::Burst, &v, &mut rng),
             Ok(vec![
-                MemberChange::Remove { node: 5 },
-                MemberChange::Remove { node: 4 }
+                MemberChange::Remove { node: 2 },
+                MemberChange::Remove { node: 3 }
             ])
         );
+        assert!(unreachable_from(None, Some(&grudge)).is_empty());
         let v = view(&[1, 2, 3], 1);
         assert_eq!(
             choose_all(MemberOp::Burst, &v, &mut rng),

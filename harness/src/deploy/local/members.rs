@@ -15,6 +15,11 @@ use std::time::{Duration, Instant};
 /// first).
 const CHANGE_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a removed node keeps running before it is stopped, as a
+/// decommissioned server would: a removal committed without a quorum of
+/// the old configuration shows as two leaders within that time.
+const DECOMMISSION_AFTER: Duration = Duration::from_secs(5);
+
 /// Sends one admin request to whichever of `endpoints` leads (to the
 /// first that answers without `follow_leader`), from a fresh thread with
 /// its own runtime (the nemesis thread has none).
@@ -161,12 +166,34 @@ pub(super) fn change(d: &LocalDeployment, change: MemberChange) -> Result<Member
                 }
             };
             if removed {
-                retire(d, node, false);
+                let mut inner = d.lock();
+                inner.members.remove(&node);
+                inner
+                    .decommission
+                    .push((node, Instant::now() + DECOMMISSION_AFTER));
             }
         }
         _ => {}
     }
     Ok(reply)
+}
+
+/// Stops the removed nodes whose time has come. Called by every fault
+/// action on the deployment, so a removed node runs until the first
+/// action after [`DECOMMISSION_AFTER`] (or teardown).
+pub(super) fn decommission_due(d: &LocalDeployment) {
+    let now = Instant::now();
+    let due: Vec<NodeId> = {
+        let mut inner = d.lock();
+        let (due, later): (Vec<_>, Vec<_>) =
+            inner.decommission.iter().partition(|(_, at)| *at <= now);
+        inner.decommission = later;
+        due.into_iter().map(|(n, _)| n).collect()
+    };
+    for node in due {
+        tracing::info!(node, "stopping a removed node");
+        retire(d, node, false);
+    }
 }
 
 /// Starts spare `node` with the current members' config plus itself.
