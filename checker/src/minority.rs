@@ -540,7 +540,7 @@ mod tests {
     /// A write acknowledged by node `acked_by` at 9 s, then a read in
     /// minority mode that does not see it.
     fn run(acked_by: &str, term: u64, role_before: &str) -> MinorityReport {
-        let mut ops = call(0, "write", json!(1), json!(1), 1 * S, 2 * S, "1");
+        let mut ops = call(0, "write", json!(1), json!(1), S, 2 * S, "1");
         ops.extend(call(0, "write", json!(2), json!(2), 8 * S, 9 * S, acked_by));
         ops.extend(cycle(term, role_before));
         ops.extend(call(1, "read", Value::Null, json!(1), 15 * S, 16 * S, "1"));
