@@ -217,6 +217,7 @@ fn minority_mode_run_is_valid_and_shows_its_phases() {
     let report = run.report();
     assert!(report.contains("minority: minority mode"));
     assert!(report.contains("minority: majority lost"));
+    assert!(report.contains("Minority mode: valid"));
     assert_nothing_left(&run);
 }
 

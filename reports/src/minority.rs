@@ -32,6 +32,53 @@ pub fn with_phases(
     out
 }
 
+/// The minority checker's phases and findings (by guarantee) for the
+/// report; empty for a run without minority mode.
+pub fn section(results: Option<&ResultsFile>) -> String {
+    use crate::html::{escape, secs};
+    use std::fmt::Write;
+    let Some(m) = results.and_then(|r| r.minority.as_ref()) else {
+        return String::new();
+    };
+    let mut s = format!(
+        "<details open><summary>Minority mode: {} (the plain checker said {})</summary>\n<table><tr><th>phase</th><th>from</th><th>to</th><th>what happened</th></tr>\n",
+        m.valid.as_str(),
+        m.plain.as_str()
+    );
+    for p in &m.phases {
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            escape(&p.name),
+            secs(p.from_ns),
+            p.to_ns.map_or_else(|| "end".to_string(), secs),
+            escape(&p.note)
+        );
+    }
+    s.push_str("</table>\n");
+    if m.findings.is_empty() {
+        s.push_str("<p>No guarantee of minority mode was broken, and no loss needed one to be allowed.</p>\n");
+    } else {
+        s.push_str("<table><tr><th>guarantee</th><th>verdict</th><th>finding</th></tr>\n");
+        for f in &m.findings {
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&f.guarantee),
+                if f.valid == checker::Validity::Invalid {
+                    "violated"
+                } else {
+                    "allowed"
+                },
+                escape(&f.message)
+            );
+        }
+        s.push_str("</table>\n");
+    }
+    s.push_str("</details>\n");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +129,18 @@ mod tests {
             ]
         );
         assert_eq!(with_phases(bands.clone(), None, 30), bands);
+        assert!(section(Some(&results)).contains("minority mode"));
+        assert_eq!(section(None), "");
+        let mut broken = results.clone();
+        let m = broken.minority.as_mut().unwrap();
+        m.valid = Validity::Invalid;
+        m.findings.push(checker::minority::GuaranteeFinding {
+            guarantee: "M2".into(),
+            valid: Validity::Invalid,
+            message: "term 2 <not> 1001".into(),
+        });
+        let html = section(Some(&broken));
+        assert!(html.contains("<td>M2</td><td>violated</td>"), "{html}");
+        assert!(html.contains("&lt;not&gt;"), "escaped: {html}");
     }
 }

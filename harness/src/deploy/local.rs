@@ -581,7 +581,7 @@ impl Deployment for LocalDeployment {
 
     fn describe(&self) -> String {
         let inner = self.lock();
-        match (&inner.network, &inner.loopback_reason) {
+        let base = match (&inner.network, &inner.loopback_reason) {
             (Some(net), _) => format!(
                 "local: {} nodes in network namespaces on {}/24 (bridge {})",
                 self.spec.nodes,
@@ -590,7 +590,20 @@ impl Deployment for LocalDeployment {
             ),
             (None, Some(why)) => format!("local: {} nodes on loopback ({why})", self.spec.nodes),
             (None, None) => format!("local: {} nodes (not set up)", self.spec.nodes),
+        };
+        if self.spec.spare_nodes == 0 {
+            return base;
         }
+        // With membership changes the members are not the first nodes.
+        let ids = |s: &BTreeSet<NodeId>| {
+            let v: Vec<String> = s.iter().map(|n| format!("n{n}")).collect();
+            v.join(",")
+        };
+        format!(
+            "{base}; members now {}; spare slots left {}",
+            ids(&inner.members),
+            ids(&inner.spares)
+        )
     }
 
     fn control(self: Arc<Self>) -> Arc<dyn ClusterControl> {
