@@ -257,7 +257,7 @@ impl FaultType for Member {
     type State = BTreeSet<NodeId>;
     const NAME: &'static str = "member";
     const ABOUT: &'static str =
-        "membership changes: add a spare node, remove one, FOLLOWER<->PASSIVE, promote, priority";
+        "membership changes: add a spare node, remove one, FOLLOWER<->PASSIVE, promote, priority, several at once";
     const STOP_VERB: Option<&'static str> = Some("restore-roles");
     const ARG: Option<ArgGrammar> = Some(ArgGrammar {
         what: "change",
