@@ -205,7 +205,7 @@ fn choose(op: MemberOp, v: &View, rng: &mut StdRng) -> Result<MemberChange, Stri
         MemberOp::Priority => pick(&v.followers(), rng)
             .map(|node| MemberChange::Priority {
                 node,
-                priority: rng.gen_range(0..=10),
+                priority: rng.gen_range(1..=10),
             })
             .ok_or_else(no_follower),
         MemberOp::Burst => Err("a burst is two changes".into()),
