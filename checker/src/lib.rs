@@ -19,6 +19,7 @@ pub mod health;
 pub mod history;
 pub mod linear;
 pub mod list_append;
+pub mod minority;
 pub mod models;
 pub mod result;
 pub mod set;

@@ -78,6 +78,7 @@ fn fault_label(op: &checker::Op) -> String {
         .value
         .get("topology")
         .or_else(|| op.value.get("target"))
+        .or_else(|| op.value.get("op"))
         .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
         .unwrap_or_default();
     format!("{what} {target}").trim().to_string()
@@ -242,8 +243,14 @@ pub fn analyze(
         .iter()
         .filter(|o| o.process.is_nemesis())
         .count();
-    let findings = run_rules(&history, &test.options, &known);
-    let decision = health::decide(&result, &findings);
+    let mut findings = run_rules(&history, &test.options, &known);
+    let minority =
+        checker::minority::check(&history, &result, &opts).map_err(AnalysisError::Check)?;
+    let mut judged = result.clone();
+    if let Some(m) = &minority {
+        crate::minority_rules::apply(m, &mut judged, &mut findings);
+    }
+    let decision = health::decide(&judged, &findings);
     let valid = decision.valid;
     let results = ResultsFile {
         format_version: FORMAT_VERSION,
@@ -252,6 +259,7 @@ pub fn analyze(
         decided_by: Some(decision),
         health: findings,
         checker: Some(result),
+        minority,
         op_counts: counts,
         nemesis_ops: Some(nemesis_ops as u64),
         history_ops: Some(history.ops.len() as u64),

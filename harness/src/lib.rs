@@ -14,6 +14,8 @@ pub mod error;
 pub mod exit;
 pub mod interpreter;
 pub mod logscan;
+pub mod membership;
+pub mod minority_rules;
 pub mod progress;
 pub mod recorder;
 pub mod serve_cmd;

@@ -188,6 +188,7 @@ fn describe(ev: &NemesisEvent) -> String {
         .value
         .get("topology")
         .or_else(|| ev.value.get("targets"))
+        .or_else(|| ev.value.get("op"))
         .map(|v| v.to_string())
         .unwrap_or_default();
     format!("{what} {detail}").trim().to_string()
@@ -329,6 +330,7 @@ fn cluster_spec(args: &TestArgs, run_dir: &RunDir) -> Result<ClusterSpec, Harnes
         params: args.params.clone(),
         extra_args,
         env,
+        spare_nodes: crate::membership::spare_nodes_for(args),
     })
 }
 
@@ -410,6 +412,11 @@ fn drive(
     let _ = nemesis_thread.join();
     let recovered = live.heal_and_recover(&nemesis);
     let node_exits = node_exits(&*live.deployment, &nemesis);
+    // Final reads go to the members as they are now.
+    let iopts = InterpreterOptions {
+        endpoints: live.deployment.client_endpoints(),
+        ..iopts
+    };
     let final_reads = live.read_final_state(&workload, &iopts, next_process);
     done.store(true, Ordering::Relaxed);
     let _ = live.rt.block_on(progress_task);

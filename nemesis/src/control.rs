@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use crate::members::{MemberAck, MemberChange, MemberReply};
+
 /// A node id as in the DCF config.
 pub type NodeId = u32;
 
@@ -45,6 +47,12 @@ pub enum Capability {
     Partition,
     /// [`ClusterControl::compact`].
     Compact,
+    /// [`ClusterControl::change_members`] and
+    /// [`ClusterControl::spare_nodes`].
+    Membership,
+    /// [`ClusterControl::set_work_mode`] and
+    /// [`ClusterControl::node_status`].
+    WorkMode,
 }
 
 impl Capability {
@@ -57,6 +65,8 @@ impl Capability {
             Capability::Resume => "resume a paused node",
             Capability::Partition => "drop packets between nodes",
             Capability::Compact => "compact a running node's log",
+            Capability::Membership => "add, remove or reconfigure cluster members",
+            Capability::WorkMode => "switch a node between normal and minority mode",
         }
     }
 
@@ -69,6 +79,8 @@ impl Capability {
             Capability::Resume => "resume",
             Capability::Partition => "partition",
             Capability::Compact => "compact",
+            Capability::Membership => "change_members",
+            Capability::WorkMode => "set_work_mode",
         }
     }
 
@@ -138,6 +150,37 @@ pub trait ClusterControl: Send + Sync {
         let _ = node;
         Err(Capability::Compact.unsupported())
     }
+    /// Nodes the deployment can add: prepared, never started, with a fresh
+    /// data directory.
+    fn spare_nodes(&self) -> Vec<NodeId> {
+        Vec::new()
+    }
+    /// Asks the cluster's leader for a membership, role, priority or
+    /// leadership change and keeps [`node_ids`](ClusterControl::node_ids)
+    /// in step with what the cluster did: an added node is started first,
+    /// a removed one is stopped. `Err` only when the deployment could not
+    /// act; the cluster's own answer (even a refusal) is the reply.
+    fn change_members(&self, change: MemberChange) -> Result<MemberReply, FaultError> {
+        let _ = change;
+        Err(Capability::Membership.unsupported())
+    }
+    /// Sets the node's work mode through its admin API: minority mode with
+    /// `vote_num` votes (DCF's `set-work-mode minority --vote-num N`), or
+    /// normal mode for `None`. The reply is the node's answer.
+    fn set_work_mode(
+        &self,
+        node: NodeId,
+        vote_num: Option<u64>,
+    ) -> Result<MemberReply, FaultError> {
+        let _ = (node, vote_num);
+        Err(Capability::WorkMode.unsupported())
+    }
+    /// The node's stream status (role, term, work mode, indexes) if it
+    /// answers.
+    fn node_status(&self, node: NodeId) -> Option<serde_json::Value> {
+        let _ = node;
+        None
+    }
 }
 
 #[cfg(test)]
@@ -167,6 +210,15 @@ mod tests {
             (Capability::Resume, Bare.resume(1)),
             (Capability::Partition, Bare.partition(&g)),
             (Capability::Compact, Bare.compact(1).map(|_| ())),
+            (
+                Capability::Membership,
+                Bare.change_members(MemberChange::Promote { node: 1 })
+                    .map(|_| ()),
+            ),
+            (
+                Capability::WorkMode,
+                Bare.set_work_mode(1, None).map(|_| ()),
+            ),
         ];
         for (cap, r) in results {
             let Err(FaultError::Unsupported(why)) = r else {

@@ -15,6 +15,7 @@
 
 pub mod control;
 pub mod faults;
+pub mod members;
 pub mod runner;
 pub mod schedule;
 pub mod target;
@@ -22,6 +23,7 @@ pub mod topology;
 
 pub use control::{Capability, ClusterControl, FaultError, Grudge, NodeId};
 pub use faults::{style_of, ActiveFaults, Fault, FaultKind, FaultStyle, FaultType};
+pub use members::{MemberAck, MemberChange, MemberReply};
 pub use runner::{Nemesis, NemesisEvent, Phase};
 pub use schedule::{
     parse_schedule, Action, DefaultSchedule, DefaultTiming, Schedule, ScheduleError, Step,

@@ -16,7 +16,9 @@
 //! undo), where `TOPOLOGY` is one of [`Topology`](crate::Topology)'s names
 //! (halves, random-halves, one, leader, majorities-ring, bridge) and
 //! `TARGET` one of [`Target`](crate::Target)'s (one, minority, majority,
-//! leader, all). [`grammar`] lists them from the registry.
+//! leader, all); `member:CHANGE` / `restore-roles` (add, remove, role,
+//! promote, priority, burst) and `minority` / `normal` (no argument).
+//! [`grammar`] lists them from the registry.
 //!
 //! Whitespace around items and fields is ignored; times must not decrease.
 //! Example: `5:partition:halves,15:heal,20:kill:leader,28:restart,30:pause:minority,38:resume`.

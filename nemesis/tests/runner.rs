@@ -82,6 +82,17 @@ impl ClusterControl for Fake {
     }
 }
 
+/// The kinds whose every need the fake implements (the others are
+/// refused as unsupported, which ends their periods early).
+fn fake_kinds() -> Vec<FaultKind> {
+    use Capability::*;
+    let can = [Kill, Start, Pause, Resume, Partition, Compact];
+    FaultKind::ALL
+        .into_iter()
+        .filter(|k| k.needs().iter().all(|c| can.contains(c)))
+        .collect()
+}
+
 fn run_explicit(fake: &Arc<Fake>, schedule: &str) -> (Nemesis, Vec<NemesisEvent>) {
     let steps = parse_schedule(schedule).unwrap();
     let nem = Nemesis::new(
@@ -275,12 +286,7 @@ fn default_schedule_runs_alternating_and_is_seed_deterministic() {
     };
     let run = |seed| {
         let fake = Fake::new(5);
-        let nem = Nemesis::new(
-            fake.clone(),
-            FaultKind::ALL.to_vec(),
-            Schedule::Default(fast),
-            seed,
-        );
+        let nem = Nemesis::new(fake.clone(), fake_kinds(), Schedule::Default(fast), seed);
         let mut events = vec![];
         nem.run(
             Instant::now() + Duration::from_millis(400),

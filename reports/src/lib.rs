@@ -23,6 +23,7 @@ pub mod failure;
 pub mod html;
 pub mod index;
 pub mod logs;
+pub mod minority;
 pub mod model;
 pub mod page;
 pub mod plots;

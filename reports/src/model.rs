@@ -197,6 +197,11 @@ impl RunData {
             .unwrap_or_default();
         let verdict = verdict_of(results.as_ref(), check.as_ref());
         let duration = history.ops.iter().map(|o| o.time).max().unwrap_or(0);
+        let faults = crate::minority::with_phases(
+            fault_bands(history, duration),
+            results.as_ref(),
+            duration,
+        );
         let mut run = RunData {
             dir: dir.to_path_buf(),
             test,
@@ -204,7 +209,7 @@ impl RunData {
             check,
             verdict,
             operations: operations(history),
-            faults: fault_bands(history, duration),
+            faults,
             duration,
             history_error: None,
             findings,
@@ -406,6 +411,13 @@ fn fault_target(v: &Value) -> String {
     if let Some(t) = v.get("target") {
         return short(t);
     }
+    // A membership change: which one, and on which node.
+    if let Some(op) = v.get("op").and_then(Value::as_str) {
+        return match v.get("node") {
+            Some(n) => format!("{op} n{}", short(n)),
+            None => op.to_string(),
+        };
+    }
     String::new()
 }
 
@@ -553,5 +565,21 @@ mod tests {
             run.reproduce_command().unwrap(),
             "dcf-harness test --schedule '2:partition:leader, 9:heal' --seed 11"
         );
+    }
+
+    /// A membership change's band names the change and its node.
+    #[test]
+    fn member_bands_name_the_change() {
+        let h = History::new(vec![
+            nem(
+                "start-member",
+                2,
+                json!({"op": "remove", "node": 4, "ack": "ok"}),
+            ),
+            nem("stop-member", 5, Value::Null),
+            nem("start-member", 6, json!({"op": "burst", "changes": []})),
+        ]);
+        let labels: Vec<String> = fault_bands(&h, 9).into_iter().map(|b| b.label).collect();
+        assert_eq!(labels, ["member change remove n4", "member change burst"]);
     }
 }

@@ -340,6 +340,7 @@ fn plots_section(run: &RunData) -> Result<String, ReportError> {
         let _ = writeln!(s, "<div class=\"card plot\" id=\"{id}\">{svg}</div>");
     }
     s.push_str(&faults_table(run));
+    s.push_str(&crate::minority::section(run.results.as_ref()));
     Ok(s)
 }
 

@@ -234,6 +234,15 @@ pub struct ResultsFile {
         deserialize_with = "lenient"
     )]
     pub checker: Option<CheckResult>,
+    /// The minority checker's report, in a run with minority mode: its
+    /// phases and its findings by guarantee (the plain checker's result
+    /// stays in `checker`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub minority: Option<checker::minority::MinorityReport>,
     /// Completed client operations per function.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub op_counts: BTreeMap<String, OpCounts>,

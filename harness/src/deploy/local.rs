@@ -17,8 +17,8 @@ use super::process::{Launch, NodeProcess};
 use super::registry::{self, Registry};
 use super::resources::RESOURCES_FILE;
 use super::{cmd, status, ClusterSpec, DeployError, Deployment, NodeSpec};
-use nemesis::{Capability, ClusterControl, FaultError, Grudge, NodeId};
-use std::collections::BTreeMap;
+use nemesis::{Capability, ClusterControl, FaultError, Grudge, MemberChange, MemberReply, NodeId};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -69,6 +69,9 @@ fn build(
     };
     Ok(Arc::new(LocalDeployment::new(spec, opts)))
 }
+
+mod members;
+mod work_mode;
 
 /// The peer (DCF) port of every node in namespace mode.
 const NS_PEER_PORT: u16 = 7000;
@@ -135,9 +138,19 @@ struct Inner {
     network: Option<Network>,
     /// Set in loopback mode: why partitions are impossible.
     loopback_reason: Option<String>,
+    /// Every node slot, spares included.
     nodes: Vec<NodeSpec>,
     config: String,
     procs: BTreeMap<NodeId, NodeProcess>,
+    /// The nodes in the cluster now (membership changes add and remove).
+    members: BTreeSet<NodeId>,
+    /// Slots never started, which a membership change can add.
+    spares: BTreeSet<NodeId>,
+    /// The `--config` of nodes added at run time (the members then, and
+    /// the node itself); the others get `config`.
+    configs: BTreeMap<NodeId, String>,
+    /// Removed nodes still running, and when to stop them.
+    decommission: Vec<(NodeId, std::time::Instant)>,
 }
 
 /// A cluster of local `dcf-node` processes.
@@ -276,7 +289,7 @@ impl LocalDeployment {
             "--node-id".to_string(),
             node.id.to_string(),
             "--config".into(),
-            inner.config.clone(),
+            inner.configs.get(&node.id).unwrap_or(&inner.config).clone(),
             "--data-dir".into(),
             node.data_dir().display().to_string(),
             "--client-addr".into(),
@@ -344,8 +357,9 @@ impl LocalDeployment {
                 }
             },
         };
+        let slots = self.spec.nodes + self.spec.spare_nodes;
         if use_ns {
-            match netns::create(&self.tag, self.spec.nodes, &mut inner.registry) {
+            match netns::create(&self.tag, slots, &mut inner.registry) {
                 Ok(net) => inner.network = Some(net),
                 Err(e) if self.opts.mode == LocalMode::Auto => {
                     tracing::warn!(error = %e, "cannot create namespaces; nodes run on loopback");
@@ -360,9 +374,9 @@ impl LocalDeployment {
         }
         let ports = match inner.network {
             Some(_) => Vec::new(),
-            None => free_loopback_ports(2 * self.spec.nodes as usize)?,
+            None => free_loopback_ports(2 * slots as usize)?,
         };
-        inner.nodes = (1..=self.spec.nodes)
+        inner.nodes = (1..=slots)
             .map(|id| {
                 let (peer_addr, client_addr) = match &inner.network {
                     Some(net) => {
@@ -389,16 +403,27 @@ impl LocalDeployment {
                 }
             })
             .collect();
-        inner.config = config_json(&inner.nodes);
+        inner.members = (1..=self.spec.nodes).collect();
+        inner.spares = (self.spec.nodes + 1..=slots).collect();
+        let members: Vec<NodeSpec> = inner.nodes[..self.spec.nodes as usize].to_vec();
+        inner.config = config_json(&members);
         Ok(())
     }
 
+    /// The client endpoints of the current members.
     fn endpoints(&self) -> Vec<(NodeId, String)> {
-        self.lock()
+        let inner = self.lock();
+        inner
             .nodes
             .iter()
+            .filter(|n| inner.members.contains(&n.id))
             .map(|n| (n.id, n.client_addr.to_string()))
             .collect()
+    }
+
+    /// True if `node` is one of the deployment's slots (member or not).
+    fn has_slot(&self, node: NodeId) -> bool {
+        (1..=self.spec.nodes + self.spec.spare_nodes).contains(&node)
     }
 }
 
@@ -438,7 +463,7 @@ impl Deployment for LocalDeployment {
         std::thread::sleep(Duration::from_millis(300));
         let mut inner = self.lock();
         let nodes = inner.nodes.clone();
-        for n in nodes {
+        for n in nodes.iter().filter(|n| n.id <= self.spec.nodes) {
             if inner
                 .procs
                 .get_mut(&n.id)
@@ -460,8 +485,15 @@ impl Deployment for LocalDeployment {
         Ok(())
     }
 
+    /// The current members.
     fn nodes(&self) -> Vec<NodeSpec> {
-        self.lock().nodes.clone()
+        let inner = self.lock();
+        inner
+            .nodes
+            .iter()
+            .filter(|n| inner.members.contains(&n.id))
+            .cloned()
+            .collect()
     }
 
     fn config_json(&self) -> String {
@@ -470,7 +502,8 @@ impl Deployment for LocalDeployment {
 
     fn start_all(&self) -> Result<(), DeployError> {
         let mut inner = self.lock();
-        for id in 1..=self.spec.nodes {
+        let members: Vec<NodeId> = inner.members.iter().copied().collect();
+        for id in members {
             self.start_locked(&mut inner, id)?;
         }
         Ok(())
@@ -512,7 +545,7 @@ impl Deployment for LocalDeployment {
         let (program, rest) = argv
             .split_first()
             .ok_or_else(|| DeployError::Other("empty command".into()))?;
-        if !(1..=self.spec.nodes).contains(&node) {
+        if !self.has_slot(node) {
             return Err(DeployError::UnknownNode(node));
         }
         let mut c = match self.netns_of(node) {
@@ -549,7 +582,7 @@ impl Deployment for LocalDeployment {
 
     fn describe(&self) -> String {
         let inner = self.lock();
-        match (&inner.network, &inner.loopback_reason) {
+        let base = match (&inner.network, &inner.loopback_reason) {
             (Some(net), _) => format!(
                 "local: {} nodes in network namespaces on {}/24 (bridge {})",
                 self.spec.nodes,
@@ -558,7 +591,20 @@ impl Deployment for LocalDeployment {
             ),
             (None, Some(why)) => format!("local: {} nodes on loopback ({why})", self.spec.nodes),
             (None, None) => format!("local: {} nodes (not set up)", self.spec.nodes),
+        };
+        if self.spec.spare_nodes == 0 {
+            return base;
         }
+        // With membership changes the members are not the first nodes.
+        let ids = |s: &BTreeSet<NodeId>| {
+            let v: Vec<String> = s.iter().map(|n| format!("n{n}")).collect();
+            v.join(",")
+        };
+        format!(
+            "{base}; members now {}; spare slots left {}",
+            ids(&inner.members),
+            ids(&inner.spares)
+        )
     }
 
     fn control(self: Arc<Self>) -> Arc<dyn ClusterControl> {
@@ -567,12 +613,14 @@ impl Deployment for LocalDeployment {
 }
 
 impl ClusterControl for LocalDeployment {
+    /// The current members.
     fn node_ids(&self) -> Vec<NodeId> {
-        (1..=self.spec.nodes).collect()
+        members::decommission_due(self);
+        self.lock().members.iter().copied().collect()
     }
 
     fn kill(&self, node: NodeId) -> Result<(), FaultError> {
-        if !(1..=self.spec.nodes).contains(&node) {
+        if !self.has_slot(node) {
             return Err(FaultError::Failed(format!("unknown node {node}")));
         }
         Self::kill_locked(&mut self.lock(), node);
@@ -647,7 +695,9 @@ impl ClusterControl for LocalDeployment {
             | Capability::Start
             | Capability::Pause
             | Capability::Resume
-            | Capability::Compact => Ok(()),
+            | Capability::Compact
+            | Capability::Membership
+            | Capability::WorkMode => Ok(()),
         }
     }
 
@@ -668,6 +718,26 @@ impl ClusterControl for LocalDeployment {
             self.opts.status_timeout.max(Duration::from_secs(10)),
         )
         .map_err(FaultError::Failed)
+    }
+
+    fn spare_nodes(&self) -> Vec<NodeId> {
+        self.lock().spares.iter().copied().collect()
+    }
+
+    fn change_members(&self, change: MemberChange) -> Result<MemberReply, FaultError> {
+        members::change(self, change)
+    }
+
+    fn set_work_mode(
+        &self,
+        node: NodeId,
+        vote_num: Option<u64>,
+    ) -> Result<MemberReply, FaultError> {
+        work_mode::set_work_mode(self, node, vote_num)
+    }
+
+    fn node_status(&self, node: NodeId) -> Option<serde_json::Value> {
+        work_mode::node_status(self, node)
     }
 }
 

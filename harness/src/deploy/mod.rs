@@ -50,6 +50,9 @@ pub struct ClusterSpec {
     /// Where node folders (data, logs) and the resource file live; it
     /// should be unique to the run.
     pub base_dir: PathBuf,
+    /// Node slots prepared at setup but not started, with ids after
+    /// `nodes`: the nodes a membership change can add.
+    pub spare_nodes: u32,
 }
 
 impl ClusterSpec {
@@ -62,6 +65,7 @@ impl ClusterSpec {
             extra_args: Vec::new(),
             env: Vec::new(),
             base_dir: base_dir.into(),
+            spare_nodes: 0,
         }
     }
 

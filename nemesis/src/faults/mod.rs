@@ -20,6 +20,8 @@ mod process;
 
 pub mod compact;
 pub mod kill;
+pub mod member;
+pub mod minority;
 pub mod partition;
 pub mod pause;
 
@@ -40,6 +42,10 @@ fault_kinds! {
     paused: Pause(pause::Pause),
     /// Nothing: a compaction has nothing to undo.
     compacted: Compact(compact::Compact),
+    /// Nodes the member fault made PASSIVE (made FOLLOWERs again on stop).
+    member_passive: Member(member::Member),
+    /// The survivors in minority mode and the majority killed for it.
+    minority: Minority(minority::Minority),
 }
 
 /// How a fault kind's argument is written in a schedule
