@@ -733,6 +733,10 @@ impl ClusterControl for SshDeployment {
             | Capability::Pause
             | Capability::Resume
             | Capability::Compact => Ok(()),
+            Capability::Membership | Capability::WorkMode => Err(format!(
+                "the SSH deployment cannot yet {} (use --deploy namespaces)",
+                capability.what()
+            )),
         }
     }
 
