@@ -45,6 +45,8 @@ pub enum Capability {
     Partition,
     /// [`ClusterControl::compact`].
     Compact,
+    /// [`ClusterControl::power_cut`].
+    PowerCut,
 }
 
 impl Capability {
@@ -57,6 +59,7 @@ impl Capability {
             Capability::Resume => "resume a paused node",
             Capability::Partition => "drop packets between nodes",
             Capability::Compact => "compact a running node's log",
+            Capability::PowerCut => "cut a node's power, dropping its unsynced writes",
         }
     }
 
@@ -69,6 +72,7 @@ impl Capability {
             Capability::Resume => "resume",
             Capability::Partition => "partition",
             Capability::Compact => "compact",
+            Capability::PowerCut => "power_cut",
         }
     }
 
@@ -138,6 +142,16 @@ pub trait ClusterControl: Send + Sync {
         let _ = node;
         Err(Capability::Compact.unsupported())
     }
+    /// Cuts the power of `nodes` at one instant: their disks persist
+    /// nothing more, their processes are SIGKILLed, and every write to
+    /// their data directories that was not durable (file data not
+    /// fsynced, names not made durable by a directory fsync) is dropped.
+    /// The nodes stay down. Returns what each lost, by node, for the
+    /// history.
+    fn power_cut(&self, nodes: &[NodeId]) -> Result<serde_json::Value, FaultError> {
+        let _ = nodes;
+        Err(Capability::PowerCut.unsupported())
+    }
 }
 
 #[cfg(test)]
@@ -167,6 +181,7 @@ mod tests {
             (Capability::Resume, Bare.resume(1)),
             (Capability::Partition, Bare.partition(&g)),
             (Capability::Compact, Bare.compact(1).map(|_| ())),
+            (Capability::PowerCut, Bare.power_cut(&[1]).map(|_| ())),
         ];
         for (cap, r) in results {
             let Err(FaultError::Unsupported(why)) = r else {

@@ -13,6 +13,7 @@
 
 use super::kinds::{Choice, DeploymentKind, KindOptions};
 use super::netns::{self, Network};
+use super::powercut::Disks;
 use super::process::{Launch, NodeProcess};
 use super::registry::{self, Registry};
 use super::resources::RESOURCES_FILE;
@@ -137,6 +138,8 @@ struct Inner {
     nodes: Vec<NodeSpec>,
     config: String,
     procs: BTreeMap<NodeId, NodeProcess>,
+    /// Data directories on powercut-fs, when the spec asks for them.
+    disks: Disks,
 }
 
 /// A cluster of local `dcf-node` processes.
@@ -428,6 +431,13 @@ impl Deployment for LocalDeployment {
         let marker = self.spec.base_dir.display().to_string();
         inner.registry = Registry::new(&self.tag, &marker, Some(self.registry_path()));
         self.prepare(&mut inner)?;
+        if self.spec.powercut_data {
+            let nodes = inner.nodes.clone();
+            let Inner {
+                registry, disks, ..
+            } = &mut *inner;
+            *disks = Disks::mount_all(&nodes, registry).map_err(DeployError::Other)?;
+        }
         for id in 1..=self.spec.nodes {
             self.start_locked(&mut inner, id)?;
         }
@@ -448,6 +458,13 @@ impl Deployment for LocalDeployment {
                     node: n.id,
                     reason: format!("exited at start: {}", tail(&n.dir.join("stderr.log"), 2000)),
                 });
+            }
+            let pid = inner.procs.get_mut(&n.id).and_then(NodeProcess::pid);
+            if let Some(pid) = pid {
+                inner
+                    .disks
+                    .check_seen_by(n.id, pid, &n.data_dir())
+                    .map_err(DeployError::Other)?;
             }
         }
         tracing::info!(
@@ -533,7 +550,12 @@ impl Deployment for LocalDeployment {
         for id in ids {
             Self::kill_locked(&mut inner, id);
         }
-        let report = inner.registry.remove_all();
+        let Inner {
+            registry, disks, ..
+        } = &mut *inner;
+        let unmount_failed = disks.unmount_all(registry);
+        let mut report = inner.registry.remove_all();
+        report.failed.extend(unmount_failed);
         inner.network = None;
         if !report.removed.is_empty() {
             tracing::info!(tag = %self.tag, removed = ?report.removed, "local deployment torn down");
@@ -647,6 +669,7 @@ impl ClusterControl for LocalDeployment {
             | Capability::Pause
             | Capability::Resume
             | Capability::Compact => Ok(()),
+            Capability::PowerCut => self.lock().disks.supported(),
         }
     }
 
@@ -667,6 +690,28 @@ impl ClusterControl for LocalDeployment {
             self.opts.status_timeout.max(Duration::from_secs(10)),
         )
         .map_err(FaultError::Failed)
+    }
+
+    fn power_cut(&self, nodes: &[NodeId]) -> Result<serde_json::Value, FaultError> {
+        self.power_cut_locked(nodes)
+    }
+}
+
+impl LocalDeployment {
+    /// See [`ClusterControl::power_cut`].
+    fn power_cut_locked(&self, nodes: &[NodeId]) -> Result<serde_json::Value, FaultError> {
+        let mut inner = self.lock();
+        inner.disks.power_off(nodes)?;
+        for &n in nodes {
+            if let Some(p) = inner.procs.get_mut(&n) {
+                p.send_kill();
+            }
+        }
+        inner.disks.processes_killed(nodes);
+        for &n in nodes {
+            Self::kill_locked(&mut inner, n);
+        }
+        inner.disks.power_cut(nodes)
     }
 }
 

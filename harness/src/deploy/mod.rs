@@ -13,6 +13,7 @@ pub mod cmd;
 pub mod kinds;
 pub mod local;
 pub mod netns;
+pub mod powercut;
 pub mod process;
 pub mod registry;
 pub mod resources;
@@ -48,6 +49,9 @@ pub struct ClusterSpec {
     /// Where node folders (data, logs) and the resource file live; it
     /// should be unique to the run.
     pub base_dir: PathBuf,
+    /// Puts every node's data directory on powercut-fs (the power-loss
+    /// fault needs it), mounted before the node starts.
+    pub powercut_data: bool,
 }
 
 impl ClusterSpec {
@@ -60,6 +64,7 @@ impl ClusterSpec {
             extra_args: Vec::new(),
             env: Vec::new(),
             base_dir: base_dir.into(),
+            powercut_data: false,
         }
     }
 

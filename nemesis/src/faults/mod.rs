@@ -22,6 +22,7 @@ pub mod compact;
 pub mod kill;
 pub mod partition;
 pub mod pause;
+pub mod power_loss;
 
 use crate::control::{Capability, ClusterControl};
 use crate::runner::State;
@@ -40,6 +41,8 @@ fault_kinds! {
     paused: Pause(pause::Pause),
     /// Nothing: a compaction has nothing to undo.
     compacted: Compact(compact::Compact),
+    /// Nodes whose power was cut and that are not powered on yet.
+    power_lost: PowerLoss(power_loss::PowerLoss),
 }
 
 /// How a fault kind's argument is written in a schedule
