@@ -315,3 +315,52 @@ fn power_loss_catches_ack_before_fsync() {
         .all(|o| o["value"]["lost"].as_object().is_some_and(|l| l.len() == 3)));
     assert_nothing_left(&run.dir);
 }
+
+/// Damaged files on one node at a time: correct nodes repair a torn tail
+/// or a bad copy, or refuse to start (then `repair` restores the file);
+/// the run stays valid, and every damage is recorded exactly.
+#[test]
+fn corrupt_is_valid_and_records_each_damage() {
+    let store = tempfile::tempdir().unwrap();
+    let run = harness_test(
+        store.path(),
+        &[
+            "--nodes",
+            "3",
+            "--nemesis",
+            "corrupt",
+            "--schedule",
+            "2:corrupt:one,3.5:repair,5:corrupt:leader,6.5:repair,8:corrupt:one,9.5:repair",
+            "--time-limit",
+            "12",
+            "--rate",
+            "100",
+            "--concurrency",
+            "5",
+            "--seed",
+            "7",
+        ],
+    );
+    let h = check_valid(&run, "start-corrupt", "stop-corrupt", "corrupt");
+    let starts: Vec<&Value> = h
+        .iter()
+        .filter(|o| o["f"] == "start-corrupt" && o["type"] == "info")
+        .collect();
+    assert_eq!(starts.len(), 3);
+    for s in starts {
+        assert!(s["error"].is_null(), "{s}");
+        let nodes = s["value"]["nodes"].as_object().unwrap();
+        assert_eq!(nodes.len(), 1, "{s}");
+        for what in nodes.values() {
+            for field in [
+                "file", "kind", "mode", "region", "offset", "bytes", "refused",
+            ] {
+                assert!(!what[field].is_null(), "{field} recorded: {what}");
+            }
+        }
+    }
+    // Whatever refused was repaired: every node runs at the end (no node
+    // exit in the results).
+    let r = results(&run);
+    assert_eq!(r["node_exits"], serde_json::json!([]), "{r}");
+}

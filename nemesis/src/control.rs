@@ -47,6 +47,8 @@ pub enum Capability {
     Compact,
     /// [`ClusterControl::power_cut`].
     PowerCut,
+    /// [`ClusterControl::corrupt`] and [`ClusterControl::repair`].
+    Corrupt,
 }
 
 impl Capability {
@@ -60,6 +62,7 @@ impl Capability {
             Capability::Partition => "drop packets between nodes",
             Capability::Compact => "compact a running node's log",
             Capability::PowerCut => "cut a node's power, dropping its unsynced writes",
+            Capability::Corrupt => "corrupt a stopped node's stored files",
         }
     }
 
@@ -73,6 +76,7 @@ impl Capability {
             Capability::Partition => "partition",
             Capability::Compact => "compact",
             Capability::PowerCut => "power_cut",
+            Capability::Corrupt => "corrupt",
         }
     }
 
@@ -152,6 +156,20 @@ pub trait ClusterControl: Send + Sync {
         let _ = nodes;
         Err(Capability::PowerCut.unsupported())
     }
+    /// Stops the node, damages one of its stored files as the seed `how`
+    /// decides (which file, where, how), starts it again and watches
+    /// whether it comes up or refuses to; returns exactly what was done
+    /// (file, offset, bytes, mode) and `refused`, for the history.
+    fn corrupt(&self, node: NodeId, how: u64) -> Result<serde_json::Value, FaultError> {
+        let _ = (node, how);
+        Err(Capability::Corrupt.unsupported())
+    }
+    /// Makes a node that refused to start on a damaged file whole again
+    /// (the deployment says how) and starts it.
+    fn repair(&self, node: NodeId) -> Result<serde_json::Value, FaultError> {
+        let _ = node;
+        Err(Capability::Corrupt.unsupported())
+    }
 }
 
 #[cfg(test)]
@@ -182,6 +200,7 @@ mod tests {
             (Capability::Partition, Bare.partition(&g)),
             (Capability::Compact, Bare.compact(1).map(|_| ())),
             (Capability::PowerCut, Bare.power_cut(&[1]).map(|_| ())),
+            (Capability::Corrupt, Bare.corrupt(1, 7).map(|_| ())),
         ];
         for (cap, r) in results {
             let Err(FaultError::Unsupported(why)) = r else {

@@ -11,6 +11,7 @@
 //! `<base_dir>/deploy-resources.json`); [`LocalDeployment::teardown`] and
 //! `Drop` remove exactly what it lists.
 
+use super::corrupt;
 use super::kinds::{Choice, DeploymentKind, KindOptions};
 use super::netns::{self, Network};
 use super::powercut::Disks;
@@ -140,6 +141,9 @@ struct Inner {
     procs: BTreeMap<NodeId, NodeProcess>,
     /// Data directories on powercut-fs, when the spec asks for them.
     disks: Disks,
+    /// The original of the file the corrupt fault damaged, per node, while
+    /// the node may still refuse to start on it.
+    corrupted: BTreeMap<NodeId, corrupt::Saved>,
 }
 
 /// A cluster of local `dcf-node` processes.
@@ -670,6 +674,7 @@ impl ClusterControl for LocalDeployment {
             | Capability::Resume
             | Capability::Compact => Ok(()),
             Capability::PowerCut => self.lock().disks.supported(),
+            Capability::Corrupt => Ok(()),
         }
     }
 
@@ -695,6 +700,14 @@ impl ClusterControl for LocalDeployment {
     fn power_cut(&self, nodes: &[NodeId]) -> Result<serde_json::Value, FaultError> {
         self.power_cut_locked(nodes)
     }
+
+    fn corrupt(&self, node: NodeId, how: u64) -> Result<serde_json::Value, FaultError> {
+        self.corrupt_and_restart(node, how)
+    }
+
+    fn repair(&self, node: NodeId) -> Result<serde_json::Value, FaultError> {
+        self.repair_locked(node)
+    }
 }
 
 impl LocalDeployment {
@@ -712,6 +725,82 @@ impl LocalDeployment {
             Self::kill_locked(&mut inner, n);
         }
         inner.disks.power_cut(nodes)
+    }
+}
+
+impl LocalDeployment {
+    /// See [`ClusterControl::corrupt`]: stops the node, damages one file,
+    /// starts it and watches whether it comes up (answers on its client
+    /// port) or refuses (exits).
+    fn corrupt_and_restart(&self, node: NodeId, how: u64) -> Result<serde_json::Value, FaultError> {
+        let (mut what, spec, from) = {
+            let mut inner = self.lock();
+            let spec = inner
+                .nodes
+                .iter()
+                .find(|n| n.id == node)
+                .cloned()
+                .ok_or_else(|| FaultError::Failed(format!("unknown node {node}")))?;
+            Self::kill_locked(&mut inner, node);
+            let (what, saved) =
+                corrupt::damage(&spec.data_dir(), how).map_err(FaultError::Failed)?;
+            tracing::info!(node, damage = %what, "corrupted a stored file");
+            inner.corrupted.insert(node, saved);
+            let from = std::fs::metadata(spec.dir.join("stderr.log")).map_or(0, |m| m.len());
+            self.start_locked(&mut inner, node)
+                .map_err(|e| FaultError::Failed(e.to_string()))?;
+            (what, spec, from)
+        };
+        let endpoint = vec![(node, spec.client_addr.to_string())];
+        // Long enough for a slow start on a busy machine.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let refused = loop {
+            if !self.is_running(node) {
+                break true;
+            }
+            if status::statuses(&endpoint, Duration::from_millis(500))[0]
+                .1
+                .is_some()
+            {
+                break false;
+            }
+            if std::time::Instant::now() >= deadline {
+                what["note"] = serde_json::json!("no answer within 20 s; taken as started");
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        what["refused"] = serde_json::json!(refused);
+        if refused {
+            let words = corrupt::last_error(&spec.dir.join("stderr.log"), from);
+            what["note"] = serde_json::json!(format!("n{node} refused to start: {words}"));
+        } else {
+            // It ran on the damaged copy: that copy is its truth now.
+            self.lock().corrupted.remove(&node);
+        }
+        Ok(what)
+    }
+
+    /// See [`ClusterControl::repair`]: a node that refused to start gets
+    /// its damaged file back as it was (it never ran on the damage) and is
+    /// started.
+    fn repair_locked(&self, node: NodeId) -> Result<serde_json::Value, FaultError> {
+        let mut inner = self.lock();
+        let running = inner
+            .procs
+            .get_mut(&node)
+            .and_then(NodeProcess::pid)
+            .is_some();
+        let saved = inner.corrupted.remove(&node);
+        let mut what = serde_json::json!({});
+        if let (false, Some(saved)) = (running, &saved) {
+            corrupt::write_synced(&saved.path, &saved.bytes).map_err(FaultError::Failed)?;
+            what["restored"] = serde_json::json!(saved.path.display().to_string());
+        }
+        self.start_locked(&mut inner, node)
+            .map_err(|e| FaultError::Failed(e.to_string()))?;
+        what["started"] = serde_json::json!(true);
+        Ok(what)
     }
 }
 

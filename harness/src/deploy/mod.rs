@@ -10,6 +10,7 @@
 //! keeps of what it created, which `dcf-harness cleanup` undoes.
 
 pub mod cmd;
+pub mod corrupt;
 pub mod kinds;
 pub mod local;
 pub mod netns;

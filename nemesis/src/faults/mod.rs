@@ -19,6 +19,7 @@ mod define;
 mod process;
 
 pub mod compact;
+pub mod corrupt;
 pub mod kill;
 pub mod partition;
 pub mod pause;
@@ -43,6 +44,8 @@ fault_kinds! {
     compacted: Compact(compact::Compact),
     /// Nodes whose power was cut and that are not powered on yet.
     power_lost: PowerLoss(power_loss::PowerLoss),
+    /// Nodes that refused to start on a corrupted file, not yet repaired.
+    corrupt: Corrupt(corrupt::Corrupt),
 }
 
 /// How a fault kind's argument is written in a schedule
