@@ -364,3 +364,39 @@ fn corrupt_is_valid_and_records_each_damage() {
     let r = results(&run);
     assert_eq!(r["node_exits"], serde_json::json!([]), "{r}");
 }
+
+/// Nodes that accept log entries without checking their checksums apply
+/// damaged commands: the run is invalid (a node's own alarm that its state
+/// machine got a committed entry it cannot decode, or wrong reads).
+#[test]
+fn corrupt_catches_no_checksum() {
+    let store = tempfile::tempdir().unwrap();
+    let schedule: Vec<String> = (0..7)
+        .map(|i| format!("{}:corrupt:one,{}:repair", 2 + 2 * i, 3 + 2 * i))
+        .collect();
+    let run = harness_test(
+        store.path(),
+        &[
+            "--nodes",
+            "3",
+            "--nemesis",
+            "corrupt",
+            "--planted-bug",
+            "no-checksum",
+            "--schedule",
+            &schedule.join(","),
+            "--time-limit",
+            "17",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(
+        run.code, 1,
+        "the defect must be caught (exit 1); stderr:\n{}",
+        run.stderr
+    );
+    let r = results(&run);
+    assert_eq!(r["valid"], Value::Bool(false), "{r}");
+    assert_nothing_left(&run.dir);
+}
