@@ -742,8 +742,15 @@ impl LocalDeployment {
                 .cloned()
                 .ok_or_else(|| FaultError::Failed(format!("unknown node {node}")))?;
             Self::kill_locked(&mut inner, node);
-            let (what, saved) =
-                corrupt::damage(&spec.data_dir(), how).map_err(FaultError::Failed)?;
+            let damaged = corrupt::damage(&spec.data_dir(), how);
+            let (what, saved) = match damaged {
+                Ok(d) => d,
+                Err(e) => {
+                    // Nothing was damaged: the node goes on as it was.
+                    let _ = self.start_locked(&mut inner, node);
+                    return Err(FaultError::Failed(e));
+                }
+            };
             tracing::info!(node, damage = %what, "corrupted a stored file");
             inner.corrupted.insert(node, saved);
             let from = std::fs::metadata(spec.dir.join("stderr.log")).map_or(0, |m| m.len());
