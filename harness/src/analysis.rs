@@ -47,6 +47,9 @@ pub mod rules {
     pub const FAULT_NOT_INJECTED: &str = "fault-not-injected";
     /// A node logged its own safety alarm.
     pub const SAFETY_ALARM: &str = "safety-alarm";
+    /// A node refused to start on a file the corrupt fault damaged (what a
+    /// correct node does; not an alarm).
+    pub const CORRUPTION_REFUSED: &str = "corruption-refused";
     /// A node panicked.
     pub const NODE_PANIC: &str = "node-panic";
     /// A node exited although no fault stopped it.
@@ -164,7 +167,34 @@ pub fn run_rules(
         })
         .collect();
     push_capped(&mut out, exits);
-    let findings = results.log_findings.as_deref().unwrap_or(&[]);
+    let all_findings = results.log_findings.as_deref().unwrap_or(&[]);
+    let refused = corrupt_refusals(history);
+    let (expected, findings): (Vec<&reports::run_folder::LogFinding>, Vec<_>) =
+        all_findings.iter().partition(|f| {
+            f.kind == reports::logs::SAFETY_ALARM
+                && refused
+                    .iter()
+                    .any(|(node, file)| f.node == *node && f.text.contains(file.as_str()))
+        });
+    // A correct node refusing to start on a file the corrupt fault damaged
+    // did what it should: shown, but no alarm.
+    let notes = expected
+        .iter()
+        .map(|f| {
+            RuleFinding::new(
+                CORRUPTION_REFUSED,
+                Validity::Valid,
+                format!(
+                    "{} refused to start on a file the corrupt fault damaged ({}:{}): {}",
+                    f.node,
+                    f.file,
+                    f.line,
+                    f.text.trim()
+                ),
+            )
+        })
+        .collect();
+    push_capped(&mut out, notes);
     for (kind, rule, valid, what) in [
         (
             reports::logs::SAFETY_ALARM,
@@ -194,6 +224,24 @@ pub fn run_rules(
         push_capped(&mut out, items);
     }
     out
+}
+
+/// The (node, file) pairs the corrupt fault damaged and the node then
+/// refused to start on, from the history's `start-corrupt` events.
+fn corrupt_refusals(history: &History) -> Vec<(String, String)> {
+    history
+        .ops
+        .iter()
+        .filter(|o| o.process.is_nemesis() && o.kind == OpType::Info && o.f == "start-corrupt")
+        .filter_map(|o| o.value.get("nodes")?.as_object())
+        .flat_map(|nodes| {
+            nodes.iter().filter_map(|(n, what)| {
+                let file = what["file"].as_str()?;
+                (what["refused"] == serde_json::Value::Bool(true))
+                    .then(|| (format!("n{n}"), file.to_string()))
+            })
+        })
+        .collect()
 }
 
 /// The checker for a workload name.
@@ -302,6 +350,48 @@ mod tests {
             .into_iter()
             .map(|f| (f.rule, f.valid))
             .collect()
+    }
+
+    /// A correct node refusing to start on the file the corrupt fault
+    /// damaged is noted, not an alarm; the same alarm elsewhere still is.
+    #[test]
+    fn a_refusal_after_a_recorded_corruption_is_no_alarm() {
+        let mut h = ok_register_history();
+        h.ops.push(Op::new(
+            Process::Nemesis,
+            OpType::Info,
+            "start-corrupt",
+            json!({"nodes": {"2": {"file": "stream_1/log/log_1_9", "refused": true},
+                             "3": {"file": "stream_1/log/log_1_7", "refused": false}}}),
+        ));
+        let alarm = |node: &str, file: &str| {
+            json!({"node": node, "file": "stderr.log", "line": 3, "kind": "safety-alarm",
+                "text": format!("ERROR corrupt data in /r/n/data/{file} at offset 9: data CRC32C mismatch")})
+        };
+        let extra = |findings: Value| {
+            json!({"recovered": true, "final_reads": {"ok": 3, "total": 3},
+                "node_exits": [], "log_findings": findings})
+        };
+        let rules = rules_of(
+            &h,
+            Value::Null,
+            extra(json!([alarm("n2", "stream_1/log/log_1_9")])),
+        );
+        assert_eq!(
+            rules,
+            [(rules::CORRUPTION_REFUSED.to_string(), Validity::Valid)]
+        );
+        for (node, file) in [
+            ("n3", "stream_1/log/log_1_7"),
+            ("n1", "stream_1/log/log_1_9"),
+        ] {
+            let rules = rules_of(&h, Value::Null, extra(json!([alarm(node, file)])));
+            assert_eq!(
+                rules,
+                [(rules::SAFETY_ALARM.to_string(), Validity::Invalid)],
+                "{node} {file}"
+            );
+        }
     }
 
     #[test]

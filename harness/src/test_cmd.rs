@@ -323,7 +323,10 @@ fn cluster_spec(args: &TestArgs, run_dir: &RunDir) -> Result<ClusterSpec, Harnes
     } else {
         vec![(dcf::planted::ALLOW_ENV.to_string(), "1".to_string())]
     };
+    let (kinds, schedule) = fault_plan(args);
+    let powercut_data = requested_kinds(&kinds, &schedule).contains(&FaultKind::PowerLoss);
     Ok(ClusterSpec {
+        powercut_data,
         nodes: args.nodes,
         node_binary: find_node_binary(&args.node_binary)?,
         base_dir: run_dir.nodes(),

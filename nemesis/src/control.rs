@@ -53,6 +53,10 @@ pub enum Capability {
     /// [`ClusterControl::set_work_mode`] and
     /// [`ClusterControl::node_status`].
     WorkMode,
+    /// [`ClusterControl::power_cut`].
+    PowerCut,
+    /// [`ClusterControl::corrupt`] and [`ClusterControl::repair`].
+    Corrupt,
 }
 
 impl Capability {
@@ -67,6 +71,8 @@ impl Capability {
             Capability::Compact => "compact a running node's log",
             Capability::Membership => "add, remove or reconfigure cluster members",
             Capability::WorkMode => "switch a node between normal and minority mode",
+            Capability::PowerCut => "cut a node's power, dropping its unsynced writes",
+            Capability::Corrupt => "corrupt a stopped node's stored files",
         }
     }
 
@@ -81,6 +87,8 @@ impl Capability {
             Capability::Compact => "compact",
             Capability::Membership => "change_members",
             Capability::WorkMode => "set_work_mode",
+            Capability::PowerCut => "power_cut",
+            Capability::Corrupt => "corrupt",
         }
     }
 
@@ -181,6 +189,30 @@ pub trait ClusterControl: Send + Sync {
         let _ = node;
         None
     }
+    /// Cuts the power of `nodes` at one instant: their disks persist
+    /// nothing more, their processes are SIGKILLed, and every write to
+    /// their data directories that was not durable (file data not
+    /// fsynced, names not made durable by a directory fsync) is dropped.
+    /// The nodes stay down. Returns what each lost, by node, for the
+    /// history.
+    fn power_cut(&self, nodes: &[NodeId]) -> Result<serde_json::Value, FaultError> {
+        let _ = nodes;
+        Err(Capability::PowerCut.unsupported())
+    }
+    /// Stops the node, damages one of its stored files as the seed `how`
+    /// decides (which file, where, how), starts it again and watches
+    /// whether it comes up or refuses to; returns exactly what was done
+    /// (file, offset, bytes, mode) and `refused`, for the history.
+    fn corrupt(&self, node: NodeId, how: u64) -> Result<serde_json::Value, FaultError> {
+        let _ = (node, how);
+        Err(Capability::Corrupt.unsupported())
+    }
+    /// Makes a node that refused to start on a damaged file whole again
+    /// (the deployment says how) and starts it.
+    fn repair(&self, node: NodeId) -> Result<serde_json::Value, FaultError> {
+        let _ = node;
+        Err(Capability::Corrupt.unsupported())
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +251,8 @@ mod tests {
                 Capability::WorkMode,
                 Bare.set_work_mode(1, None).map(|_| ()),
             ),
+            (Capability::PowerCut, Bare.power_cut(&[1]).map(|_| ())),
+            (Capability::Corrupt, Bare.corrupt(1, 7).map(|_| ())),
         ];
         for (cap, r) in results {
             let Err(FaultError::Unsupported(why)) = r else {

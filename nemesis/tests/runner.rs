@@ -17,6 +17,9 @@ enum Call {
     Partition(Grudge),
     Heal,
     Compact(NodeId),
+    PowerCut(Vec<NodeId>),
+    Corrupt(NodeId),
+    Repair(NodeId),
 }
 
 struct Fake {
@@ -79,6 +82,19 @@ impl ClusterControl for Fake {
     fn compact(&self, node: NodeId) -> Result<u64, FaultError> {
         self.record(Call::Compact(node))?;
         Ok(100 + node as u64)
+    }
+    fn power_cut(&self, nodes: &[NodeId]) -> Result<serde_json::Value, FaultError> {
+        self.record(Call::PowerCut(nodes.to_vec()))?;
+        Ok(serde_json::json!({}))
+    }
+    /// Every other node refuses to start (odd ids).
+    fn corrupt(&self, node: NodeId, _how: u64) -> Result<serde_json::Value, FaultError> {
+        self.record(Call::Corrupt(node))?;
+        Ok(serde_json::json!({ "refused": node % 2 == 1 }))
+    }
+    fn repair(&self, node: NodeId) -> Result<serde_json::Value, FaultError> {
+        self.record(Call::Repair(node))?;
+        Ok(serde_json::json!({}))
     }
 }
 
@@ -312,6 +328,68 @@ fn default_schedule_runs_alternating_and_is_seed_deterministic() {
         assert_eq!(quad[2], format!("stop-{kind}"));
         assert_eq!(quad[3], quad[2]);
     }
+}
+
+/// A power loss cuts every target's power in one call (one instant) and
+/// power-on starts each again.
+#[test]
+fn power_loss_cuts_targets_at_once_and_power_on_starts_them() {
+    let fake = Fake::new(5);
+    let (nem, events) = run_explicit(&fake, "0:power-loss:majority,0.05:power-on");
+    let calls = fake.calls.lock().unwrap().clone();
+    let Call::PowerCut(cut) = &calls[0] else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(cut.len(), 3, "{calls:?}");
+    let started: Vec<NodeId> = calls[1..]
+        .iter()
+        .map(|c| match c {
+            Call::Start(n) => *n,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(&started, cut);
+    assert!(nem.active().is_empty());
+    let fs: Vec<&str> = events.iter().map(|e| e.f.as_str()).collect();
+    assert_eq!(
+        fs,
+        [
+            "start-power-loss",
+            "start-power-loss",
+            "stop-power-loss",
+            "stop-power-loss"
+        ]
+    );
+    assert_eq!(events[1].value["targets"].as_array().unwrap().len(), 3);
+}
+
+/// Only the nodes that refused to start on their damaged files are
+/// repaired.
+#[test]
+fn corrupt_repairs_only_the_nodes_that_refused() {
+    let fake = Fake::new(5);
+    let (nem, events) = run_explicit(&fake, "0:corrupt:all,0.05:repair");
+    let calls = fake.calls.lock().unwrap().clone();
+    let corrupted: Vec<NodeId> = calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Corrupt(n) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    let repaired: Vec<NodeId> = calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Repair(n) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(corrupted, [1, 2, 3, 4, 5]);
+    assert_eq!(repaired, [1, 3, 5]);
+    assert!(nem.active().is_empty());
+    assert_eq!(events[1].f, "start-corrupt");
+    assert_eq!(events[1].value["nodes"]["1"]["refused"], true);
+    assert_eq!(events[3].f, "stop-corrupt");
 }
 
 #[test]

@@ -17,6 +17,11 @@ pub const SAFETY_ALARM: &str = "safety-alarm";
 /// node uses, not the level it logs them at.
 fn is_safety_alarm(line: &str) -> bool {
     line.contains("COMMITTED_ENTRY_CONFLICT")
+        // A committed command the state machine cannot decode is not what
+        // was proposed (the node encodes every command it proposes): data
+        // changed on its way through the log, and the node's state now
+        // differs from the others'.
+        || line.contains("undecodable entry")
         || (line.contains("corrupt data in")
             && line.contains("CRC32C mismatch")
             // A torn tail cut off at start-up was never acknowledged.
@@ -293,6 +298,7 @@ mod tests {
             "2026 WARN dcf::engine: DCF exception stream=1 exception=COMMITTED_ENTRY_CONFLICT detail=..",
             "2026 ERROR dcf::engine: DCF exception stream=1 exception=COMMITTED_ENTRY_CONFLICT",
             "2026 ERROR storage failed; stopping the DCF engine error=corrupt data in /d/log/seg at offset 40: data CRC32C mismatch for index 7",
+            "2026 WARN dcf::kv::server: undecodable entry; skipped index=415 err=unknown variant `wRite`",
         ] {
             assert_eq!(classify(line), Some(SAFETY_ALARM), "{line}");
         }

@@ -26,6 +26,7 @@ pub fn with_phases(
             start: p.from_ns,
             end: p.to_ns.unwrap_or(end).max(p.from_ns),
             failed: false,
+            note: String::new(),
         });
     }
     out.sort_by(|a, b| (a.start, &a.kind).cmp(&(b.start, &b.kind)));
@@ -93,6 +94,7 @@ mod tests {
             start,
             end: start + 5,
             failed: false,
+            note: String::new(),
         };
         let phase = |name: &str, from, to| MinorityPhase {
             name: name.into(),

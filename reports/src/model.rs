@@ -85,6 +85,9 @@ pub struct FaultBand {
     pub end: u64,
     /// The nemesis reported an error applying it.
     pub failed: bool,
+    /// What the fault's start says about its outcome beyond its label
+    /// (its value's `note`, e.g. that a corrupted node refused to start).
+    pub note: String,
 }
 
 /// The overall outcome shown at the top of the report.
@@ -448,6 +451,7 @@ fn fault_bands(history: &History, end_of_run: u64) -> Vec<FaultBand> {
                     start: op.time,
                     end: end_of_run,
                     failed: op.error.is_some(),
+                    note: op.value["note"].as_str().unwrap_or_default().to_string(),
                 },
             );
         } else if let Some(kind) = op.f.strip_prefix("stop-") {
@@ -478,6 +482,25 @@ mod tests {
 
     fn nem(f: &str, t: u64, value: Value) -> Op {
         Op::new(Process::Nemesis, OpType::Info, f, value).at(t)
+    }
+
+    /// A start's `note` (a corrupted node that refused to start) reaches
+    /// its band, for the report's fault table.
+    #[test]
+    fn a_start_note_is_kept_on_its_band() {
+        let h = History::new(vec![
+            nem(
+                "start-corrupt",
+                1,
+                json!({"targets": ["3"], "note": "n3 refused to start: bad segment"}),
+            ),
+            nem("stop-corrupt", 4, json!({})),
+            nem("start-kill", 5, json!({"targets": [1]})),
+        ]);
+        let b = fault_bands(&h, 9);
+        assert_eq!(b[0].label, "corrupt n3");
+        assert_eq!(b[0].note, "n3 refused to start: bad segment");
+        assert_eq!(b[1].note, "");
     }
 
     #[test]

@@ -322,7 +322,11 @@ fn faults_table(run: &RunData) -> String {
             secs(f.start),
             secs(f.end),
             secs(f.end - f.start),
-            if f.failed { "the nemesis reported an error" } else { "" }
+            match (f.failed, f.note.as_str()) {
+                (true, "") => "the nemesis reported an error".to_string(),
+                (true, note) => format!("the nemesis reported an error; {}", escape(note)),
+                (false, note) => escape(note),
+            }
         );
     }
     s.push_str("</table></details>\n");

@@ -463,6 +463,7 @@ mod tests {
             start: 2_000_000_000,
             end: 5_000_000_000,
             failed: false,
+            note: String::new(),
         }];
         let run = run_with(ops, faults, 10_000_000_000);
         for svg in [

@@ -319,6 +319,7 @@ mod tests {
             start: 0,
             end: 2_000,
             failed: false,
+            note: String::new(),
         }];
         run.duration = 10_000;
         let d = data(&run);

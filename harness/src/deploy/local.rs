@@ -11,8 +11,10 @@
 //! `<base_dir>/deploy-resources.json`); [`LocalDeployment::teardown`] and
 //! `Drop` remove exactly what it lists.
 
+use super::corrupt;
 use super::kinds::{Choice, DeploymentKind, KindOptions};
 use super::netns::{self, Network};
+use super::powercut::Disks;
 use super::process::{Launch, NodeProcess};
 use super::registry::{self, Registry};
 use super::resources::RESOURCES_FILE;
@@ -151,6 +153,11 @@ struct Inner {
     configs: BTreeMap<NodeId, String>,
     /// Removed nodes still running, and when to stop them.
     decommission: Vec<(NodeId, std::time::Instant)>,
+    /// Data directories on powercut-fs, when the spec asks for them.
+    disks: Disks,
+    /// The original of the file the corrupt fault damaged, per node, while
+    /// the node may still refuse to start on it.
+    corrupted: BTreeMap<NodeId, corrupt::Saved>,
 }
 
 /// A cluster of local `dcf-node` processes.
@@ -454,6 +461,13 @@ impl Deployment for LocalDeployment {
         let marker = self.spec.base_dir.display().to_string();
         inner.registry = Registry::new(&self.tag, &marker, Some(self.registry_path()));
         self.prepare(&mut inner)?;
+        if self.spec.powercut_data {
+            let nodes = inner.nodes.clone();
+            let Inner {
+                registry, disks, ..
+            } = &mut *inner;
+            *disks = Disks::mount_all(&nodes, registry).map_err(DeployError::Other)?;
+        }
         for id in 1..=self.spec.nodes {
             self.start_locked(&mut inner, id)?;
         }
@@ -474,6 +488,13 @@ impl Deployment for LocalDeployment {
                     node: n.id,
                     reason: format!("exited at start: {}", tail(&n.dir.join("stderr.log"), 2000)),
                 });
+            }
+            let pid = inner.procs.get_mut(&n.id).and_then(NodeProcess::pid);
+            if let Some(pid) = pid {
+                inner
+                    .disks
+                    .check_seen_by(n.id, pid, &n.data_dir())
+                    .map_err(DeployError::Other)?;
             }
         }
         tracing::info!(
@@ -567,7 +588,12 @@ impl Deployment for LocalDeployment {
         for id in ids {
             Self::kill_locked(&mut inner, id);
         }
-        let report = inner.registry.remove_all();
+        let Inner {
+            registry, disks, ..
+        } = &mut *inner;
+        let unmount_failed = disks.unmount_all(registry);
+        let mut report = inner.registry.remove_all();
+        report.failed.extend(unmount_failed);
         inner.network = None;
         if !report.removed.is_empty() {
             tracing::info!(tag = %self.tag, removed = ?report.removed, "local deployment torn down");
@@ -698,6 +724,8 @@ impl ClusterControl for LocalDeployment {
             | Capability::Compact
             | Capability::Membership
             | Capability::WorkMode => Ok(()),
+            Capability::PowerCut => self.lock().disks.supported(),
+            Capability::Corrupt => Ok(()),
         }
     }
 
@@ -738,6 +766,119 @@ impl ClusterControl for LocalDeployment {
 
     fn node_status(&self, node: NodeId) -> Option<serde_json::Value> {
         work_mode::node_status(self, node)
+    }
+
+    fn power_cut(&self, nodes: &[NodeId]) -> Result<serde_json::Value, FaultError> {
+        self.power_cut_locked(nodes)
+    }
+
+    fn corrupt(&self, node: NodeId, how: u64) -> Result<serde_json::Value, FaultError> {
+        self.corrupt_and_restart(node, how)
+    }
+
+    fn repair(&self, node: NodeId) -> Result<serde_json::Value, FaultError> {
+        self.repair_locked(node)
+    }
+}
+
+impl LocalDeployment {
+    /// See [`ClusterControl::power_cut`].
+    fn power_cut_locked(&self, nodes: &[NodeId]) -> Result<serde_json::Value, FaultError> {
+        let mut inner = self.lock();
+        inner.disks.power_off(nodes)?;
+        for &n in nodes {
+            if let Some(p) = inner.procs.get_mut(&n) {
+                p.send_kill();
+            }
+        }
+        inner.disks.processes_killed(nodes);
+        for &n in nodes {
+            Self::kill_locked(&mut inner, n);
+        }
+        inner.disks.power_cut(nodes)
+    }
+}
+
+impl LocalDeployment {
+    /// See [`ClusterControl::corrupt`]: stops the node, damages one file,
+    /// starts it and watches whether it comes up (answers on its client
+    /// port) or refuses (exits).
+    fn corrupt_and_restart(&self, node: NodeId, how: u64) -> Result<serde_json::Value, FaultError> {
+        let (mut what, spec, from) = {
+            let mut inner = self.lock();
+            let spec = inner
+                .nodes
+                .iter()
+                .find(|n| n.id == node)
+                .cloned()
+                .ok_or_else(|| FaultError::Failed(format!("unknown node {node}")))?;
+            Self::kill_locked(&mut inner, node);
+            let damaged = corrupt::damage(&spec.data_dir(), how);
+            let (what, saved) = match damaged {
+                Ok(d) => d,
+                Err(e) => {
+                    // Nothing was damaged: the node goes on as it was.
+                    let _ = self.start_locked(&mut inner, node);
+                    return Err(FaultError::Failed(e));
+                }
+            };
+            tracing::info!(node, damage = %what, "corrupted a stored file");
+            inner.corrupted.insert(node, saved);
+            let from = std::fs::metadata(spec.dir.join("stderr.log")).map_or(0, |m| m.len());
+            self.start_locked(&mut inner, node)
+                .map_err(|e| FaultError::Failed(e.to_string()))?;
+            (what, spec, from)
+        };
+        let endpoint = vec![(node, spec.client_addr.to_string())];
+        // Long enough for a slow start on a busy machine.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let refused = loop {
+            if !self.is_running(node) {
+                break true;
+            }
+            if status::statuses(&endpoint, Duration::from_millis(500))[0]
+                .1
+                .is_some()
+            {
+                break false;
+            }
+            if std::time::Instant::now() >= deadline {
+                what["note"] = serde_json::json!("no answer within 20 s; taken as started");
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        what["refused"] = serde_json::json!(refused);
+        if refused {
+            let words = corrupt::last_error(&spec.dir.join("stderr.log"), from);
+            what["note"] = serde_json::json!(format!("n{node} refused to start: {words}"));
+        } else {
+            // It ran on the damaged copy: that copy is its truth now.
+            self.lock().corrupted.remove(&node);
+        }
+        Ok(what)
+    }
+
+    /// See [`ClusterControl::repair`]: a node that refused to start gets
+    /// its damaged file back as it was (it never ran on the damage) and is
+    /// started.
+    fn repair_locked(&self, node: NodeId) -> Result<serde_json::Value, FaultError> {
+        let mut inner = self.lock();
+        let running = inner
+            .procs
+            .get_mut(&node)
+            .and_then(NodeProcess::pid)
+            .is_some();
+        let saved = inner.corrupted.remove(&node);
+        let mut what = serde_json::json!({});
+        if let (false, Some(saved)) = (running, &saved) {
+            corrupt::write_synced(&saved.path, &saved.bytes).map_err(FaultError::Failed)?;
+            what["restored"] = serde_json::json!(saved.path.display().to_string());
+        }
+        self.start_locked(&mut inner, node)
+            .map_err(|e| FaultError::Failed(e.to_string()))?;
+        what["started"] = serde_json::json!(true);
+        Ok(what)
     }
 }
 

@@ -11,9 +11,11 @@
 //! keeps of what it created, which `dcf-harness cleanup` undoes.
 
 pub mod cmd;
+pub mod corrupt;
 pub mod kinds;
 pub mod local;
 pub mod netns;
+pub mod powercut;
 pub mod process;
 pub mod registry;
 pub mod resources;
@@ -53,6 +55,9 @@ pub struct ClusterSpec {
     /// Node slots prepared at setup but not started, with ids after
     /// `nodes`: the nodes a membership change can add.
     pub spare_nodes: u32,
+    /// Puts every node's data directory on powercut-fs (the power-loss
+    /// fault needs it), mounted before the node starts.
+    pub powercut_data: bool,
 }
 
 impl ClusterSpec {
@@ -66,6 +71,7 @@ impl ClusterSpec {
             env: Vec::new(),
             base_dir: base_dir.into(),
             spare_nodes: 0,
+            powercut_data: false,
         }
     }
 

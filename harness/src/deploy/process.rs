@@ -135,6 +135,14 @@ impl NodeProcess {
         Some(pid)
     }
 
+    /// Sends SIGKILL without waiting for the process to die (see
+    /// [`NodeProcess::kill`], which also reaps it).
+    pub fn send_kill(&mut self) {
+        if let Some(pid) = self.pid() {
+            let _ = signal(pid, libc::SIGKILL);
+        }
+    }
+
     /// SIGTERM, then SIGKILL if it has not exited within `grace`; reaps it.
     pub fn stop(&mut self, grace: Duration) -> Option<i32> {
         let pid = self.pid()?;

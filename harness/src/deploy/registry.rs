@@ -6,7 +6,7 @@
 //! partial setup.
 
 use super::resources::{self, CleanupReport};
-use super::{cmd, local, DeployError};
+use super::{cmd, local, powercut, DeployError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -27,6 +27,9 @@ pub struct Registry {
     /// Root-namespace iptables rules, each as the arguments after `-A`/`-D`
     /// (chain first).
     pub host_rules: Vec<Vec<String>>,
+    /// FUSE mounts (powercut-fs on data directories), by mount point.
+    #[serde(default)]
+    pub mounts: Vec<String>,
     #[serde(skip)]
     path: Option<PathBuf>,
 }
@@ -57,6 +60,7 @@ impl Registry {
             && self.netns.is_empty()
             && self.links.is_empty()
             && self.host_rules.is_empty()
+            && self.mounts.is_empty()
     }
 
     /// Writes the file (best effort: a failed write must not abort a run,
@@ -87,6 +91,14 @@ impl Registry {
         self.host_rules.push(rule);
         self.save();
     }
+    pub fn add_mount(&mut self, point: &str) {
+        self.mounts.push(point.to_string());
+        self.save();
+    }
+    pub fn remove_mount(&mut self, point: &str) {
+        self.mounts.retain(|m| m != point);
+        self.save();
+    }
 
     /// Removes everything recorded: processes, namespaces (with anything
     /// still running inside), links, then host rules. Entries are dropped
@@ -99,6 +111,20 @@ impl Registry {
                 // SAFETY: plain syscall; the pid was checked to be our node.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
                 report.removed.push(format!("process {pid}"));
+            }
+        }
+        self.save();
+        // Unmounted once their processes are dead, before the namespaces
+        // that may hold copies of them go.
+        for point in std::mem::take(&mut self.mounts) {
+            let was = powercut::is_mounted(&point);
+            match powercut::force_unmount(&point) {
+                Ok(()) if was => report.removed.push(format!("mount {point}")),
+                Ok(()) => {}
+                Err(e) => {
+                    report.failed.push(format!("mount {point}: {e}"));
+                    self.mounts.push(point);
+                }
             }
         }
         self.save();

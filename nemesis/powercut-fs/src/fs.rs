@@ -24,6 +24,29 @@ pub struct Shared {
     /// File handle -> (inode, opened with O_APPEND).
     handles: HashMap<u64, (Ino, bool)>,
     next_fh: u64,
+    /// Syncs that came while the power was off: no answer until their
+    /// processes were sent SIGKILL (so none of them sees it), then failed.
+    held: Vec<ReplyEmpty>,
+    /// Set once the processes were sent SIGKILL: syncs fail at once (the
+    /// kernel cannot let a killed process go while its request waits).
+    fail_syncs: bool,
+}
+
+impl Shared {
+    /// Fails the syncs held while the power was off, and every sync from
+    /// now until the cut.
+    pub fn fail_held_syncs(&mut self) {
+        self.fail_syncs = true;
+        for reply in self.held.drain(..) {
+            reply.error(Errno::EIO);
+        }
+    }
+
+    /// The power is back: syncs work again.
+    pub fn power_restored(&mut self) {
+        self.fail_held_syncs();
+        self.fail_syncs = false;
+    }
 }
 
 pub type SharedState = Arc<Mutex<Shared>>;
@@ -38,10 +61,18 @@ pub struct PowercutFs {
     uid: u32,
     gid: u32,
     started: SystemTime,
+    /// How long an fsync takes before its data is durable (see
+    /// [`crate::Options::sync_latency`]).
+    sync_latency: Duration,
 }
 
 impl PowercutFs {
     pub fn new(state: SharedState) -> PowercutFs {
+        PowercutFs::with_sync_latency(state, Duration::ZERO)
+    }
+
+    /// A file system whose fsyncs take `sync_latency` each.
+    pub fn with_sync_latency(state: SharedState, sync_latency: Duration) -> PowercutFs {
         // SAFETY: getuid/getgid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         PowercutFs {
@@ -49,7 +80,48 @@ impl PowercutFs {
             uid,
             gid,
             started: SystemTime::now(),
+            sync_latency,
         }
+    }
+
+    /// Carries out a sync once the sync latency has passed, in its own
+    /// thread so other requests go on meanwhile, and only then answers:
+    /// what was written before the answer is durable, nothing is promised
+    /// earlier. A sync that a power cut overtook does nothing (its
+    /// process is dead and what it wrote is gone); one that comes while
+    /// the power is off gets no answer before its process was sent
+    /// SIGKILL, as the power would take the process with it.
+    fn sync_later(
+        &self,
+        reply: ReplyEmpty,
+        sync: impl FnOnce(&mut Model) -> Result<(), i32> + Send + 'static,
+    ) {
+        let finish = move |state: &SharedState, cuts_before: u64| {
+            let mut s = lock(state);
+            if s.model.stats.power_cuts != cuts_before {
+                return reply.error(Errno::EIO);
+            }
+            if s.model.is_powered_off() {
+                if s.fail_syncs {
+                    return reply.error(Errno::EIO);
+                }
+                return s.held.push(reply);
+            }
+            match sync(&mut s.model) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        };
+        let cuts = lock(&self.state).model.stats.power_cuts;
+        if self.sync_latency.is_zero() {
+            return finish(&self.state, cuts);
+        }
+        let state = self.state.clone();
+        let latency = self.sync_latency;
+        std::thread::spawn(move || {
+            std::thread::sleep(latency);
+            finish(&state, cuts);
+        });
     }
 
     fn attr(&self, ino: Ino, node: &Node, nlink: u32) -> FileAttr {
@@ -331,10 +403,7 @@ impl Filesystem for PowercutFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match lock(&self.state).model.sync_file(ino.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(e)),
-        }
+        self.sync_later(reply, move |m| m.sync_file(ino.0));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -385,10 +454,7 @@ impl Filesystem for PowercutFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match lock(&self.state).model.sync_dir(ino.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(e)),
-        }
+        self.sync_later(reply, move |m| m.sync_dir(ino.0));
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -22,6 +22,18 @@ use fs::{lock, PowercutFs, Shared, SharedState};
 use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How a mounted file system behaves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// How long each fsync takes before it answers (and its data is
+    /// durable), as on a real disk. With none, a sync is as fast as a
+    /// memory copy, and a node that acknowledges a write before its fsync
+    /// returns has almost nothing unsynced when the power goes; a few
+    /// milliseconds, as a disk takes, make that window real.
+    pub sync_latency: Duration,
+}
 
 /// Why a filesystem could not be mounted.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +80,11 @@ pub struct Mounted {
 impl Mounted {
     /// Mounts an empty filesystem on `path` (an existing, empty directory).
     pub fn mount(path: impl Into<PathBuf>) -> Result<Mounted, MountError> {
+        Mounted::mount_with(path, &Options::default())
+    }
+
+    /// Mounts an empty filesystem on `path` that behaves as `options` say.
+    pub fn mount_with(path: impl Into<PathBuf>, options: &Options) -> Result<Mounted, MountError> {
         available().map_err(MountError::Unavailable)?;
         let path = path.into();
         let state: SharedState = Arc::new(Mutex::new(Shared::default()));
@@ -78,12 +95,15 @@ impl Mounted {
             MountOption::DefaultPermissions,
         ];
         config.acl = SessionACL::RootAndOwner;
-        let session = fuser::spawn_mount(PowercutFs::new(state.clone()), &path, &config).map_err(
-            |source| MountError::Mount {
-                path: path.clone(),
-                source,
-            },
-        )?;
+        let session = fuser::spawn_mount(
+            PowercutFs::with_sync_latency(state.clone(), options.sync_latency),
+            &path,
+            &config,
+        )
+        .map_err(|source| MountError::Mount {
+            path: path.clone(),
+            source,
+        })?;
         tracing::info!(path = %path.display(), "mounted the power-cut filesystem");
         Ok(Mounted {
             path,
@@ -96,10 +116,32 @@ impl Mounted {
         &self.path
     }
 
-    /// Drops everything that was not durable. Kill the processes using the
-    /// filesystem first: their open files are gone.
+    /// The power goes off: from now on nothing becomes durable until
+    /// [`Mounted::power_cut`], and a sync gets no answer (so its process
+    /// cannot see the outage) until [`Mounted::processes_killed`]. Call it
+    /// on every file system of an outage before killing the processes, so
+    /// all lose power at once.
+    pub fn power_off(&self) {
+        lock(&self.state).model.power_off();
+        tracing::info!(path = %self.path.display(), "power off");
+    }
+
+    /// Call once every process using the file system was sent SIGKILL
+    /// (before waiting for them to die: a killed process whose sync waits
+    /// for an answer cannot exit). Syncs fail from now until the cut; the
+    /// killed processes never see it.
+    pub fn processes_killed(&self) {
+        lock(&self.state).fail_held_syncs();
+    }
+
+    /// Drops everything that was not durable and turns the power back on.
+    /// Kill the processes using the filesystem first: their open files are
+    /// gone.
     pub fn power_cut(&self) -> Dropped {
-        let dropped = lock(&self.state).model.power_cut();
+        let mut s = lock(&self.state);
+        let dropped = s.model.power_cut();
+        s.power_restored();
+        drop(s);
         tracing::info!(path = %self.path.display(), ?dropped, "power cut");
         dropped
     }

@@ -89,6 +89,9 @@ pub struct Model {
     /// Open handles per inode (an unlinked file lives while open).
     open: HashMap<Ino, usize>,
     next_ino: Ino,
+    /// Set by [`Model::power_off`]: the disk persists nothing more until
+    /// the cut.
+    powered_off: bool,
     pub stats: Stats,
 }
 
@@ -113,6 +116,7 @@ impl Model {
             dirty: HashMap::new(),
             open: HashMap::new(),
             next_ino: ROOT + 1,
+            powered_off: false,
             stats: Stats::default(),
         }
     }
@@ -315,6 +319,9 @@ impl Model {
 
     /// `fsync` of a file: its data becomes durable (not its name).
     pub fn sync_file(&mut self, ino: Ino) -> Result<(), Errno> {
+        if self.powered_off {
+            return Err(libc::EIO);
+        }
         let Some(Node::File { data, mode }) = self.live.get(&ino) else {
             return Err(libc::EISDIR);
         };
@@ -355,6 +362,9 @@ impl Model {
     /// `fsync` of a directory: its entries become durable. An entry whose
     /// file was never synced becomes a durable empty file.
     pub fn sync_dir(&mut self, ino: Ino) -> Result<(), Errno> {
+        if self.powered_off {
+            return Err(libc::EIO);
+        }
         let entries = self.dir(ino)?.clone();
         let mode = self.live[&ino].mode();
         self.stats.dir_syncs += 1;
@@ -392,8 +402,23 @@ impl Model {
         }
     }
 
-    /// The power cut: the live copy becomes what is durable.
+    /// The instant the power goes: nothing becomes durable any more (a
+    /// sync fails) until [`Model::power_cut`] drops what was not.
+    /// Separate from the cut so several file systems (or a process kill)
+    /// can lose power at one instant, however long the kills take.
+    pub fn power_off(&mut self) {
+        self.powered_off = true;
+    }
+
+    /// Whether the power is off (between [`Model::power_off`] and the cut).
+    pub fn is_powered_off(&self) -> bool {
+        self.powered_off
+    }
+
+    /// The power cut: the live copy becomes what is durable, and the
+    /// power is back on.
     pub fn power_cut(&mut self) -> Dropped {
+        self.powered_off = false;
         let mut dropped = Dropped::default();
         for (ino, node) in &self.live {
             if self.durable.get(ino) != Some(node) {

@@ -125,3 +125,74 @@ fn the_log_keeps_its_synced_entries_and_loses_the_rest() {
     m.power_cut();
     assert!(!raw.exists());
 }
+
+/// With a sync latency, an fsync answers only after it, and a power cut
+/// that overtakes a pending fsync makes it fail and keeps nothing of it.
+#[test]
+fn a_slow_fsync_answers_late_and_a_cut_overtakes_it() {
+    if let Err(why) = powercut_fs::available() {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let latency = std::time::Duration::from_millis(300);
+    let m = powercut_fs::Mounted::mount_with(
+        dir.path(),
+        &powercut_fs::Options {
+            sync_latency: latency,
+        },
+    )
+    .expect("mount");
+    let root = dir.path();
+    let mut f = File::create(root.join("a")).unwrap();
+    f.write_all(b"first").unwrap();
+    let t = std::time::Instant::now();
+    f.sync_all().unwrap();
+    assert!(t.elapsed() >= latency, "answered after {:?}", t.elapsed());
+    sync_dir(root);
+
+    f.write_all(b" second").unwrap();
+    let pending = std::thread::spawn(move || f.sync_all());
+    std::thread::sleep(latency / 3);
+    m.power_cut();
+    let r = pending.join().unwrap();
+    assert!(r.is_err(), "the overtaken fsync reported success");
+    assert_eq!(fs::read(root.join("a")).unwrap(), b"first");
+    m.unmount().unwrap();
+}
+
+/// After `power_off` nothing becomes durable: a sync does not answer
+/// before its process was killed (here: before we say so), then fails, and
+/// the cut drops what was written.
+#[test]
+fn nothing_becomes_durable_between_power_off_and_the_cut() {
+    let Some((dir, m)) = mount_or_skip() else {
+        return;
+    };
+    let root = dir.path();
+    let mut f = File::create(root.join("a")).unwrap();
+    f.write_all(b"kept").unwrap();
+    f.sync_all().unwrap();
+    sync_dir(root);
+    m.power_off();
+    f.write_all(b" lost").unwrap();
+    let pending = std::thread::spawn(move || f.sync_all());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!pending.is_finished(), "a sync answered without power");
+    m.processes_killed();
+    assert!(
+        pending.join().unwrap().is_err(),
+        "a sync without power succeeded"
+    );
+    m.power_cut();
+    assert_eq!(fs::read(root.join("a")).unwrap(), b"kept");
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(root.join("a"))
+        .unwrap();
+    f.write_all(b" again").unwrap();
+    f.sync_all().expect("the power is back on after the cut");
+    drop(f);
+    m.unmount().unwrap();
+}

@@ -19,11 +19,13 @@ mod define;
 mod process;
 
 pub mod compact;
+pub mod corrupt;
 pub mod kill;
 pub mod member;
 pub mod minority;
 pub mod partition;
 pub mod pause;
+pub mod power_loss;
 
 use crate::control::{Capability, ClusterControl};
 use crate::runner::State;
@@ -46,6 +48,10 @@ fault_kinds! {
     member_passive: Member(member::Member),
     /// The survivors in minority mode and the majority killed for it.
     minority: Minority(minority::Minority),
+    /// Nodes whose power was cut and that are not powered on yet.
+    power_lost: PowerLoss(power_loss::PowerLoss),
+    /// Nodes that refused to start on a corrupted file, not yet repaired.
+    corrupt: Corrupt(corrupt::Corrupt),
 }
 
 /// How a fault kind's argument is written in a schedule

@@ -733,7 +733,12 @@ impl ClusterControl for SshDeployment {
             | Capability::Pause
             | Capability::Resume
             | Capability::Compact => Ok(()),
-            Capability::Membership | Capability::WorkMode => Err(format!(
+            Capability::PowerCut => Err(
+                "power-loss needs the data directories on the harness's own FUSE file system, \
+                 which runs only beside local nodes (use --deploy namespaces)"
+                    .into(),
+            ),
+            Capability::Membership | Capability::WorkMode | Capability::Corrupt => Err(format!(
                 "the SSH deployment cannot yet {} (use --deploy namespaces)",
                 capability.what()
             )),
