@@ -17,6 +17,38 @@ pub type NodeId = u32;
 /// must not receive. A symmetric partition lists each side in the other's set.
 pub type Grudge = BTreeMap<NodeId, BTreeSet<NodeId>>;
 
+/// A node's clock relative to real time, from the moment it is set:
+/// `offset_ms` ahead (behind when negative), then running at
+/// `rate_milli / 1000` times real speed. With `strobe_ms` above 0 the
+/// clock flips between that offset and none every `strobe_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClockSkew {
+    pub offset_ms: i64,
+    pub rate_milli: u32,
+    pub strobe_ms: u64,
+}
+
+impl ClockSkew {
+    /// Real time.
+    pub const NONE: ClockSkew = ClockSkew {
+        offset_ms: 0,
+        rate_milli: 1000,
+        strobe_ms: 0,
+    };
+}
+
+/// A directed link between two nodes: traffic that `from` sends to `to`.
+pub type Link = (NodeId, NodeId);
+
+/// What a slow link does to what crosses it: every chunk waits `delay_ms`
+/// plus up to `jitter_ms`, and nothing crosses while `stalled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct LinkDelay {
+    pub delay_ms: u64,
+    pub jitter_ms: u64,
+    pub stalled: bool,
+}
+
 /// Why a fault could not be carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultError {
@@ -45,6 +77,12 @@ pub enum Capability {
     Partition,
     /// [`ClusterControl::compact`].
     Compact,
+    /// [`ClusterControl::set_clock`].
+    Clock,
+    /// [`ClusterControl::shape_links`].
+    SlowNet,
+    /// [`ClusterControl::drop_packets`].
+    LossyNet,
 }
 
 impl Capability {
@@ -57,6 +95,9 @@ impl Capability {
             Capability::Resume => "resume a paused node",
             Capability::Partition => "drop packets between nodes",
             Capability::Compact => "compact a running node's log",
+            Capability::Clock => "skew a node's clock",
+            Capability::SlowNet => "delay or stall the links between nodes",
+            Capability::LossyNet => "drop random packets between nodes",
         }
     }
 
@@ -69,6 +110,9 @@ impl Capability {
             Capability::Resume => "resume",
             Capability::Partition => "partition",
             Capability::Compact => "compact",
+            Capability::Clock => "set_clock",
+            Capability::SlowNet => "shape_links",
+            Capability::LossyNet => "drop_packets",
         }
     }
 
@@ -138,6 +182,25 @@ pub trait ClusterControl: Send + Sync {
         let _ = node;
         Err(Capability::Compact.unsupported())
     }
+    /// Sets the node's clock as `skew` says, from now on, without a
+    /// restart ([`ClockSkew::NONE`] returns it to real time).
+    fn set_clock(&self, node: NodeId, skew: ClockSkew) -> Result<(), FaultError> {
+        let _ = (node, skew);
+        Err(Capability::Clock.unsupported())
+    }
+    /// Shapes each listed link (replacing every earlier shape; links not
+    /// listed become healthy, so an empty list heals them all).
+    fn shape_links(&self, shapes: &[(Link, LinkDelay)]) -> Result<(), FaultError> {
+        let _ = shapes;
+        Err(Capability::SlowNet.unsupported())
+    }
+    /// Makes the kernel drop each listed link's packets at random with the
+    /// given probability in thousandths (replacing every earlier loss; an
+    /// empty list removes it all).
+    fn drop_packets(&self, losses: &[(Link, u32)]) -> Result<(), FaultError> {
+        let _ = losses;
+        Err(Capability::LossyNet.unsupported())
+    }
 }
 
 #[cfg(test)]
@@ -167,6 +230,9 @@ mod tests {
             (Capability::Resume, Bare.resume(1)),
             (Capability::Partition, Bare.partition(&g)),
             (Capability::Compact, Bare.compact(1).map(|_| ())),
+            (Capability::Clock, Bare.set_clock(1, ClockSkew::NONE)),
+            (Capability::SlowNet, Bare.shape_links(&[])),
+            (Capability::LossyNet, Bare.drop_packets(&[])),
         ];
         for (cap, r) in results {
             let Err(FaultError::Unsupported(why)) = r else {

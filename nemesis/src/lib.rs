@@ -15,13 +15,17 @@
 
 pub mod control;
 pub mod faults;
+pub mod links;
 pub mod runner;
 pub mod schedule;
 pub mod target;
 pub mod topology;
 
-pub use control::{Capability, ClusterControl, FaultError, Grudge, NodeId};
+pub use control::{
+    Capability, ClockSkew, ClusterControl, FaultError, Grudge, Link, LinkDelay, NodeId,
+};
 pub use faults::{style_of, ActiveFaults, Fault, FaultKind, FaultStyle, FaultType};
+pub use links::LinkTarget;
 pub use runner::{Nemesis, NemesisEvent, Phase};
 pub use schedule::{
     parse_schedule, Action, DefaultSchedule, DefaultTiming, Schedule, ScheduleError, Step,

@@ -17,6 +17,9 @@ enum Call {
     Partition(Grudge),
     Heal,
     Compact(NodeId),
+    Clock(NodeId, ClockSkew),
+    Shape(Vec<(Link, LinkDelay)>),
+    Loss(Vec<(Link, u32)>),
 }
 
 struct Fake {
@@ -79,6 +82,15 @@ impl ClusterControl for Fake {
     fn compact(&self, node: NodeId) -> Result<u64, FaultError> {
         self.record(Call::Compact(node))?;
         Ok(100 + node as u64)
+    }
+    fn set_clock(&self, node: NodeId, skew: ClockSkew) -> Result<(), FaultError> {
+        self.record(Call::Clock(node, skew))
+    }
+    fn shape_links(&self, shapes: &[(Link, LinkDelay)]) -> Result<(), FaultError> {
+        self.record(Call::Shape(shapes.to_vec()))
+    }
+    fn drop_packets(&self, losses: &[(Link, u32)]) -> Result<(), FaultError> {
+        self.record(Call::Loss(losses.to_vec()))
     }
 }
 

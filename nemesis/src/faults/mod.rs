@@ -18,10 +18,13 @@
 mod define;
 mod process;
 
+pub mod clock;
 pub mod compact;
 pub mod kill;
+pub mod lossy_net;
 pub mod partition;
 pub mod pause;
+pub mod slow_net;
 
 use crate::control::{Capability, ClusterControl};
 use crate::runner::State;
@@ -40,6 +43,12 @@ fault_kinds! {
     paused: Pause(pause::Pause),
     /// Nothing: a compaction has nothing to undo.
     compacted: Compact(compact::Compact),
+    /// Skewed clocks, with their skew.
+    clock: Clock(clock::Clock),
+    /// Shaped links, with their delay.
+    slow_net: SlowNet(slow_net::SlowNet),
+    /// Lossy links, with their loss in thousandths.
+    lossy_net: LossyNet(lossy_net::LossyNet),
 }
 
 /// How a fault kind's argument is written in a schedule
