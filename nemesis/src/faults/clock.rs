@@ -148,7 +148,7 @@ fn parse_bound(mode: ClockMode, s: &str) -> Result<u32, String> {
             mode.name()
         ));
     };
-    if value < 1.0 || value > 3_600_000.0 {
+    if !(1.0..=3_600_000.0).contains(&value) {
         return Err(format!("clock bound {s:?} out of range"));
     }
     Ok(value.round() as u32)
