@@ -322,6 +322,12 @@ fn cluster_spec(args: &TestArgs, run_dir: &RunDir) -> Result<ClusterSpec, Harnes
     } else {
         vec![(dcf::planted::ALLOW_ENV.to_string(), "1".to_string())]
     };
+    let (kinds, schedule) = fault_plan(args);
+    // Capabilities to prepare before the nodes start (clock, slow-net).
+    let prepare = requested_kinds(&kinds, &schedule)
+        .into_iter()
+        .flat_map(|k| k.needs().iter().copied())
+        .collect();
     Ok(ClusterSpec {
         nodes: args.nodes,
         node_binary: find_node_binary(&args.node_binary)?,
@@ -329,6 +335,7 @@ fn cluster_spec(args: &TestArgs, run_dir: &RunDir) -> Result<ClusterSpec, Harnes
         params: args.params.clone(),
         extra_args,
         env,
+        prepare,
     })
 }
 

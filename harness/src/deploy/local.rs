@@ -11,13 +11,15 @@
 //! `<base_dir>/deploy-resources.json`); [`LocalDeployment::teardown`] and
 //! `Drop` remove exactly what it lists.
 
+mod clock_net;
+
 use super::kinds::{Choice, DeploymentKind, KindOptions};
 use super::netns::{self, Network};
 use super::process::{Launch, NodeProcess};
 use super::registry::{self, Registry};
 use super::resources::RESOURCES_FILE;
 use super::{cmd, status, ClusterSpec, DeployError, Deployment, NodeSpec};
-use nemesis::{Capability, ClusterControl, FaultError, Grudge, NodeId};
+use nemesis::{Capability, ClockSkew, ClusterControl, FaultError, Grudge, Link, LinkDelay, NodeId};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -137,6 +139,12 @@ struct Inner {
     nodes: Vec<NodeSpec>,
     config: String,
     procs: BTreeMap<NodeId, NodeProcess>,
+    /// The nodes' clocks, when clock faults were requested.
+    clocks: Option<super::clock::NodeClocks>,
+    /// A proxy on every link, when slow links were requested.
+    proxies: Option<super::slow_net::LinkProxies>,
+    /// Requested capabilities that could not be prepared, with why.
+    unprepared: BTreeMap<Capability, String>,
 }
 
 /// A cluster of local `dcf-node` processes.
@@ -295,7 +303,7 @@ impl LocalDeployment {
                 .map(str::to_string),
             program: self.spec.node_binary.clone(),
             args,
-            env: self.spec.env.clone(),
+            env: self.node_env(inner, node.id),
             log_dir: node.dir.clone(),
         }
     }
@@ -308,10 +316,11 @@ impl LocalDeployment {
             .cloned()
             .ok_or(DeployError::UnknownNode(node))?;
         let launch = self.launch(inner, &spec);
-        let proc = inner.procs.entry(node).or_default();
-        if let Some(pid) = proc.pid() {
+        if let Some(pid) = inner.procs.entry(node).or_default().pid() {
             return Ok(pid);
         }
+        self.before_spawn(inner, node)?;
+        let proc = inner.procs.entry(node).or_default();
         let pid = proc.spawn(&launch)?;
         inner.registry.add_pid(pid);
         Ok(pid)
@@ -428,6 +437,7 @@ impl Deployment for LocalDeployment {
         let marker = self.spec.base_dir.display().to_string();
         inner.registry = Registry::new(&self.tag, &marker, Some(self.registry_path()));
         self.prepare(&mut inner)?;
+        self.prepare_faults(&mut inner)?;
         for id in 1..=self.spec.nodes {
             self.start_locked(&mut inner, id)?;
         }
@@ -533,6 +543,9 @@ impl Deployment for LocalDeployment {
         for id in ids {
             Self::kill_locked(&mut inner, id);
         }
+        // Stops the strobes and closes the proxies.
+        inner.clocks = None;
+        inner.proxies = None;
         let report = inner.registry.remove_all();
         inner.network = None;
         if !report.removed.is_empty() {
@@ -618,7 +631,7 @@ impl ClusterControl for LocalDeployment {
                 .get(id)
                 .into_iter()
                 .flatten()
-                .filter_map(|peer| net.ip_of(*peer))
+                .flat_map(|peer| Self::sources_of(&inner, net, *peer))
                 .collect();
             if let Err(e) = netns::set_drops(ns, &drops) {
                 errors.push(format!("node {id}: {e}"));
@@ -647,6 +660,9 @@ impl ClusterControl for LocalDeployment {
             | Capability::Pause
             | Capability::Resume
             | Capability::Compact => Ok(()),
+            Capability::Clock | Capability::SlowNet | Capability::LossyNet => {
+                self.fault_supported(capability)
+            }
         }
     }
 
@@ -667,6 +683,18 @@ impl ClusterControl for LocalDeployment {
             self.opts.status_timeout.max(Duration::from_secs(10)),
         )
         .map_err(FaultError::Failed)
+    }
+
+    fn set_clock(&self, node: NodeId, skew: ClockSkew) -> Result<(), FaultError> {
+        self.set_clock_impl(node, skew)
+    }
+
+    fn shape_links(&self, shapes: &[(Link, LinkDelay)]) -> Result<(), FaultError> {
+        self.shape_links_impl(shapes)
+    }
+
+    fn drop_packets(&self, losses: &[(Link, u32)]) -> Result<(), FaultError> {
+        self.drop_packets_impl(losses)
     }
 }
 
