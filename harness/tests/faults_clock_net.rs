@@ -480,3 +480,49 @@ fn cleanup_after_a_killed_harness_removes_clock_files_and_rules() {
     );
     assert_nothing_left(&run_dir);
 }
+
+/// Without namespaces slow and lossy links are refused with the fix, while
+/// clocks still work; a capability the run did not ask for is refused
+/// with how to ask for it.
+#[test]
+fn unprepared_or_impossible_faults_are_unsupported_with_the_fix() {
+    if harness::deploy::clock::libfaketime().is_err() {
+        println!("skipped: no libfaketime");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = ClusterSpec::new(3, node_binary(), dir.path());
+    spec.prepare = [Capability::Clock, Capability::SlowNet, Capability::LossyNet].into();
+    let d = LocalDeployment::new(
+        spec,
+        LocalOptions {
+            mode: LocalMode::Loopback,
+            ..LocalOptions::default()
+        },
+    );
+    d.setup().unwrap();
+    assert_eq!(d.supports(Capability::Clock), Ok(()));
+    d.set_clock(1, ClockSkew::NONE).unwrap();
+    for c in [Capability::SlowNet, Capability::LossyNet] {
+        let why = d.supports(c).unwrap_err();
+        assert!(why.contains("apt-get install iptables"), "{c:?}: {why}");
+    }
+    let e = d.drop_packets(&[]).unwrap_err().to_string();
+    assert!(e.starts_with("unsupported"), "{e}");
+    d.teardown().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = LocalDeployment::new(
+        ClusterSpec::new(1, node_binary(), dir.path()),
+        LocalOptions {
+            mode: LocalMode::Loopback,
+            ..LocalOptions::default()
+        },
+    );
+    d.setup().unwrap();
+    let why = d.supports(Capability::Clock).unwrap_err();
+    assert!(why.contains("--nemesis"), "{why}");
+    assert!(d.set_clock(1, ClockSkew::NONE).is_err());
+    d.teardown().unwrap();
+    assert_nothing_left_in(dir.path());
+}

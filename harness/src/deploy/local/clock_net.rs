@@ -12,6 +12,16 @@ use crate::deploy::{lossy, DeployError};
 use nemesis::{Capability, ClockSkew, FaultError, Link, LinkDelay, NodeId};
 use std::net::Ipv4Addr;
 
+/// Why a fault needing namespaces cannot run on loopback, and the fix.
+/// (Takes the reason rather than the deployment: callers hold its lock.)
+fn needs_namespaces(what: &str, loopback_reason: Option<&str>) -> String {
+    format!(
+        "{what} need network namespaces: run as root and `apt-get install iptables iproute2` \
+         (running on loopback: {})",
+        loopback_reason.unwrap_or("not set up in namespaces")
+    )
+}
+
 impl LocalDeployment {
     /// Prepares what the requested faults need before any node starts;
     /// what cannot be prepared is remembered, with why, and its faults
@@ -34,28 +44,12 @@ impl LocalDeployment {
             match network {
                 Some(net) => inner.proxies = Some(LinkProxies::start(net, NS_PEER_PORT, registry)?),
                 None => {
-                    inner
-                        .unprepared
-                        .insert(Capability::SlowNet, self.needs_namespaces("slow links"));
+                    let why = needs_namespaces("slow links", inner.loopback_reason.as_deref());
+                    inner.unprepared.insert(Capability::SlowNet, why);
                 }
             }
         }
         Ok(())
-    }
-
-    /// Why a fault needing namespaces cannot run on loopback, and the fix.
-    fn needs_namespaces(&self, what: &str) -> String {
-        let detail = self
-            .lock_reason()
-            .unwrap_or_else(|| "not set up in namespaces".into());
-        format!(
-            "{what} need network namespaces: run as root and `apt-get install iptables iproute2` \
-             (running on loopback: {detail})"
-        )
-    }
-
-    fn lock_reason(&self) -> Option<String> {
-        self.partitions_supported().err()
     }
 
     /// `Ok` if the capability was prepared (or needs no preparation).
@@ -75,10 +69,10 @@ impl LocalDeployment {
                  they get them before the nodes start"
                     .into(),
             ),
-            Capability::LossyNet if inner.network.is_none() => {
-                drop(inner);
-                Err(self.needs_namespaces("lossy links"))
-            }
+            Capability::LossyNet if inner.network.is_none() => Err(needs_namespaces(
+                "lossy links",
+                inner.loopback_reason.as_deref(),
+            )),
             _ => Ok(()),
         }
     }
