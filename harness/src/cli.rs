@@ -225,7 +225,10 @@ pub fn schedule_help() -> String {
     format!(
         "An explicit fault schedule instead of the randomised default: SECONDS:ACTION \
          items separated by commas, SECONDS counted from the start of the run, ACTION one \
-         of {}; TOPOLOGY one of {}; TARGET one of {}. \
+         of {}; TOPOLOGY one of {}; TARGET one of {}; CLOCK is MODE[-TARGET][-BOUND] \
+         (bump, strobe, rate or slow, e.g. bump-leader-2s, rate-all-4x, slow-leader-10x); \
+         LINKS is link, node, leader or all, with -delay or -stall for slow-net and -MAX% \
+         for lossy-net (e.g. node-stall, all-20%). \
          E.g. \"5:partition:halves,15:heal,20:kill:leader,28:restart\".",
         nemesis::schedule::grammar().join(", "),
         names(nemesis::Topology::ALL.iter().map(|t| t.name())),

@@ -325,6 +325,11 @@ fn cluster_spec(args: &TestArgs, run_dir: &RunDir) -> Result<ClusterSpec, Harnes
     };
     let (kinds, schedule) = fault_plan(args);
     let powercut_data = requested_kinds(&kinds, &schedule).contains(&FaultKind::PowerLoss);
+    // Capabilities to prepare before the nodes start (clock, slow-net).
+    let prepare = requested_kinds(&kinds, &schedule)
+        .into_iter()
+        .flat_map(|k| k.needs().iter().copied())
+        .collect();
     Ok(ClusterSpec {
         powercut_data,
         nodes: args.nodes,
@@ -334,6 +339,7 @@ fn cluster_spec(args: &TestArgs, run_dir: &RunDir) -> Result<ClusterSpec, Harnes
         extra_args,
         env,
         spare_nodes: crate::membership::spare_nodes_for(args),
+        prepare,
     })
 }
 

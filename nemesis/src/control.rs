@@ -19,6 +19,38 @@ pub type NodeId = u32;
 /// must not receive. A symmetric partition lists each side in the other's set.
 pub type Grudge = BTreeMap<NodeId, BTreeSet<NodeId>>;
 
+/// A node's clock relative to real time, from the moment it is set:
+/// `offset_ms` ahead (behind when negative), then running at
+/// `rate_milli / 1000` times real speed. With `strobe_ms` above 0 the
+/// clock flips between that offset and none every `strobe_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClockSkew {
+    pub offset_ms: i64,
+    pub rate_milli: u32,
+    pub strobe_ms: u64,
+}
+
+impl ClockSkew {
+    /// Real time.
+    pub const NONE: ClockSkew = ClockSkew {
+        offset_ms: 0,
+        rate_milli: 1000,
+        strobe_ms: 0,
+    };
+}
+
+/// A directed link between two nodes: traffic that `from` sends to `to`.
+pub type Link = (NodeId, NodeId);
+
+/// What a slow link does to what crosses it: every chunk waits `delay_ms`
+/// plus up to `jitter_ms`, and nothing crosses while `stalled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct LinkDelay {
+    pub delay_ms: u64,
+    pub jitter_ms: u64,
+    pub stalled: bool,
+}
+
 /// Why a fault could not be carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultError {
@@ -57,6 +89,12 @@ pub enum Capability {
     PowerCut,
     /// [`ClusterControl::corrupt`] and [`ClusterControl::repair`].
     Corrupt,
+    /// [`ClusterControl::set_clock`].
+    Clock,
+    /// [`ClusterControl::shape_links`].
+    SlowNet,
+    /// [`ClusterControl::drop_packets`].
+    LossyNet,
 }
 
 impl Capability {
@@ -73,6 +111,9 @@ impl Capability {
             Capability::WorkMode => "switch a node between normal and minority mode",
             Capability::PowerCut => "cut a node's power, dropping its unsynced writes",
             Capability::Corrupt => "corrupt a stopped node's stored files",
+            Capability::Clock => "skew a node's clock",
+            Capability::SlowNet => "delay or stall the links between nodes",
+            Capability::LossyNet => "drop random packets between nodes",
         }
     }
 
@@ -89,6 +130,9 @@ impl Capability {
             Capability::WorkMode => "set_work_mode",
             Capability::PowerCut => "power_cut",
             Capability::Corrupt => "corrupt",
+            Capability::Clock => "set_clock",
+            Capability::SlowNet => "shape_links",
+            Capability::LossyNet => "drop_packets",
         }
     }
 
@@ -213,6 +257,25 @@ pub trait ClusterControl: Send + Sync {
         let _ = node;
         Err(Capability::Corrupt.unsupported())
     }
+    /// Sets the node's clock as `skew` says, from now on, without a
+    /// restart ([`ClockSkew::NONE`] returns it to real time).
+    fn set_clock(&self, node: NodeId, skew: ClockSkew) -> Result<(), FaultError> {
+        let _ = (node, skew);
+        Err(Capability::Clock.unsupported())
+    }
+    /// Shapes each listed link (replacing every earlier shape; links not
+    /// listed become healthy, so an empty list heals them all).
+    fn shape_links(&self, shapes: &[(Link, LinkDelay)]) -> Result<(), FaultError> {
+        let _ = shapes;
+        Err(Capability::SlowNet.unsupported())
+    }
+    /// Makes the kernel drop each listed link's packets at random with the
+    /// given probability in thousandths (replacing every earlier loss; an
+    /// empty list removes it all).
+    fn drop_packets(&self, losses: &[(Link, u32)]) -> Result<(), FaultError> {
+        let _ = losses;
+        Err(Capability::LossyNet.unsupported())
+    }
 }
 
 #[cfg(test)]
@@ -253,6 +316,9 @@ mod tests {
             ),
             (Capability::PowerCut, Bare.power_cut(&[1]).map(|_| ())),
             (Capability::Corrupt, Bare.corrupt(1, 7).map(|_| ())),
+            (Capability::Clock, Bare.set_clock(1, ClockSkew::NONE)),
+            (Capability::SlowNet, Bare.shape_links(&[])),
+            (Capability::LossyNet, Bare.drop_packets(&[])),
         ];
         for (cap, r) in results {
             let Err(FaultError::Unsupported(why)) = r else {

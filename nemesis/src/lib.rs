@@ -1,8 +1,9 @@
 //! # nemesis
 //!
 //! The faults the harness injects into a deployed cluster: kernel-level
-//! partitions, SIGKILL and restart, SIGSTOP/SIGCONT pauses (later clock
-//! skew, disk corruption and membership changes). Every fault has a start
+//! partitions, SIGKILL and restart, SIGSTOP/SIGCONT pauses, clock skew,
+//! slow and lossy links, power loss, disk corruption, membership changes,
+//! minority mode and log compaction. Every fault has a start
 //! and a stop that undoes it, and schedules say when each runs. Faults act
 //! through [`control::ClusterControl`], which each deployment implements.
 //!
@@ -15,14 +16,18 @@
 
 pub mod control;
 pub mod faults;
+pub mod links;
 pub mod members;
 pub mod runner;
 pub mod schedule;
 pub mod target;
 pub mod topology;
 
-pub use control::{Capability, ClusterControl, FaultError, Grudge, NodeId};
+pub use control::{
+    Capability, ClockSkew, ClusterControl, FaultError, Grudge, Link, LinkDelay, NodeId,
+};
 pub use faults::{style_of, ActiveFaults, Fault, FaultKind, FaultStyle, FaultType};
+pub use links::LinkTarget;
 pub use members::{MemberAck, MemberChange, MemberReply};
 pub use runner::{Nemesis, NemesisEvent, Phase};
 pub use schedule::{

@@ -20,6 +20,9 @@ enum Call {
     PowerCut(Vec<NodeId>),
     Corrupt(NodeId),
     Repair(NodeId),
+    Clock(NodeId, ClockSkew),
+    Shape(Vec<(Link, LinkDelay)>),
+    Loss(Vec<(Link, u32)>),
 }
 
 struct Fake {
@@ -83,6 +86,15 @@ impl ClusterControl for Fake {
         self.record(Call::Compact(node))?;
         Ok(100 + node as u64)
     }
+    fn set_clock(&self, node: NodeId, skew: ClockSkew) -> Result<(), FaultError> {
+        self.record(Call::Clock(node, skew))
+    }
+    fn shape_links(&self, shapes: &[(Link, LinkDelay)]) -> Result<(), FaultError> {
+        self.record(Call::Shape(shapes.to_vec()))
+    }
+    fn drop_packets(&self, losses: &[(Link, u32)]) -> Result<(), FaultError> {
+        self.record(Call::Loss(losses.to_vec()))
+    }
     fn power_cut(&self, nodes: &[NodeId]) -> Result<serde_json::Value, FaultError> {
         self.record(Call::PowerCut(nodes.to_vec()))?;
         Ok(serde_json::json!({}))
@@ -102,7 +114,9 @@ impl ClusterControl for Fake {
 /// refused as unsupported, which ends their periods early).
 fn fake_kinds() -> Vec<FaultKind> {
     use Capability::*;
-    let can = [Kill, Start, Pause, Resume, Partition, Compact];
+    let can = [
+        Kill, Start, Pause, Resume, Partition, Compact, PowerCut, Corrupt, Clock, SlowNet, LossyNet,
+    ];
     FaultKind::ALL
         .into_iter()
         .filter(|k| k.needs().iter().all(|c| can.contains(c)))

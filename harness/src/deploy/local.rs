@@ -12,6 +12,8 @@
 //! `Drop` remove exactly what it lists.
 
 use super::corrupt;
+mod clock_net;
+
 use super::kinds::{Choice, DeploymentKind, KindOptions};
 use super::netns::{self, Network};
 use super::powercut::Disks;
@@ -19,7 +21,10 @@ use super::process::{Launch, NodeProcess};
 use super::registry::{self, Registry};
 use super::resources::RESOURCES_FILE;
 use super::{cmd, status, ClusterSpec, DeployError, Deployment, NodeSpec};
-use nemesis::{Capability, ClusterControl, FaultError, Grudge, MemberChange, MemberReply, NodeId};
+use nemesis::{
+    Capability, ClockSkew, ClusterControl, FaultError, Grudge, Link, LinkDelay, MemberChange,
+    MemberReply, NodeId,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -158,6 +163,12 @@ struct Inner {
     /// The original of the file the corrupt fault damaged, per node, while
     /// the node may still refuse to start on it.
     corrupted: BTreeMap<NodeId, corrupt::Saved>,
+    /// The nodes' clocks, when clock faults were requested.
+    clocks: Option<super::clock::NodeClocks>,
+    /// A proxy on every link, when slow links were requested.
+    proxies: Option<super::slow_net::LinkProxies>,
+    /// Requested capabilities that could not be prepared, with why.
+    unprepared: BTreeMap<Capability, String>,
 }
 
 /// A cluster of local `dcf-node` processes.
@@ -316,7 +327,7 @@ impl LocalDeployment {
                 .map(str::to_string),
             program: self.spec.node_binary.clone(),
             args,
-            env: self.spec.env.clone(),
+            env: self.node_env(inner, node.id),
             log_dir: node.dir.clone(),
         }
     }
@@ -329,10 +340,11 @@ impl LocalDeployment {
             .cloned()
             .ok_or(DeployError::UnknownNode(node))?;
         let launch = self.launch(inner, &spec);
-        let proc = inner.procs.entry(node).or_default();
-        if let Some(pid) = proc.pid() {
+        if let Some(pid) = inner.procs.entry(node).or_default().pid() {
             return Ok(pid);
         }
+        self.before_spawn(inner, node)?;
+        let proc = inner.procs.entry(node).or_default();
         let pid = proc.spawn(&launch)?;
         inner.registry.add_pid(pid);
         Ok(pid)
@@ -468,6 +480,7 @@ impl Deployment for LocalDeployment {
             } = &mut *inner;
             *disks = Disks::mount_all(&nodes, registry).map_err(DeployError::Other)?;
         }
+        self.prepare_faults(&mut inner)?;
         for id in 1..=self.spec.nodes {
             self.start_locked(&mut inner, id)?;
         }
@@ -592,6 +605,9 @@ impl Deployment for LocalDeployment {
             registry, disks, ..
         } = &mut *inner;
         let unmount_failed = disks.unmount_all(registry);
+        // Stops the strobes and closes the proxies.
+        inner.clocks = None;
+        inner.proxies = None;
         let mut report = inner.registry.remove_all();
         report.failed.extend(unmount_failed);
         inner.network = None;
@@ -693,7 +709,7 @@ impl ClusterControl for LocalDeployment {
                 .get(id)
                 .into_iter()
                 .flatten()
-                .filter_map(|peer| net.ip_of(*peer))
+                .flat_map(|peer| Self::sources_of(&inner, net, *peer))
                 .collect();
             if let Err(e) = netns::set_drops(ns, &drops) {
                 errors.push(format!("node {id}: {e}"));
@@ -726,6 +742,9 @@ impl ClusterControl for LocalDeployment {
             | Capability::WorkMode => Ok(()),
             Capability::PowerCut => self.lock().disks.supported(),
             Capability::Corrupt => Ok(()),
+            Capability::Clock | Capability::SlowNet | Capability::LossyNet => {
+                self.fault_supported(capability)
+            }
         }
     }
 
@@ -746,6 +765,18 @@ impl ClusterControl for LocalDeployment {
             self.opts.status_timeout.max(Duration::from_secs(10)),
         )
         .map_err(FaultError::Failed)
+    }
+
+    fn set_clock(&self, node: NodeId, skew: ClockSkew) -> Result<(), FaultError> {
+        self.set_clock_impl(node, skew)
+    }
+
+    fn shape_links(&self, shapes: &[(Link, LinkDelay)]) -> Result<(), FaultError> {
+        self.shape_links_impl(shapes)
+    }
+
+    fn drop_packets(&self, losses: &[(Link, u32)]) -> Result<(), FaultError> {
+        self.drop_packets_impl(losses)
     }
 
     fn spare_nodes(&self) -> Vec<NodeId> {

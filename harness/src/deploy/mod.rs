@@ -10,19 +10,23 @@
 //! kinds `--deploy` chooses from; [`resources`] is the record each kind
 //! keeps of what it created, which `dcf-harness cleanup` undoes.
 
+pub mod clock;
 pub mod cmd;
 pub mod corrupt;
 pub mod kinds;
 pub mod local;
+pub mod lossy;
 pub mod netns;
 pub mod powercut;
 pub mod process;
 pub mod registry;
 pub mod resources;
+pub mod slow_net;
 pub mod ssh;
 pub mod status;
 
-use nemesis::{ClusterControl, NodeId};
+use nemesis::{Capability, ClusterControl, NodeId};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -49,6 +53,10 @@ pub struct ClusterSpec {
     /// Environment variables every node process gets besides the
     /// harness's own, e.g. the one that allows planted bugs.
     pub env: Vec<(String, String)>,
+    /// Capabilities the run's faults need that must be prepared before
+    /// the nodes start (clock skew preloads libfaketime, slow links put
+    /// proxies on every link); the others are refused as unsupported.
+    pub prepare: BTreeSet<Capability>,
     /// Where node folders (data, logs) and the resource file live; it
     /// should be unique to the run.
     pub base_dir: PathBuf,
@@ -69,6 +77,7 @@ impl ClusterSpec {
             params: Vec::new(),
             extra_args: Vec::new(),
             env: Vec::new(),
+            prepare: BTreeSet::new(),
             base_dir: base_dir.into(),
             spare_nodes: 0,
             powercut_data: false,

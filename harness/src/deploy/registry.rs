@@ -10,6 +10,49 @@ use super::{cmd, local, powercut, DeployError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// An iptables rule in a node's namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsRule {
+    pub netns: String,
+    /// `filter`, `nat`, `mangle`, ...
+    pub table: String,
+    /// The arguments after `-A`/`-D`, chain first.
+    pub rule: Vec<String>,
+}
+
+impl NsRule {
+    fn run(&self, op: &str) -> Result<String, DeployError> {
+        let mut args = vec![
+            "netns",
+            "exec",
+            &self.netns,
+            "iptables",
+            "-w",
+            "-t",
+            &self.table,
+            op,
+        ];
+        args.extend(self.rule.iter().map(String::as_str));
+        cmd::run("ip", &args)
+    }
+    /// Adds the rule (at the end of its chain).
+    pub fn add(&self) -> Result<(), DeployError> {
+        self.run("-A").map(|_| ())
+    }
+    /// Deletes every copy of the rule; true if one was there.
+    pub fn delete(&self) -> bool {
+        let mut deleted = false;
+        while self.run("-D").is_ok() {
+            deleted = true;
+        }
+        deleted
+    }
+    /// True while the rule is in place.
+    pub fn present(&self) -> bool {
+        self.run("-C").is_ok()
+    }
+}
+
 /// Resources to remove, in the order [`Registry::remove_all`] removes them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registry {
@@ -30,6 +73,13 @@ pub struct Registry {
     /// FUSE mounts (powercut-fs on data directories), by mount point.
     #[serde(default)]
     pub mounts: Vec<String>,
+    /// iptables rules inside node namespaces (removed before the
+    /// namespaces, though deleting a namespace removes them too).
+    #[serde(default)]
+    pub ns_rules: Vec<NsRule>,
+    /// Files written for the nodes (libfaketime's timestamp files).
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
     #[serde(skip)]
     path: Option<PathBuf>,
 }
@@ -61,6 +111,8 @@ impl Registry {
             && self.links.is_empty()
             && self.host_rules.is_empty()
             && self.mounts.is_empty()
+            && self.ns_rules.is_empty()
+            && self.files.is_empty()
     }
 
     /// Writes the file (best effort: a failed write must not abort a run,
@@ -99,6 +151,21 @@ impl Registry {
         self.mounts.retain(|m| m != point);
         self.save();
     }
+    pub fn add_ns_rule(&mut self, rule: NsRule) {
+        self.ns_rules.push(rule);
+        self.save();
+    }
+    /// Forgets a namespace rule (once deleted).
+    pub fn remove_ns_rule(&mut self, rule: &NsRule) {
+        self.ns_rules.retain(|r| r != rule);
+        self.save();
+    }
+    pub fn add_file(&mut self, path: PathBuf) {
+        if !self.files.contains(&path) {
+            self.files.push(path);
+            self.save();
+        }
+    }
 
     /// Removes everything recorded: processes, namespaces (with anything
     /// still running inside), links, then host rules. Entries are dropped
@@ -124,6 +191,38 @@ impl Registry {
                 Err(e) => {
                     report.failed.push(format!("mount {point}: {e}"));
                     self.mounts.push(point);
+                }
+            }
+        }
+        self.save();
+        for rule in std::mem::take(&mut self.ns_rules) {
+            if !netns_exists(&rule.netns) {
+                continue; // gone with its namespace
+            }
+            if rule.delete() {
+                report.removed.push(format!(
+                    "iptables rule in {}: {}",
+                    rule.netns,
+                    rule.rule.join(" ")
+                ));
+            }
+            if rule.present() {
+                report.failed.push(format!(
+                    "iptables rule in {}: {}",
+                    rule.netns,
+                    rule.rule.join(" ")
+                ));
+                self.ns_rules.push(rule);
+            }
+        }
+        self.save();
+        for file in std::mem::take(&mut self.files) {
+            match std::fs::remove_file(&file) {
+                Ok(()) => report.removed.push(format!("file {}", file.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    report.failed.push(format!("file {}: {e}", file.display()));
+                    self.files.push(file);
                 }
             }
         }

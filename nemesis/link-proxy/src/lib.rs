@@ -19,13 +19,13 @@
 //! ```
 
 use rand::Rng;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
@@ -105,6 +105,17 @@ pub struct LinkProxy {
 impl LinkProxy {
     /// Listens on `listen` and forwards every connection to `target`.
     pub async fn start(listen: SocketAddr, target: SocketAddr) -> std::io::Result<LinkProxy> {
+        LinkProxy::start_from(listen, target, None).await
+    }
+
+    /// Like [`LinkProxy::start`], connecting to `target` from the address
+    /// `source` (so the target, and its firewall, can tell which link a
+    /// connection came through).
+    pub async fn start_from(
+        listen: SocketAddr,
+        target: SocketAddr,
+        source: Option<IpAddr>,
+    ) -> std::io::Result<LinkProxy> {
         let listener = TcpListener::bind(listen).await?;
         let local = listener.local_addr()?;
         let shape = Arc::new(LinkShape::default());
@@ -123,7 +134,7 @@ impl LinkProxy {
                 };
                 let s = s.clone();
                 let task = tokio::spawn(async move {
-                    if let Err(e) = relay(inbound, target, s).await {
+                    if let Err(e) = relay(inbound, target, source, s).await {
                         tracing::debug!(%peer, %target, error = %e, "link proxy connection ended");
                     }
                 });
@@ -175,9 +186,21 @@ impl Drop for LinkProxy {
 async fn relay(
     inbound: TcpStream,
     target: SocketAddr,
+    source: Option<IpAddr>,
     shape: Arc<LinkShape>,
 ) -> std::io::Result<()> {
-    let outbound = TcpStream::connect(target).await?;
+    let outbound = match source {
+        None => TcpStream::connect(target).await?,
+        Some(ip) => {
+            let socket = if ip.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.bind(SocketAddr::new(ip, 0))?;
+            socket.connect(target).await?
+        }
+    };
     let _ = inbound.set_nodelay(true);
     let _ = outbound.set_nodelay(true);
     let (ri, wi) = inbound.into_split();

@@ -18,14 +18,17 @@
 mod define;
 mod process;
 
+pub mod clock;
 pub mod compact;
 pub mod corrupt;
 pub mod kill;
+pub mod lossy_net;
 pub mod member;
 pub mod minority;
 pub mod partition;
 pub mod pause;
 pub mod power_loss;
+pub mod slow_net;
 
 use crate::control::{Capability, ClusterControl};
 use crate::runner::State;
@@ -52,6 +55,12 @@ fault_kinds! {
     power_lost: PowerLoss(power_loss::PowerLoss),
     /// Nodes that refused to start on a corrupted file, not yet repaired.
     corrupt: Corrupt(corrupt::Corrupt),
+    /// Skewed clocks, with their skew.
+    clock: Clock(clock::Clock),
+    /// Shaped links, with their delay.
+    slow_net: SlowNet(slow_net::SlowNet),
+    /// Lossy links, with their loss in thousandths.
+    lossy_net: LossyNet(lossy_net::LossyNet),
 }
 
 /// How a fault kind's argument is written in a schedule

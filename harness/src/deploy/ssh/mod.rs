@@ -738,7 +738,12 @@ impl ClusterControl for SshDeployment {
                  which runs only beside local nodes (use --deploy namespaces)"
                     .into(),
             ),
-            Capability::Membership | Capability::WorkMode | Capability::Corrupt => Err(format!(
+            Capability::Membership
+            | Capability::WorkMode
+            | Capability::Corrupt
+            | Capability::Clock
+            | Capability::SlowNet
+            | Capability::LossyNet => Err(format!(
                 "the SSH deployment cannot yet {} (use --deploy namespaces)",
                 capability.what()
             )),
