@@ -87,8 +87,8 @@ struct NodeClock {
 impl NodeClock {
     /// The file's line: the node's monotonic clock reads
     /// `now + offset + (rate - 1) * (now - since)`.
-    fn line(&self) -> String {
-        let epoch = clock_secs(libc::CLOCK_REALTIME) - mono();
+    /// `epoch` is the node's host's wall clock minus its monotonic clock.
+    fn line(&self, epoch: f64) -> String {
         let (offset_ms, rate) = if self.skew.strobe_ms > 0 {
             (
                 if self.strobe_on {
@@ -123,10 +123,42 @@ struct Strobe {
     thread: JoinHandle<()>,
 }
 
+/// Where a run's timestamp files live and how they are written: on this
+/// machine for local nodes, on their hosts for remote ones.
+pub trait ClockFiles: Send + Sync {
+    /// The node's file, as the node's process names it.
+    fn path_of(&self, node: NodeId) -> String;
+    /// Replaces the file's content at once (never half-written: the node
+    /// re-reads it on every clock call).
+    fn write(&self, node: NodeId, text: &str) -> std::io::Result<()>;
+    /// The node's host's wall clock minus its monotonic clock, in seconds.
+    fn epoch(&self, node: NodeId) -> f64;
+}
+
+/// Timestamp files in a folder of this machine.
+struct LocalFiles {
+    dir: PathBuf,
+}
+
+impl ClockFiles for LocalFiles {
+    fn path_of(&self, node: NodeId) -> String {
+        self.dir
+            .join(format!("faketime-n{node}"))
+            .display()
+            .to_string()
+    }
+    fn write(&self, node: NodeId, text: &str) -> std::io::Result<()> {
+        write_atomically(Path::new(&self.path_of(node)), text)
+    }
+    fn epoch(&self, _: NodeId) -> f64 {
+        clock_secs(libc::CLOCK_REALTIME) - mono()
+    }
+}
+
 /// The timestamp files of a run's nodes and the threads that strobe them.
 pub struct NodeClocks {
-    lib: PathBuf,
-    dir: PathBuf,
+    lib: String,
+    files: Arc<dyn ClockFiles>,
     clocks: Arc<Mutex<BTreeMap<NodeId, NodeClock>>>,
     strobes: Mutex<BTreeMap<NodeId, Strobe>>,
 }
@@ -145,23 +177,35 @@ impl NodeClocks {
     /// Clocks whose files live in `dir`; fails (with the fix) without
     /// libfaketime.
     pub fn new(dir: &Path) -> Result<NodeClocks, String> {
-        Ok(NodeClocks {
-            lib: libfaketime()?,
+        let files = Arc::new(LocalFiles {
             dir: dir.to_path_buf(),
+        });
+        Ok(NodeClocks::with_files(
+            libfaketime()?.display().to_string(),
+            files,
+        ))
+    }
+
+    /// Clocks whose files `files` keeps, for nodes that load libfaketime
+    /// from `lib` (a path on their host).
+    pub fn with_files(lib: String, files: Arc<dyn ClockFiles>) -> NodeClocks {
+        NodeClocks {
+            lib,
+            files,
             clocks: Arc::default(),
             strobes: Mutex::default(),
-        })
+        }
     }
 
     /// The node's timestamp file.
     pub fn path_of(&self, node: NodeId) -> PathBuf {
-        self.dir.join(format!("faketime-n{node}"))
+        PathBuf::from(self.files.path_of(node))
     }
 
     /// The environment that puts the node's process under its clock.
     pub fn env(&self, node: NodeId) -> Vec<(String, String)> {
         vec![
-            ("LD_PRELOAD".into(), self.lib.display().to_string()),
+            ("LD_PRELOAD".into(), self.lib.clone()),
             (
                 "FAKETIME_TIMESTAMP_FILE".into(),
                 self.path_of(node).display().to_string(),
@@ -171,7 +215,7 @@ impl NodeClocks {
     }
 
     fn write(&self, node: NodeId, clock: &NodeClock) -> std::io::Result<()> {
-        write_atomically(&self.path_of(node), &clock.line())
+        self.files.write(node, &clock.line(self.files.epoch(node)))
     }
 
     /// Writes the file for a process about to start: the skew in force
@@ -215,7 +259,7 @@ impl NodeClocks {
         self.write(node, &clock)?;
         if skew.strobe_ms > 0 {
             let stop = Arc::new(AtomicBool::new(false));
-            let (flag, clocks, path) = (stop.clone(), self.clocks.clone(), self.path_of(node));
+            let (flag, clocks, files) = (stop.clone(), self.clocks.clone(), self.files.clone());
             let period = Duration::from_millis(skew.strobe_ms);
             let thread = std::thread::Builder::new()
                 .name(format!("strobe-n{node}"))
@@ -233,7 +277,7 @@ impl NodeClocks {
                             c.strobe_on = !c.strobe_on;
                             *c
                         };
-                        if let Err(e) = write_atomically(&path, &c.line()) {
+                        if let Err(e) = files.write(node, &c.line(files.epoch(node))) {
                             tracing::warn!(node, error = %e, "cannot strobe the clock");
                         }
                     }
@@ -288,7 +332,7 @@ mod tests {
             since: 160.0,
             strobe_on: false,
         };
-        let (off, rate) = parse(&c.line());
+        let (off, rate) = parse(&c.line(epoch));
         assert_eq!(rate, 0.5);
         // libfaketime: faked_mono(t) = start_wall + off + rate * (t - started).
         let faked = |t: f64| (started + epoch) + off + rate * (t - started);
@@ -300,7 +344,7 @@ mod tests {
             skew: ClockSkew::NONE,
             ..c
         };
-        let (off, rate) = parse(&none.line());
+        let (off, rate) = parse(&none.line(epoch));
         assert_eq!(rate, 1.0);
         assert!((started + epoch + off + (200.0 - started) - 200.0).abs() < 1e-3);
     }
