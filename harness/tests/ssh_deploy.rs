@@ -2,7 +2,8 @@
 //! machine: each a network namespace on a bridge running its own sshd with
 //! a generated host key and the test's authorised key. Covers a register
 //! run with partitions and kills (valid, logs collected, nothing left on
-//! the hosts or here), an unknown host key (refused before any node
+//! the hosts or here), planted bugs caught through partitions and through
+//! clock skew, cleanup after a SIGKILLed harness, an unknown host key (refused before any node
 //! starts, naming the host) and a host that does not answer (fails fast,
 //! naming it). Needs root, ip, iptables and openssh-server: skipped with
 //! the reason otherwise, failed under CI=true.
@@ -340,6 +341,42 @@ fn ssh_hosts_run_valid_tests_and_refuse_bad_hosts() {
         out.status.code(),
         Some(1),
         "the planted bug must be caught over SSH too; stderr:\n{stderr}"
+    );
+    hosts.assert_nothing_left();
+
+    // Clock faults run on the hosts too (libfaketime there), and bite: a
+    // read lease trusted on a leader whose clock runs slow is caught.
+    let store_clock = hosts.dir.path().join("store-clock");
+    let out = hosts.harness(
+        &store_clock,
+        &hosts.host_list(),
+        &hosts.known_hosts,
+        &[
+            "--nodes",
+            "3",
+            "--nemesis",
+            "clock,partition",
+            "--planted-bug",
+            "read-lease",
+            "--schedule",
+            "3:clock:slow-leader-10x,4:partition:leader,16:heal,17:reset-clock",
+            "--time-limit",
+            "22",
+            "--seed",
+            "11",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a slow-clock read lease must be caught over SSH; stderr:\n{stderr}"
+    );
+    let run = std::fs::canonicalize(store_clock.join("latest")).unwrap();
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    assert!(
+        history.contains("\"rate\":0.1"),
+        "the slow clock is recorded"
     );
     hosts.assert_nothing_left();
 

@@ -13,14 +13,16 @@
 //! rules in a chain of this run (see [`firewall`]). Everything made on a
 //! host is recorded (see [`record`]) before it is made.
 
+mod clock;
 mod firewall;
 mod record;
 
 use super::kinds::{Choice, DeploymentKind, KindOptions};
 use super::resources::{CleanupReport, RESOURCES_FILE};
 use super::{netns, status, ClusterSpec, DeployError, Deployment, NodeSpec};
+use crate::deploy::clock::{NodeClocks, LIBFAKETIME};
 use clap::{Arg, ArgAction};
-use nemesis::{Capability, ClusterControl, FaultError, Grudge, NodeId};
+use nemesis::{Capability, ClockSkew, ClusterControl, FaultError, Grudge, NodeId};
 use record::{HostRecord, SshRecord};
 use ssh_host::{ConnectOptions, HostKeyPolicy, HostSpec, SshError, SshHost};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -182,7 +184,7 @@ struct HostAbilities {
 
 /// One connected host and what runs there.
 struct Host {
-    ssh: SshHost,
+    ssh: Arc<SshHost>,
     abilities: HostAbilities,
 }
 
@@ -201,6 +203,11 @@ struct Inner {
     nodes: Vec<RemoteNode>,
     config: String,
     binary: String,
+    /// The nodes' clocks, when clock faults were requested and every host
+    /// has libfaketime.
+    clocks: Option<NodeClocks>,
+    /// Why clock faults cannot run, when they were requested.
+    no_clock: Option<String>,
 }
 
 /// A cluster on SSH hosts.
@@ -374,10 +381,16 @@ impl SshDeployment {
         .map_err(ssh_err)?;
         let mut argv = vec![inner.binary.clone()];
         argv.extend(self.node_args(inner, &node.spec));
+        let mut env = self.spec.env.clone();
+        if let Some(c) = &inner.clocks {
+            c.before_spawn(id)
+                .map_err(|e| DeployError::Other(format!("node {id}: its clock file: {e}")))?;
+            env.extend(c.env(id));
+        }
         let pid = ssh
             .spawn(
                 &argv,
-                &self.spec.env,
+                &env,
                 &dir,
                 &format!("{dir}/stdout.log"),
                 &format!("{dir}/stderr.log"),
@@ -485,6 +498,51 @@ impl SshDeployment {
         Ok(())
     }
 
+    /// Puts every node under libfaketime if every host has it; else
+    /// remembers why clock faults are unsupported.
+    fn prepare_clocks(&self, inner: &mut Inner) {
+        let mut epochs = Vec::new();
+        for h in &inner.hosts {
+            match clock::check_host(&h.ssh).and_then(|()| clock::measure_epoch(&h.ssh)) {
+                Ok(e) => epochs.push(e),
+                Err(why) => {
+                    tracing::warn!(%why, "clock faults unsupported");
+                    inner.no_clock = Some(why);
+                    return;
+                }
+            }
+        }
+        let files = inner
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.spec.id,
+                    inner.hosts[n.host].ssh.clone(),
+                    n.spec.dir.display().to_string(),
+                    epochs[n.host],
+                )
+            })
+            .collect();
+        inner.clocks = Some(NodeClocks::with_files(
+            LIBFAKETIME.into(),
+            Arc::new(clock::RemoteFiles::new(files)),
+        ));
+    }
+
+    /// `Ok` if the nodes run under libfaketime.
+    fn clock_supported(&self) -> Result<(), String> {
+        let inner = self.lock();
+        if inner.clocks.is_some() {
+            return Ok(());
+        }
+        Err(inner.no_clock.clone().unwrap_or_else(|| {
+            "the nodes were started without libfaketime: name clock in --nemesis or in the \
+             schedule so they are"
+                .into()
+        }))
+    }
+
     /// Fails with the node's own words if one exited at once.
     fn check_started(&self, inner: &Inner) -> Result<(), DeployError> {
         for n in &inner.nodes {
@@ -577,7 +635,10 @@ impl Deployment for SshDeployment {
             .collect::<Result<Vec<_>, _>>()?;
         for ssh in self.connect_all()? {
             let abilities = Self::probe(&ssh)?;
-            inner.hosts.push(Host { ssh, abilities });
+            inner.hosts.push(Host {
+                ssh: Arc::new(ssh),
+                abilities,
+            });
         }
         inner.binary = format!("{}/bin/dcf-node", self.opts.remote_root);
         inner.nodes = (1..=self.spec.nodes)
@@ -598,6 +659,9 @@ impl Deployment for SshDeployment {
             .collect();
         let specs: Vec<NodeSpec> = inner.nodes.iter().map(|n| n.spec.clone()).collect();
         inner.config = super::local::config_json(&specs);
+        if self.spec.prepare.contains(&Capability::Clock) {
+            self.prepare_clocks(&mut inner);
+        }
         self.install_and_start(&mut inner)?;
         drop(inner);
         std::thread::sleep(Duration::from_millis(500));
@@ -682,6 +746,8 @@ impl Deployment for SshDeployment {
 
     fn teardown(&self) -> Result<(), DeployError> {
         let mut inner = self.lock();
+        // Stops the strobes before the files go.
+        inner.clocks = None;
         let Inner { record, hosts, .. } = &mut *inner;
         let mut report = CleanupReport::default();
         for (i, host) in hosts.iter().enumerate() {
@@ -738,10 +804,10 @@ impl ClusterControl for SshDeployment {
                  which runs only beside local nodes (use --deploy namespaces)"
                     .into(),
             ),
+            Capability::Clock => self.clock_supported(),
             Capability::Membership
             | Capability::WorkMode
             | Capability::Corrupt
-            | Capability::Clock
             | Capability::SlowNet
             | Capability::LossyNet => Err(format!(
                 "the SSH deployment cannot yet {} (use --deploy namespaces)",
@@ -818,6 +884,15 @@ impl ClusterControl for SshDeployment {
             return Ok(());
         }
         self.partition(&Grudge::new())
+    }
+
+    fn set_clock(&self, node: NodeId, skew: ClockSkew) -> Result<(), FaultError> {
+        self.clock_supported().map_err(FaultError::Unsupported)?;
+        let inner = self.lock();
+        let clocks = inner.clocks.as_ref().expect("checked above");
+        clocks
+            .set(node, skew)
+            .map_err(|e| FaultError::Failed(format!("node {node}: cannot set its clock: {e}")))
     }
 
     fn compact(&self, node: NodeId) -> Result<u64, FaultError> {
