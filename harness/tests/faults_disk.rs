@@ -6,33 +6,13 @@
 //! `power-loss` needs FUSE (`/dev/fuse`, root or `fusermount3`); without
 //! it those tests say they are skipped (under CI=true they fail).
 
+mod common;
+
+use common::{harness_test, history_lines, node_binary, results, Run, HARNESS};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-const HARNESS: &str = env!("CARGO_BIN_EXE_dcf-harness");
-
-fn node_binary() -> PathBuf {
-    let harness = PathBuf::from(HARNESS);
-    let dir = harness.parent().unwrap();
-    let node = dir.join("dcf-node");
-    if !node.is_file() {
-        // `cargo test -p harness` alone does not build dcf's binaries.
-        let profile = if dir.ends_with("release") {
-            vec!["--release"]
-        } else {
-            vec![]
-        };
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-p", "dcf", "--bin", "dcf-node"])
-            .args(profile)
-            .status()
-            .unwrap();
-        assert!(st.success(), "building dcf-node failed");
-    }
-    node
-}
 
 /// Whether FUSE can be used; if not, says why (a failure under CI=true).
 fn fuse_or_skip() -> bool {
@@ -46,41 +26,6 @@ fn fuse_or_skip() -> bool {
     );
     eprintln!("skipped: power-loss needs FUSE: {why} (apt-get install fuse3)");
     false
-}
-
-struct Run {
-    code: i32,
-    stderr: String,
-    dir: PathBuf,
-}
-
-fn harness_test(store: &Path, args: &[&str]) -> Run {
-    let out = Command::new(HARNESS)
-        .arg("test")
-        .arg("--store")
-        .arg(store)
-        .arg("--node-binary")
-        .arg(node_binary())
-        .args(args)
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-        dir: std::fs::canonicalize(store.join("latest")).unwrap_or_default(),
-    }
-}
-
-fn results(run: &Run) -> Value {
-    serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap()
-}
-
-fn history_lines(run: &Run) -> Vec<Value> {
-    std::fs::read_to_string(run.dir.join("history.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn text_of(cmd: &[&str]) -> String {

@@ -5,31 +5,12 @@
 //! They need root, `ip` and `iptables` (network namespaces); without them
 //! they report themselves skipped.
 
+mod common;
+
+use common::{node_binary, HARNESS};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const HARNESS: &str = env!("CARGO_BIN_EXE_dcf-harness");
-
-fn node_binary() -> PathBuf {
-    let harness = PathBuf::from(HARNESS);
-    let dir = harness.parent().unwrap();
-    let node = dir.join("dcf-node");
-    if !node.is_file() {
-        let profile = if dir.ends_with("release") {
-            vec!["--release"]
-        } else {
-            vec![]
-        };
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-p", "dcf", "--bin", "dcf-node"])
-            .args(profile)
-            .status()
-            .unwrap();
-        assert!(st.success(), "building dcf-node failed");
-    }
-    node
-}
 
 fn namespaces_available() -> bool {
     let root = unsafe { libc::geteuid() } == 0;

@@ -8,6 +8,9 @@
 //! naming it). Needs root, ip, iptables and openssh-server: skipped with
 //! the reason otherwise, failed under CI=true.
 
+mod common;
+
+use common::{node_binary, HARNESS};
 use harness::deploy::netns;
 use harness::deploy::Registry;
 use serde_json::Value;
@@ -16,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const HARNESS: &str = env!("CARGO_BIN_EXE_dcf-harness");
 const SSHD: &str = "/usr/sbin/sshd";
 
 fn skip_reason() -> Option<String> {
@@ -52,25 +54,6 @@ fn skip() -> bool {
         }
         None => false,
     }
-}
-
-fn node_binary() -> PathBuf {
-    let dir = PathBuf::from(HARNESS).parent().unwrap().to_path_buf();
-    let node = dir.join("dcf-node");
-    if !node.is_file() {
-        let profile = if dir.ends_with("release") {
-            vec!["--release"]
-        } else {
-            vec![]
-        };
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-p", "dcf", "--bin", "dcf-node"])
-            .args(profile)
-            .status()
-            .unwrap();
-        assert!(st.success(), "building dcf-node failed");
-    }
-    node
 }
 
 fn keygen(path: &Path) {
