@@ -303,21 +303,8 @@ impl LocalDeployment {
     }
 
     fn launch(&self, inner: &Inner, node: &NodeSpec) -> Launch {
-        let mut args = vec![
-            "--node-id".to_string(),
-            node.id.to_string(),
-            "--config".into(),
-            inner.configs.get(&node.id).unwrap_or(&inner.config).clone(),
-            "--data-dir".into(),
-            node.data_dir().display().to_string(),
-            "--client-addr".into(),
-            node.client_addr.to_string(),
-        ];
-        for p in &self.spec.params {
-            args.push("--param".into());
-            args.push(p.clone());
-        }
-        args.extend(self.spec.extra_args.iter().cloned());
+        let config = inner.configs.get(&node.id).unwrap_or(&inner.config);
+        let args = self.spec.node_args(node, config);
         Launch {
             node: node.id,
             netns: inner
@@ -457,15 +444,7 @@ impl Deployment for LocalDeployment {
     }
 
     fn setup(&self) -> Result<(), DeployError> {
-        std::fs::create_dir_all(&self.spec.base_dir).map_err(|e| {
-            DeployError::io(format!("cannot create {}", self.spec.base_dir.display()), e)
-        })?;
-        if !self.spec.node_binary.is_file() {
-            return Err(DeployError::Other(format!(
-                "node binary {} not found (build it with `cargo build -p dcf --bin dcf-node`)",
-                self.spec.node_binary.display()
-            )));
-        }
+        self.spec.prepare_base()?;
         let mut inner = self.lock();
         if !inner.nodes.is_empty() {
             return Err(DeployError::Other("setup called twice".into()));

@@ -84,6 +84,44 @@ impl ClusterSpec {
         }
     }
 
+    /// The `dcf-node` arguments of `node` started with cluster config
+    /// `config`: its identity and addresses, then the run's parameters and
+    /// extra arguments. Every deployment starts nodes with these.
+    pub fn node_args(&self, node: &NodeSpec, config: &str) -> Vec<String> {
+        let mut args = vec![
+            "--node-id".to_string(),
+            node.id.to_string(),
+            "--config".into(),
+            config.to_string(),
+            "--data-dir".into(),
+            node.data_dir().display().to_string(),
+            "--client-addr".into(),
+            node.client_addr.to_string(),
+        ];
+        for p in &self.params {
+            args.push("--param".into());
+            args.push(p.clone());
+        }
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+
+    /// Creates the base folder (for the resource file and collected node
+    /// folders) and checks that the node binary exists: the first step of
+    /// every deployment's setup.
+    pub fn prepare_base(&self) -> Result<(), DeployError> {
+        std::fs::create_dir_all(&self.base_dir).map_err(|e| {
+            DeployError::io(format!("cannot create {}", self.base_dir.display()), e)
+        })?;
+        if !self.node_binary.is_file() {
+            return Err(DeployError::Other(format!(
+                "node binary {} not found (build it with `cargo build --release -p dcf --bin dcf-node`)",
+                self.node_binary.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Adds a `NAME=VALUE` parameter.
     pub fn param(mut self, name: &str, value: impl std::fmt::Display) -> Self {
         self.params.push(format!("{name}={value}"));

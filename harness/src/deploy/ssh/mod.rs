@@ -339,25 +339,6 @@ impl SshDeployment {
         Ok(HostAbilities { no_partitions })
     }
 
-    fn node_args(&self, inner: &Inner, node: &NodeSpec) -> Vec<String> {
-        let mut args = vec![
-            "--node-id".to_string(),
-            node.id.to_string(),
-            "--config".into(),
-            inner.config.clone(),
-            "--data-dir".into(),
-            node.data_dir().display().to_string(),
-            "--client-addr".into(),
-            node.client_addr.to_string(),
-        ];
-        for p in &self.spec.params {
-            args.push("--param".into());
-            args.push(p.clone());
-        }
-        args.extend(self.spec.extra_args.iter().cloned());
-        args
-    }
-
     fn start_locked(&self, inner: &mut Inner, id: NodeId) -> Result<u32, DeployError> {
         let idx = inner
             .nodes
@@ -380,7 +361,7 @@ impl SshDeployment {
         ])
         .map_err(ssh_err)?;
         let mut argv = vec![inner.binary.clone()];
-        argv.extend(self.node_args(inner, &node.spec));
+        argv.extend(self.spec.node_args(&node.spec, &inner.config));
         let mut env = self.spec.env.clone();
         if let Some(c) = &inner.clocks {
             c.before_spawn(id)
@@ -589,15 +570,7 @@ impl Deployment for SshDeployment {
     }
 
     fn setup(&self) -> Result<(), DeployError> {
-        std::fs::create_dir_all(&self.spec.base_dir).map_err(|e| {
-            DeployError::io(format!("cannot create {}", self.spec.base_dir.display()), e)
-        })?;
-        if !self.spec.node_binary.is_file() {
-            return Err(DeployError::Other(format!(
-                "node binary {} not found (build it with `cargo build --release -p dcf --bin dcf-node`)",
-                self.spec.node_binary.display()
-            )));
-        }
+        self.spec.prepare_base()?;
         if self.opts.hosts.is_empty() {
             return Err(DeployError::Other("no hosts given".into()));
         }
