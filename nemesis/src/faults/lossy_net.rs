@@ -7,7 +7,7 @@
 //! start draws a probability between a quarter of it and it, so TCP still
 //! gets through, slowly.
 
-use super::slow_net::{links_json, pick_links};
+use super::slow_net::{heal_links, links_json, pick_links};
 use super::{ArgGrammar, FaultContext, FaultStyle, FaultType, Outcome};
 use crate::control::{Capability, FaultError, Link};
 use crate::links::LinkTarget;
@@ -118,24 +118,7 @@ impl FaultType for LossyNet {
     }
 
     fn stop(ctx: &FaultContext) -> Outcome {
-        let mut st = ctx.state();
-        let healed: Vec<String> = st
-            .active
-            .lossy_net
-            .keys()
-            .map(|(a, b)| format!("{a}->{b}"))
-            .collect();
-        let error = match ctx.control().drop_packets(&[]) {
-            Ok(()) => {
-                st.active.lossy_net.clear();
-                None
-            }
-            Err(e) => Some(e.to_string()),
-        };
-        Outcome {
-            value: json!({ "healed": healed }),
-            error,
-        }
+        heal_links(ctx, |a| &mut a.lossy_net, |c| c.drop_packets(&[]))
     }
 }
 

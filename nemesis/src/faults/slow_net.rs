@@ -7,8 +7,8 @@
 //! it of jitter) or `stall` (nothing crosses); without a shape one is
 //! drawn (a stall one time in four).
 
-use super::{ArgGrammar, FaultContext, FaultStyle, FaultType, Outcome};
-use crate::control::{Capability, FaultError, Link, LinkDelay};
+use super::{ActiveFaults, ArgGrammar, FaultContext, FaultStyle, FaultType, Outcome};
+use crate::control::{Capability, ClusterControl, FaultError, Link, LinkDelay};
 use crate::links::{self, LinkTarget};
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -40,6 +40,32 @@ pub(crate) fn links_json<T>(links: &BTreeMap<Link, T>, f: impl Fn(&T) -> Value) 
             .map(|((a, b), v)| (format!("{a}->{b}"), f(v)))
             .collect(),
     )
+}
+
+/// The stop of a link fault: `undo` makes every link healthy through the
+/// cluster and, if it did, the kind's links (`links` of the active faults)
+/// are forgotten. The value names the links healed.
+pub(crate) fn heal_links<T>(
+    ctx: &FaultContext,
+    links: impl Fn(&mut ActiveFaults) -> &mut BTreeMap<Link, T>,
+    undo: impl FnOnce(&dyn ClusterControl) -> Result<(), FaultError>,
+) -> Outcome {
+    let mut st = ctx.state();
+    let healed: Vec<String> = links(&mut st.active)
+        .keys()
+        .map(|(a, b)| format!("{a}->{b}"))
+        .collect();
+    let error = match undo(ctx.control()) {
+        Ok(()) => {
+            links(&mut st.active).clear();
+            None
+        }
+        Err(e) => Some(e.to_string()),
+    };
+    Outcome {
+        value: json!({ "healed": healed }),
+        error,
+    }
 }
 
 fn delay_json(d: &LinkDelay) -> Value {
@@ -164,24 +190,7 @@ impl FaultType for SlowNet {
     }
 
     fn stop(ctx: &FaultContext) -> Outcome {
-        let mut st = ctx.state();
-        let healed: Vec<String> = st
-            .active
-            .slow_net
-            .keys()
-            .map(|(a, b)| format!("{a}->{b}"))
-            .collect();
-        let error = match ctx.control().shape_links(&[]) {
-            Ok(()) => {
-                st.active.slow_net.clear();
-                None
-            }
-            Err(e) => Some(e.to_string()),
-        };
-        Outcome {
-            value: json!({ "healed": healed }),
-            error,
-        }
+        heal_links(ctx, |a| &mut a.slow_net, |c| c.shape_links(&[]))
     }
 }
 
