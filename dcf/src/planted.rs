@@ -69,6 +69,59 @@ impl PlantedBug {
     }
 }
 
+/// The run most likely to expose a planted bug: the `dcf-harness test`
+/// options (workload, nodes, faults, schedule) the zoo uses for it. Kept
+/// here, next to the bug, so that whoever adds a bug also says how it is
+/// caught. The zoo adds `--planted-bug`, `--seed` and `--time-limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZooRecipe {
+    /// Options for `dcf-harness test`, e.g. `["--workload", "register"]`.
+    pub args: &'static [&'static str],
+    /// Why these faults expose the bug (shown by the zoo).
+    pub why: &'static str,
+    /// When today's faults cannot catch the bug reliably: what would be
+    /// needed (shown by the zoo and in its page).
+    pub limitation: Option<&'static str>,
+}
+
+impl PlantedBug {
+    /// How the zoo exposes this bug.
+    pub fn zoo_recipe(self) -> ZooRecipe {
+        match self {
+            PlantedBug::LocalReads => ZooRecipe {
+                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition"],
+                why: "a leader cut off from the majority keeps serving reads while a new leader takes writes",
+                limitation: None,
+            },
+            PlantedBug::AckBeforeFsync => ZooRecipe {
+                args: &["--workload", "register", "--nodes", "3", "--nemesis", "power-loss"],
+                why: "a power cut loses acknowledged but unsynced writes on a majority",
+                limitation: None,
+            },
+            PlantedBug::ReadLease => ZooRecipe {
+                args: &["--workload", "register", "--nodes", "5", "--nemesis", "clock,partition"],
+                why: "a leader whose clock runs slow trusts its lease after a partition cut it off",
+                limitation: None,
+            },
+            PlantedBug::UnsafeMemberChange => ZooRecipe {
+                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition,member,kill"],
+                why: "two changes in flight let two disjoint majorities elect leaders",
+                limitation: None,
+            },
+            PlantedBug::MinorityWithoutTermBump => ZooRecipe {
+                args: &["--workload", "register", "--nodes", "3", "--nemesis", "minority"],
+                why: "the minority leader's term must fence the old majority's",
+                limitation: None,
+            },
+            PlantedBug::NoChecksum => ZooRecipe {
+                args: &["--workload", "register", "--nodes", "3", "--nemesis", "corrupt"],
+                why: "a damaged entry is applied instead of refused",
+                limitation: None,
+            },
+        }
+    }
+}
+
 impl fmt::Display for PlantedBug {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -153,6 +206,8 @@ mod tests {
         for b in PlantedBug::ALL {
             assert_eq!(b.name().parse::<PlantedBug>(), Ok(b));
             assert!(!b.rule().is_empty());
+            let recipe = b.zoo_recipe();
+            assert!(recipe.args.contains(&"--nemesis") && !recipe.why.is_empty());
         }
         let e = "lazy-fsync".parse::<PlantedBug>().unwrap_err();
         assert!(e.contains("ack-before-fsync"), "{e}");
