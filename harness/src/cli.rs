@@ -11,7 +11,7 @@
 use checker::{Checker, ConsistencyModel, Format, ModelKind, Semantics};
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::ErrorKind;
-use nemesis::{FaultKind, Step};
+use nemesis::{FaultChoice, FaultKind, Step};
 use serde::{Serialize, Serializer};
 use std::ffi::OsStr;
 use std::fmt;
@@ -160,7 +160,17 @@ pub fn workload() -> Names<WorkloadChoice> {
 
 /// `--nemesis`: fault kinds, or none.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NemesisList(pub Vec<FaultKind>);
+pub struct NemesisList(pub Vec<FaultChoice>);
+
+impl NemesisList {
+    /// The fault kinds listed, each once.
+    pub fn kinds(&self) -> Vec<FaultKind> {
+        let mut kinds: Vec<FaultKind> = self.0.iter().map(|c| c.kind()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds
+    }
+}
 
 /// The `--nemesis` value that asks for no faults.
 const NO_FAULTS: &str = "none";
@@ -171,7 +181,7 @@ impl fmt::Display for NemesisList {
         if self.0.is_empty() {
             return f.write_str(NO_FAULTS);
         }
-        let names: Vec<&str> = self.0.iter().map(|k| k.name()).collect();
+        let names: Vec<String> = self.0.iter().map(|c| c.to_string()).collect();
         f.write_str(&names.join(","))
     }
 }
@@ -189,7 +199,7 @@ impl std::str::FromStr for NemesisList {
             return Ok(NemesisList(Vec::new()));
         }
         s.split(',')
-            .map(|k| k.trim().parse::<FaultKind>())
+            .map(|k| k.trim().parse::<FaultChoice>())
             .collect::<Result<_, _>>()
             .map(NemesisList)
     }
@@ -207,11 +217,15 @@ pub fn nemesis() -> Names<NemesisList> {
     )
 }
 
-/// `--schedule`: an explicit fault schedule, parsed, and its text.
+/// `--schedule`: an explicit fault schedule, parsed, and its text; or
+/// `serial`, the randomised schedule with one fault at a time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduleArg {
     pub text: String,
+    /// The explicit steps (none for `serial`).
     pub steps: Vec<Step>,
+    /// `serial`: one randomised fault at a time, whatever its kind.
+    pub serial: bool,
 }
 
 impl Serialize for ScheduleArg {
@@ -223,7 +237,9 @@ impl Serialize for ScheduleArg {
 /// `--schedule`'s long help: the grammar, with every fault kind's verbs.
 pub fn schedule_help() -> String {
     format!(
-        "An explicit fault schedule instead of the randomised default: SECONDS:ACTION \
+        "By default faults are random: each kind of --nemesis on its own timeline (a few \
+         seconds healthy, 5-10 s faulty), so faults of different kinds overlap in every \
+         order. `serial` runs one fault at a time instead. Or an explicit schedule: SECONDS:ACTION \
          items separated by commas, SECONDS counted from the start of the run, ACTION one \
          of {}; TOPOLOGY one of {}; TARGET one of {}; CLOCK is MODE[-TARGET][-BOUND] \
          (bump, strobe, rate or slow, e.g. bump-leader-2s, rate-all-4x, slow-leader-10x); \
@@ -242,10 +258,18 @@ fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
 
 /// Parses `--schedule` with the fault kinds' grammar.
 pub fn schedule(s: &str) -> Result<ScheduleArg, String> {
+    if s.trim() == nemesis::schedule::SERIAL {
+        return Ok(ScheduleArg {
+            text: s.trim().to_string(),
+            steps: Vec::new(),
+            serial: true,
+        });
+    }
     nemesis::parse_schedule(s)
         .map(|steps| ScheduleArg {
             text: s.to_string(),
             steps,
+            serial: false,
         })
         .map_err(|e| e.to_string())
 }
@@ -363,8 +387,16 @@ mod tests {
     #[test]
     fn nemesis_lists_round_trip_as_written() {
         let l: NemesisList = "partition, kill".parse().unwrap();
-        assert_eq!(l.0, [FaultKind::Partition, FaultKind::Kill]);
+        assert_eq!(l.kinds(), [FaultKind::Partition, FaultKind::Kill]);
         assert_eq!(l.to_string(), "partition,kill");
+        let pinned: NemesisList = "kill,partition:leader".parse().unwrap();
+        assert_eq!(pinned.to_string(), "kill,partition:leader");
+        assert!("partition:sideways"
+            .parse::<NemesisList>()
+            .unwrap_err()
+            .contains("partition:sideways"));
+        let serial = schedule(" serial ").unwrap();
+        assert!(serial.serial && serial.steps.is_empty());
         assert_eq!("none".parse::<NemesisList>().unwrap().to_string(), "none");
         assert!("partition,bogus"
             .parse::<NemesisList>()

@@ -12,7 +12,7 @@ pub const SPARES_FOR_MEMBER: u32 = 3;
 /// The spare node slots the run's deployment prepares: some when the
 /// `member` fault is requested, by `--nemesis` or the schedule, else none.
 pub fn spare_nodes_for(args: &TestArgs) -> u32 {
-    let in_nemesis = args.nemesis.0.contains(&FaultKind::Member);
+    let in_nemesis = args.nemesis.kinds().contains(&FaultKind::Member);
     let in_schedule = args.schedule.as_ref().is_some_and(|s| {
         s.steps.iter().any(|st| match st.action {
             Action::Start(f) => f.kind() == FaultKind::Member,

@@ -16,7 +16,10 @@ use crate::recorder::Recorder;
 use crate::store::RunDir;
 use checker::{Op, OpType, Process, Validity};
 use dcf::planted::PlantedBug;
-use nemesis::{Action, ClusterControl, FaultKind, Nemesis, NemesisEvent, Phase, Schedule};
+use nemesis::{
+    Action, ClusterControl, DefaultTiming, FaultChoice, FaultKind, Nemesis, NemesisEvent, Phase,
+    Schedule,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use reports::run_folder::{
@@ -197,7 +200,7 @@ fn describe(ev: &NemesisEvent) -> String {
 /// Runs one test. Never panics on bad input; all problems end up in the outcome.
 pub fn run(args: TestArgs, command_line: Vec<String>) -> TestOutcome {
     let seed = args.seed.unwrap_or_else(rand::random);
-    let nemesis_name = args.nemesis.to_string().replace(',', "+");
+    let nemesis_name = args.nemesis.to_string().replace(',', "+").replace(':', "-");
     let name = args
         .name
         .clone()
@@ -361,14 +364,15 @@ fn collect_and_tear_down(deployment: &dyn Deployment, run_dir: &RunDir) -> Strin
 
 /// The fault kinds of the randomised schedule and the schedule to follow:
 /// the explicit one, none without kinds, else the randomised default.
-fn fault_plan(args: &TestArgs) -> (Vec<FaultKind>, Schedule) {
-    let kinds = args.nemesis.0.clone();
+fn fault_plan(args: &TestArgs) -> (Vec<FaultChoice>, Schedule) {
+    let choices = args.nemesis.0.clone();
     let schedule = match &args.schedule {
+        Some(s) if s.serial => Schedule::Serial(DefaultTiming::default()),
         Some(s) => Schedule::Explicit(s.steps.clone()),
-        None if kinds.is_empty() => Schedule::Explicit(Vec::new()),
+        None if choices.is_empty() => Schedule::Explicit(Vec::new()),
         None => Schedule::default(),
     };
-    (kinds, schedule)
+    (choices, schedule)
 }
 
 /// Runs the test on a set-up deployment: start the nodes and wait for a
@@ -615,8 +619,8 @@ impl Live {
 
 /// The fault kinds a run asks for: those of `--nemesis` and those its
 /// explicit schedule names.
-fn requested_kinds(kinds: &[FaultKind], schedule: &Schedule) -> BTreeSet<FaultKind> {
-    let mut out: BTreeSet<FaultKind> = kinds.iter().copied().collect();
+fn requested_kinds(choices: &[FaultChoice], schedule: &Schedule) -> BTreeSet<FaultKind> {
+    let mut out: BTreeSet<FaultKind> = choices.iter().map(|c| c.kind()).collect();
     if let Schedule::Explicit(steps) = schedule {
         out.extend(steps.iter().map(|s| match s.action {
             Action::Start(f) => f.kind(),

@@ -11,9 +11,13 @@
 //! - [`control`]: what faults need of a deployment ([`ClusterControl`]);
 //! - [`topology`]: partition shapes as grudges;
 //! - [`target`]: which nodes a kill or pause hits;
-//! - [`schedule`]: the default randomised schedule and the explicit grammar;
+//! - [`choice`]: what the randomised schedule picks from (`partition`,
+//!   `partition:leader`);
+//! - [`schedule`]: the randomised schedules (composed, serial) and the
+//!   explicit grammar;
 //! - [`runner`]: [`Nemesis`], which executes a schedule and undoes it all.
 
+pub mod choice;
 pub mod control;
 pub mod faults;
 pub mod links;
@@ -23,6 +27,7 @@ pub mod schedule;
 pub mod target;
 pub mod topology;
 
+pub use choice::FaultChoice;
 pub use control::{
     Capability, ClockSkew, ClusterControl, FaultError, Grudge, Link, LinkDelay, NodeId,
 };
@@ -31,7 +36,8 @@ pub use links::LinkTarget;
 pub use members::{MemberAck, MemberChange, MemberReply};
 pub use runner::{Nemesis, NemesisEvent, Phase};
 pub use schedule::{
-    parse_schedule, Action, DefaultSchedule, DefaultTiming, Schedule, ScheduleError, Step,
+    parse_schedule, Action, ComposedSchedule, DefaultTiming, Schedule, ScheduleError,
+    SerialSchedule, Step,
 };
 pub use target::Target;
 pub use topology::Topology;

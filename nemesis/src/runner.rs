@@ -2,9 +2,10 @@
 //! remembers which faults are active so they can all be undone, and reports
 //! each action as a Jepsen-style `invoke`/`info` pair of events.
 
+use crate::choice::FaultChoice;
 use crate::control::{ClusterControl, FaultError};
 use crate::faults::{self, ActiveFaults, Fault, FaultContext, FaultKind, Outcome};
-use crate::schedule::{Action, DefaultSchedule, Schedule, Step};
+use crate::schedule::{Action, ComposedSchedule, Schedule, SerialSchedule, Step};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -54,7 +55,7 @@ pub(crate) struct State {
 /// [`Nemesis::heal_all`] from another.
 pub struct Nemesis {
     control: Arc<dyn ClusterControl>,
-    kinds: Vec<FaultKind>,
+    choices: Vec<FaultChoice>,
     schedule: Schedule,
     seed: u64,
     state: Mutex<State>,
@@ -64,18 +65,19 @@ pub struct Nemesis {
 const POLL: Duration = Duration::from_millis(50);
 
 impl Nemesis {
-    /// `kinds` are the fault kinds the default schedule picks from (an
-    /// explicit schedule runs as written); `seed` makes the default
-    /// schedule and every random choice (topologies, targets) reproducible.
-    pub fn new(
+    /// `choices` are what the randomised schedules pick from: fault kinds
+    /// (`FaultKind`) or pinned faults (`Fault`); an explicit schedule runs
+    /// as written. `seed` makes the randomised schedules and every random
+    /// choice (topologies, targets) reproducible.
+    pub fn new<C: Into<FaultChoice>>(
         control: Arc<dyn ClusterControl>,
-        kinds: Vec<FaultKind>,
+        choices: impl IntoIterator<Item = C>,
         schedule: Schedule,
         seed: u64,
     ) -> Nemesis {
         Nemesis {
             control,
-            kinds,
+            choices: choices.into_iter().map(Into::into).collect(),
             schedule,
             seed,
             state: Mutex::new(State {
@@ -117,7 +119,10 @@ impl Nemesis {
         let steps: Box<dyn Iterator<Item = Step>> = match &self.schedule {
             Schedule::Explicit(steps) => Box::new(steps.clone().into_iter()),
             Schedule::Default(timing) => {
-                Box::new(DefaultSchedule::new(self.seed, &self.kinds, *timing))
+                Box::new(ComposedSchedule::new(self.seed, &self.choices, *timing))
+            }
+            Schedule::Serial(timing) => {
+                Box::new(SerialSchedule::new(self.seed, &self.choices, *timing))
             }
         };
         for step in steps {

@@ -23,6 +23,7 @@
 //! Whitespace around items and fields is ignored; times must not decrease.
 //! Example: `5:partition:halves,15:heal,20:kill:leader,28:restart,30:pause:minority,38:resume`.
 
+use crate::choice::FaultChoice;
 use crate::faults::{Fault, FaultKind};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -172,27 +173,24 @@ impl Default for DefaultTiming {
     }
 }
 
-/// The randomised default schedule, an endless iterator of steps that
-/// alternate start and stop of one fault at a time. It depends only on the
-/// seed, the kinds and the timing (never on what happens in the run), so a
-/// seed reproduces the same plan.
+/// One fault at a time: an endless iterator of steps that alternate the
+/// start and stop of a fault picked at random from the choices. It depends
+/// only on the seed, the choices and the timing (never on what happens in
+/// the run), so a seed reproduces the same plan.
 #[derive(Debug, Clone)]
-pub struct DefaultSchedule {
+pub struct SerialSchedule {
     rng: StdRng,
-    kinds: Vec<FaultKind>,
+    choices: Vec<FaultChoice>,
     timing: DefaultTiming,
     now: Duration,
     pending_stop: Option<FaultKind>,
 }
 
-impl DefaultSchedule {
-    pub fn new(seed: u64, kinds: &[FaultKind], timing: DefaultTiming) -> Self {
-        let mut kinds = kinds.to_vec();
-        kinds.sort_unstable();
-        kinds.dedup();
-        DefaultSchedule {
+impl SerialSchedule {
+    pub fn new(seed: u64, choices: &[FaultChoice], timing: DefaultTiming) -> Self {
+        SerialSchedule {
             rng: StdRng::seed_from_u64(seed),
-            kinds,
+            choices: distinct(choices),
             timing,
             now: Duration::ZERO,
             pending_stop: None,
@@ -210,7 +208,20 @@ impl DefaultSchedule {
     }
 }
 
-impl Iterator for DefaultSchedule {
+/// The choices without repeats, kinds in registry order (so the plan does
+/// not depend on the order they were listed in).
+fn distinct(choices: &[FaultChoice]) -> Vec<FaultChoice> {
+    let mut out: Vec<FaultChoice> = Vec::new();
+    for c in choices {
+        if !out.contains(c) {
+            out.push(*c);
+        }
+    }
+    out.sort_by_key(|c| c.kind());
+    out
+}
+
+impl Iterator for SerialSchedule {
     type Item = Step;
     fn next(&mut self) -> Option<Step> {
         if let Some(kind) = self.pending_stop.take() {
@@ -221,14 +232,14 @@ impl Iterator for DefaultSchedule {
                 action: Action::Stop(kind),
             });
         }
-        if self.kinds.is_empty() {
+        if self.choices.is_empty() {
             return None;
         }
         let healthy = self.uniform(self.timing.healthy);
         self.now += healthy;
-        let kind = self.kinds[self.rng.gen_range(0..self.kinds.len())];
-        let fault = kind.random_fault(&mut self.rng);
-        self.pending_stop = Some(kind);
+        let choice = self.choices[self.rng.gen_range(0..self.choices.len())];
+        let fault = choice.pick(&mut self.rng);
+        self.pending_stop = Some(fault.kind());
         Some(Step {
             at: self.now,
             action: Action::Start(fault),
@@ -236,11 +247,69 @@ impl Iterator for DefaultSchedule {
     }
 }
 
+/// The randomised default: one [`SerialSchedule`] per fault kind, each
+/// with its own random stream, merged by time. Faults of different kinds
+/// therefore overlap in every order (a clock skew while a partition is
+/// cut, a membership change while the leader is isolated, ...), which is
+/// what exposes bugs that need two things to go wrong at once; faults of
+/// one kind still come one at a time. With a single kind it is exactly
+/// that kind's serial schedule.
+#[derive(Debug, Clone)]
+pub struct ComposedSchedule {
+    /// Each kind's timeline and its next step.
+    lanes: Vec<(SerialSchedule, Option<Step>)>,
+}
+
+impl ComposedSchedule {
+    pub fn new(seed: u64, choices: &[FaultChoice], timing: DefaultTiming) -> Self {
+        let choices = distinct(choices);
+        let mut kinds: Vec<FaultKind> = choices.iter().map(|c| c.kind()).collect();
+        kinds.dedup();
+        let lanes = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| {
+                let mine: Vec<FaultChoice> = choices
+                    .iter()
+                    .copied()
+                    .filter(|c| c.kind() == *kind)
+                    .collect();
+                // Lane 0 keeps the run's seed: a one-kind run has the plan
+                // it had before schedules were composed.
+                let lane_seed = seed.wrapping_add((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                let mut lane = SerialSchedule::new(lane_seed, &mine, timing);
+                let first = lane.next();
+                (lane, first)
+            })
+            .collect();
+        ComposedSchedule { lanes }
+    }
+}
+
+impl Iterator for ComposedSchedule {
+    type Item = Step;
+    fn next(&mut self) -> Option<Step> {
+        let (lane, next) = self
+            .lanes
+            .iter_mut()
+            .filter(|(_, next)| next.is_some())
+            .min_by_key(|(_, next)| next.map(|s| s.at))?;
+        let step = next.take();
+        *next = lane.next();
+        step
+    }
+}
+
+/// The `--schedule` word for [`Schedule::Serial`].
+pub const SERIAL: &str = "serial";
+
 /// Which schedule the nemesis follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Schedule {
-    /// [`DefaultSchedule`] with this timing over the nemesis's kinds.
+    /// [`ComposedSchedule`] with this timing over the nemesis's choices.
     Default(DefaultTiming),
+    /// [`SerialSchedule`]: one fault at a time, whatever its kind.
+    Serial(DefaultTiming),
     /// Exactly these steps (from [`parse_schedule`]).
     Explicit(Vec<Step>),
 }
@@ -253,10 +322,12 @@ impl Default for Schedule {
 
 impl FromStr for Schedule {
     type Err = ScheduleError;
-    /// `"default"` or an explicit schedule.
+    /// `"default"`, `"serial"` or an explicit schedule.
     fn from_str(s: &str) -> Result<Self, ScheduleError> {
         if s.trim() == "default" {
             Ok(Schedule::default())
+        } else if s.trim() == SERIAL {
+            Ok(Schedule::Serial(DefaultTiming::default()))
         } else {
             parse_schedule(s).map(Schedule::Explicit)
         }
@@ -340,15 +411,15 @@ mod tests {
     }
 
     #[test]
-    fn default_schedule_is_deterministic_and_alternates() {
-        let kinds = FaultKind::ALL;
-        let a: Vec<Step> = DefaultSchedule::new(7, &kinds, DefaultTiming::default())
+    fn serial_schedule_is_deterministic_and_alternates() {
+        let kinds = FaultKind::ALL.map(FaultChoice::from);
+        let a: Vec<Step> = SerialSchedule::new(7, &kinds, DefaultTiming::default())
             .take(40)
             .collect();
-        let b: Vec<Step> = DefaultSchedule::new(7, &kinds, DefaultTiming::default())
+        let b: Vec<Step> = SerialSchedule::new(7, &kinds, DefaultTiming::default())
             .take(40)
             .collect();
-        let c: Vec<Step> = DefaultSchedule::new(8, &kinds, DefaultTiming::default())
+        let c: Vec<Step> = SerialSchedule::new(8, &kinds, DefaultTiming::default())
             .take(40)
             .collect();
         assert_eq!(a, b);
@@ -372,10 +443,10 @@ mod tests {
         for k in kinds {
             assert!(a
                 .iter()
-                .any(|s| matches!(s.action, Action::Start(f) if f.kind() == k)));
+                .any(|s| matches!(s.action, Action::Start(f) if f.kind() == k.kind())));
         }
         let only_kill: Vec<Step> =
-            DefaultSchedule::new(1, &[FaultKind::Kill], DefaultTiming::default())
+            SerialSchedule::new(1, &[FaultKind::Kill.into()], DefaultTiming::default())
                 .take(10)
                 .collect();
         assert!(only_kill.iter().all(|s| matches!(
@@ -383,8 +454,57 @@ mod tests {
             Action::Start(Fault::Kill(_)) | Action::Stop(FaultKind::Kill)
         )));
         assert_eq!(
-            DefaultSchedule::new(1, &[], DefaultTiming::default()).next(),
+            SerialSchedule::new(1, &[], DefaultTiming::default()).next(),
             None
         );
+    }
+
+    /// The composed default overlaps kinds in both orders, keeps each
+    /// kind one fault at a time, and with one kind is that kind's serial
+    /// schedule (so one-kind runs kept their plans).
+    #[test]
+    fn composed_schedule_overlaps_kinds_and_keeps_each_kind_serial() {
+        let timing = DefaultTiming::default();
+        let one = [FaultChoice::from(FaultKind::Kill)];
+        let composed: Vec<Step> = ComposedSchedule::new(5, &one, timing).take(30).collect();
+        let serial: Vec<Step> = SerialSchedule::new(5, &one, timing).take(30).collect();
+        assert_eq!(composed, serial);
+
+        let two = [
+            FaultChoice::from(FaultKind::Clock),
+            "partition:leader".parse().unwrap(),
+        ];
+        let a: Vec<Step> = ComposedSchedule::new(9, &two, timing).take(200).collect();
+        let b: Vec<Step> = ComposedSchedule::new(9, &two, timing).take(200).collect();
+        assert_eq!(a, b, "a seed reproduces its plan");
+        for w in a.windows(2) {
+            assert!(w[0].at <= w[1].at, "steps in time order");
+        }
+        let mut active: Vec<FaultKind> = Vec::new();
+        let (mut clock_first, mut partition_first) = (0, 0);
+        for s in &a {
+            match s.action {
+                Action::Start(f) => {
+                    assert!(!active.contains(&f.kind()), "one fault per kind at a time");
+                    if f.kind() == FaultKind::Partition {
+                        assert_eq!(f, Fault::Partition(Topology::Leader), "pinned");
+                        clock_first += active.contains(&FaultKind::Clock) as u32;
+                    } else {
+                        partition_first += active.contains(&FaultKind::Partition) as u32;
+                    }
+                    active.push(f.kind());
+                }
+                Action::Stop(k) => {
+                    assert!(active.contains(&k), "stops only what runs");
+                    active.retain(|a| *a != k);
+                }
+            }
+        }
+        assert!(
+            clock_first > 3 && partition_first > 3,
+            "overlaps in both orders: {clock_first} {partition_first}"
+        );
+        assert_eq!(ComposedSchedule::new(1, &[], timing).next(), None);
+        assert_eq!("serial".parse::<Schedule>(), Ok(Schedule::Serial(timing)));
     }
 }

@@ -309,14 +309,14 @@ fn unsupported_partitions_are_reported_once_then_skipped() {
 }
 
 #[test]
-fn default_schedule_runs_alternating_and_is_seed_deterministic() {
+fn randomised_schedules_are_seed_deterministic_and_serial_alternates() {
     let fast = DefaultTiming {
         healthy: (Duration::from_millis(5), Duration::from_millis(15)),
         hold: (Duration::from_millis(5), Duration::from_millis(15)),
     };
-    let run = |seed| {
+    let run = |seed, schedule: &Schedule| {
         let fake = Fake::new(5);
-        let nem = Nemesis::new(fake.clone(), fake_kinds(), Schedule::Default(fast), seed);
+        let nem = Nemesis::new(fake.clone(), fake_kinds(), schedule.clone(), seed);
         let mut events = vec![];
         nem.run(
             Instant::now() + Duration::from_millis(400),
@@ -331,11 +331,15 @@ fn default_schedule_runs_alternating_and_is_seed_deterministic() {
         assert!(nem.active().is_empty());
         (fs, values)
     };
-    let (a, va) = run(42);
-    let (b, vb) = run(42);
+    let (a, va) = run(42, &Schedule::Serial(fast));
+    let (b, vb) = run(42, &Schedule::Serial(fast));
     assert!(a.len() >= 12, "too few events: {a:?}");
     assert_eq!(a, b);
     assert_eq!(va, vb);
+    let (c, vc) = run(42, &Schedule::Default(fast));
+    let (d, vd) = run(42, &Schedule::Default(fast));
+    assert!(c.len() >= 12, "too few events: {c:?}");
+    assert_eq!((c, vc), (d, vd), "the composed default is reproducible too");
     for quad in a.chunks_exact(4) {
         let kind = quad[0].strip_prefix("start-").expect("starts first");
         assert_eq!(quad[1], quad[0]);
