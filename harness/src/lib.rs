@@ -10,6 +10,7 @@ pub mod analyze_cmd;
 pub mod check_cmd;
 pub mod cli;
 pub mod deploy;
+pub mod detect;
 pub mod error;
 pub mod exit;
 pub mod interpreter;
