@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod analyze_cmd;
 pub mod check_cmd;
+pub mod child_run;
 pub mod cli;
 pub mod deploy;
 pub mod detect;
@@ -22,3 +23,5 @@ pub mod recorder;
 pub mod serve_cmd;
 pub mod store;
 pub mod test_cmd;
+pub mod zoo;
+pub mod zoo_page;

@@ -11,6 +11,7 @@ use harness::analyze_cmd::{self, AnalyzeArgs};
 use harness::check_cmd::{self, CheckArgs};
 use harness::serve_cmd::{self, ServeArgs};
 use harness::test_cmd::{self, TestArgs, TestOutcome};
+use harness::zoo::{self, ZooArgs};
 use harness::{cli, exit};
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,12 @@ enum Command {
     Check(CheckArgs),
     /// Serve the store read-only over HTTP (reports, histories, node logs).
     Serve(ServeArgs),
+    /// Run every planted bug of dcf-node with the faults that expose it,
+    /// over several seeds, plus the correct node as a control; print
+    /// caught k/N and the median time to detect per bug, write zoo.json
+    /// and zoo.html (exit 0 only if every bug was caught in every seed and
+    /// every control run stayed valid).
+    Zoo(ZooArgs),
     /// Remove what a killed harness left behind for a run (processes,
     /// namespaces, rules: whatever its deployment recorded).
     Cleanup {
@@ -107,6 +114,7 @@ fn main() {
             }
         },
         Command::Serve(args) => serve_cmd::run(&args),
+        Command::Zoo(args) => zoo::run(&args),
     };
     std::process::exit(code);
 }
