@@ -89,22 +89,43 @@ impl PlantedBug {
     pub fn zoo_recipe(self) -> ZooRecipe {
         match self {
             PlantedBug::LocalReads => ZooRecipe {
-                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition"],
+                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition:leader"],
                 why: "a leader cut off from the majority keeps serving reads while a new leader takes writes",
                 limitation: None,
             },
             PlantedBug::AckBeforeFsync => ZooRecipe {
-                args: &["--workload", "register", "--nodes", "3", "--nemesis", "power-loss"],
+                args: &[
+                    "--workload",
+                    "register",
+                    "--nodes",
+                    "3",
+                    "--nemesis",
+                    "power-loss:majority,power-loss:all",
+                ],
                 why: "a power cut loses acknowledged but unsynced writes on a majority",
                 limitation: None,
             },
             PlantedBug::ReadLease => ZooRecipe {
-                args: &["--workload", "register", "--nodes", "5", "--nemesis", "clock,partition"],
+                args: &[
+                    "--workload",
+                    "register",
+                    "--nodes",
+                    "5",
+                    "--nemesis",
+                    "clock:slow-leader-10x,partition:leader",
+                ],
                 why: "a leader whose clock runs slow trusts its lease after a partition cut it off",
                 limitation: None,
             },
             PlantedBug::UnsafeMemberChange => ZooRecipe {
-                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition,member,kill"],
+                args: &[
+                    "--workload",
+                    "register",
+                    "--nodes",
+                    "5",
+                    "--nemesis",
+                    "partition:leader,member:burst,kill:leader",
+                ],
                 why: "two changes in flight let two disjoint majorities elect leaders",
                 limitation: None,
             },
