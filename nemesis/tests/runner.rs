@@ -419,3 +419,42 @@ fn stop_flag_ends_the_run_promptly() {
     nem.run(Instant::now() + Duration::from_secs(60), &flag, &mut |_| {});
     assert!(t.elapsed() < Duration::from_secs(1));
 }
+
+/// Overlapping process faults leave each other's nodes alone: a pause or
+/// power cut of nodes a kill holds down acts on none of them (no error),
+/// and each undo touches only its own nodes.
+#[test]
+fn process_faults_skip_nodes_another_fault_holds() {
+    let fake = Fake::new(3);
+    let (nem, events) = run_explicit(
+        &fake,
+        "0:kill:all,0.05:pause:majority,0.1:power-loss:one,0.15:resume,0.2:restart,0.25:pause:all,0.3:resume",
+    );
+    let info = |f: &str| {
+        events
+            .iter()
+            .find(|e| e.phase == Phase::Info && e.f == f)
+            .unwrap_or_else(|| panic!("no {f}: {events:?}"))
+            .clone()
+    };
+    let pause = info("start-pause");
+    assert_eq!(pause.error, None, "{pause:?}");
+    assert_eq!(pause.value["targets"], serde_json::json!([]));
+    assert_eq!(pause.value["already_down"].as_array().unwrap().len(), 2);
+    let cut = info("start-power-loss");
+    assert_eq!(cut.error, None, "{cut:?}");
+    assert_eq!(cut.value["targets"], serde_json::json!([]));
+    let calls = fake.calls();
+    assert_eq!(
+        calls.iter().filter(|c| matches!(c, Call::Pause(_))).count(),
+        3,
+        "only the last pause, of all three restarted nodes: {calls:?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::PowerCut(v) if !v.is_empty())),
+        "no power cut of a killed node: {calls:?}"
+    );
+    assert!(nem.active().is_empty());
+}

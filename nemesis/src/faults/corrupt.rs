@@ -17,7 +17,7 @@
 
 use super::{ArgGrammar, FaultContext, FaultStyle, FaultType, Outcome};
 use crate::control::{Capability, FaultError, NodeId};
-use crate::target::{self, Target};
+use crate::target::Target;
 use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Map};
@@ -63,16 +63,13 @@ impl FaultType for Corrupt {
     /// Damages one file of each target (stopped first, started after).
     fn start(ctx: &FaultContext, target: Target) -> Outcome {
         let control = ctx.control();
-        let nodes = control.node_ids();
-        let leader = (target == Target::Leader)
-            .then(|| control.leader())
-            .flatten();
         let mut done = Map::new();
         let mut errors = Vec::new();
-        let plan: Vec<(NodeId, u64)> = {
+        let (leader, plan): (Option<NodeId>, Vec<(NodeId, u64)>) = {
             let mut st = ctx.state();
-            let targets = target::select(target, &nodes, leader, &mut st.rng);
-            targets.into_iter().map(|n| (n, st.rng.gen())).collect()
+            let sel = super::process::select_free(control, target, &mut st);
+            let plan = sel.targets.into_iter().map(|n| (n, st.rng.gen())).collect();
+            (sel.leader, plan)
         };
         for (n, how) in plan {
             match control.corrupt(n, how) {

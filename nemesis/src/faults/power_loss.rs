@@ -14,7 +14,7 @@
 use super::kill::{random_target, TARGET};
 use super::{ArgGrammar, FaultContext, FaultStyle, FaultType, Outcome};
 use crate::control::{Capability, FaultError, NodeId};
-use crate::target::{self, Target};
+use crate::target::Target;
 use rand::rngs::StdRng;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -55,11 +55,11 @@ impl FaultType for PowerLoss {
     /// lost.
     fn start(ctx: &FaultContext, target: Target) -> Outcome {
         let control = ctx.control();
-        let nodes = control.node_ids();
-        let leader = (target == Target::Leader)
-            .then(|| control.leader())
-            .flatten();
-        let targets = target::select(target, &nodes, leader, &mut ctx.state().rng);
+        let super::process::Selection {
+            leader,
+            targets,
+            already_down,
+        } = super::process::select_free(control, target, &mut ctx.state());
         let result = control.power_cut(&targets);
         if let Err(FaultError::Unsupported(why)) = &result {
             ctx.mark_unsupported(why);
@@ -76,6 +76,9 @@ impl FaultType for PowerLoss {
         let mut value = json!({ "target": target.name(), "targets": targets });
         if target == Target::Leader {
             value["leader"] = json!(leader);
+        }
+        if !already_down.is_empty() {
+            value["already_down"] = json!(already_down);
         }
         let errors = match result {
             Ok(lost) => {
