@@ -12,6 +12,7 @@ pub mod child_run;
 pub mod cli;
 pub mod deploy;
 pub mod detect;
+pub mod early_stop;
 pub mod error;
 pub mod exit;
 pub mod interpreter;

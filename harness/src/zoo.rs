@@ -113,6 +113,8 @@ pub fn plan(args: &ZooArgs) -> Vec<ZooRun> {
         for seed in seeds.clone() {
             let mut a = recipe_args(*bug, seed, args.time_limit);
             a.extend(["--planted-bug".into(), bug.name().into()]);
+            // A caught bug ends its run: the zoo costs what detection costs.
+            a.push("--stop-on-invalid".into());
             a.extend(["--name".into(), format!("zoo-{}", bug.name())]);
             runs.push(ZooRun {
                 entry: bug.name().into(),
@@ -445,6 +447,7 @@ mod tests {
             .windows(2)
             .any(|w| w == ["--planted-bug", first.entry.as_str()]));
         assert!(first.args.windows(2).any(|w| w == ["--time-limit", "30"]));
+        assert!(first.args.contains(&"--stop-on-invalid".to_string()));
         let controls: Vec<&ZooRun> = runs.iter().filter(|r| r.entry == CONTROL).collect();
         assert_eq!(controls.len(), 2);
         assert!(controls

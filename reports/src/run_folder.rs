@@ -195,6 +195,10 @@ pub struct RunObservations {
     /// Set when Ctrl-C or SIGTERM ended the run early.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<bool>,
+    /// Milliseconds from the start at which `--stop-on-invalid` found the
+    /// history invalid and ended the workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_on_invalid_ms: Option<u64>,
     /// Where the nodes ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<DeploymentRecord>,
