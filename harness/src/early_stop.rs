@@ -6,12 +6,15 @@
 //! in the prefix are checked as indeterminate (they may or may not take
 //! effect), and an operation invoked later is ordered after every
 //! operation the prefix saw complete, so no continuation can explain what
-//! the prefix's completed operations observed. Not used when minority mode
-//! is among the faults: the minority checker may allow what the plain
-//! checker refutes.
+//! the prefix's completed operations observed. The history is not
+//! checked when minority mode is among the faults (the minority checker
+//! may allow what the plain checker refutes). A node's safety alarm in its
+//! log (which makes the verdict invalid whatever the history) also ends
+//! the workload, minority mode or not.
 
 use crate::recorder::Recorder;
 use checker::{CheckOptions, Checker, History, Validity};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -22,12 +25,21 @@ pub const EVERY: Duration = Duration::from_secs(3);
 /// A check that takes longer than this says nothing (`unknown`).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Watches the history being recorded; when a check finds it invalid,
-/// notes the time (ms from the start) in `stopped_at` and sets `stop`.
-/// Ends when `stop` is set (by it or by anything else).
+/// What the watcher looks at.
+pub struct Watch {
+    pub recorder: Arc<Recorder>,
+    /// The history's checker (`None`: the history is not checked).
+    pub checker: Option<Checker>,
+    /// Where the nodes write their logs during the run, if on this machine.
+    pub nodes_dir: Option<PathBuf>,
+}
+
+/// Watches the history being recorded and the node logs; when a check
+/// finds the history invalid or a node raised a safety alarm, notes the
+/// time (ms from the start) in `stopped_at` and sets `stop`. Ends when
+/// `stop` is set (by it or by anything else).
 pub fn spawn(
-    recorder: Arc<Recorder>,
-    checker: Checker,
+    watch: Watch,
     stop: Arc<AtomicBool>,
     stopped_at: Arc<Mutex<Option<u64>>>,
 ) -> JoinHandle<()> {
@@ -35,22 +47,41 @@ pub fn spawn(
         let mut checked = 0;
         while !stop.load(Ordering::SeqCst) {
             sleep_unless(&stop, EVERY);
-            let ops = recorder.ops();
-            if ops.len() == checked || stop.load(Ordering::SeqCst) {
-                continue;
+            if stop.load(Ordering::SeqCst) {
+                break;
             }
-            checked = ops.len();
-            if prefix_is_invalid(ops, checker) {
-                let at = recorder.elapsed_ns() / 1_000_000;
+            let why = watch
+                .nodes_dir
+                .as_deref()
+                .and_then(safety_alarm)
+                .or_else(|| {
+                    let ops = watch.recorder.ops();
+                    let checker = watch.checker?;
+                    if ops.len() == checked {
+                        return None;
+                    }
+                    checked = ops.len();
+                    prefix_is_invalid(ops, checker).then(|| "the history is invalid".to_string())
+                });
+            if let Some(why) = why {
+                let at = watch.recorder.elapsed_ns() / 1_000_000;
                 *stopped_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
                 eprintln!(
-                    "\ndcf-harness: the history is invalid already at {:.1} s; ending the workload early (--stop-on-invalid)",
+                    "\ndcf-harness: {why} at {:.1} s; ending the workload early (--stop-on-invalid)",
                     at as f64 / 1000.0
                 );
                 stop.store(true, Ordering::SeqCst);
             }
         }
     })
+}
+
+/// The first safety alarm in the node logs, as "n2 raised a safety alarm".
+fn safety_alarm(nodes_dir: &Path) -> Option<String> {
+    crate::logscan::scan(nodes_dir, 1)
+        .into_iter()
+        .find(|f| f.kind == "safety-alarm")
+        .map(|f| format!("{} raised a safety alarm", f.node))
 }
 
 /// Whether the recorded prefix is invalid by `checker`.
@@ -102,5 +133,23 @@ mod tests {
         ops.push(op(3, OpType::Invoke, "read", json!(null)));
         ops.push(op(3, OpType::Ok, "read", json!(7)));
         assert!(prefix_is_invalid(ops, register));
+    }
+
+    #[test]
+    fn a_safety_alarm_in_a_node_log_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("n2")).unwrap();
+        let log = dir.path().join("n2/stderr.log");
+        std::fs::write(&log, "2026-12-02T16:45:17.229908Z  INFO dcf: fine\n").unwrap();
+        assert_eq!(safety_alarm(dir.path()), None);
+        std::fs::write(
+            &log,
+            "2026-12-02T16:45:17.229908Z ERROR dcf::engine::actions: SAFETY ALARM: COMMITTED_ENTRY_CONFLICT a leader sent entries that conflict\n",
+        )
+        .unwrap();
+        assert_eq!(
+            safety_alarm(dir.path()).as_deref(),
+            Some("n2 raised a safety alarm")
+        );
     }
 }

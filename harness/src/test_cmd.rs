@@ -401,7 +401,14 @@ fn drive(
     let live = Live::begin(args, rt, deployment, run_dir, interrupted)?;
     let control: Arc<dyn ClusterControl> = live.deployment.clone().control();
     let stopped_on_invalid = Arc::new(Mutex::new(None));
-    let watcher = early_stop_watcher(args, &kinds, &schedule, &live, &stopped_on_invalid);
+    let watcher = early_stop_watcher(
+        args,
+        &kinds,
+        &schedule,
+        &live,
+        &run_dir.nodes(),
+        &stopped_on_invalid,
+    );
     let nemesis = Arc::new(Nemesis::new(control, kinds, schedule, seed));
     let nemesis_thread = live.spawn_nemesis(nemesis.clone());
     let workload = (args.workload.0.build)();
@@ -470,19 +477,25 @@ fn early_stop_watcher(
     choices: &[FaultChoice],
     schedule: &Schedule,
     live: &Live,
+    nodes_dir: &std::path::Path,
     stopped_at: &Arc<Mutex<Option<u64>>>,
 ) -> Option<std::thread::JoinHandle<()>> {
     if !args.stop_on_invalid {
         return None;
     }
-    if requested_kinds(choices, schedule).contains(&FaultKind::Minority) {
-        eprintln!("dcf-harness: --stop-on-invalid is off in runs with minority mode");
-        return None;
-    }
-    let checker = crate::analysis::checker_for(&args.workload.to_string())?;
-    Some(crate::early_stop::spawn(
-        live.recorder.clone(),
+    let checker = if requested_kinds(choices, schedule).contains(&FaultKind::Minority) {
+        eprintln!("dcf-harness: --stop-on-invalid watches only node alarms with minority mode");
+        None
+    } else {
+        crate::analysis::checker_for(&args.workload.to_string())
+    };
+    let watch = crate::early_stop::Watch {
+        recorder: live.recorder.clone(),
         checker,
+        nodes_dir: Some(nodes_dir.to_path_buf()),
+    };
+    Some(crate::early_stop::spawn(
+        watch,
         live.stop.clone(),
         stopped_at.clone(),
     ))
