@@ -38,12 +38,26 @@ impl ChildOutcome {
     }
 }
 
-/// `dcf-harness test ARGS` with this executable; its stdout and stderr
-/// go to `log`.
-pub fn spawn(args: &[String], log: &Path) -> std::io::Result<Child> {
+/// This executable's path, to run children with. Linux names a running
+/// executable that was replaced on disk (a rebuild during a long zoo)
+/// `PATH (deleted)`; the path itself then holds the new build.
+pub fn harness_exe() -> std::io::Result<PathBuf> {
+    std::env::current_exe().map(without_deleted_mark)
+}
+
+fn without_deleted_mark(exe: PathBuf) -> PathBuf {
+    match exe.to_string_lossy().strip_suffix(" (deleted)") {
+        Some(path) => PathBuf::from(path),
+        None => exe,
+    }
+}
+
+/// `EXE test ARGS` (`EXE` from [`harness_exe`]); its stdout and stderr go
+/// to `log`.
+pub fn spawn(exe: &Path, args: &[String], log: &Path) -> std::io::Result<Child> {
     let out = std::fs::File::create(log)?;
     let err = out.try_clone()?;
-    Command::new(std::env::current_exe()?)
+    Command::new(exe)
         .arg("test")
         .args(args)
         .stdin(Stdio::null())
@@ -135,6 +149,20 @@ fn outcome(output: &str, seconds: f64) -> ChildOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A zoo whose binary was rebuilt under it went on starting runs with
+    /// the `(deleted)` path, which does not exist.
+    #[test]
+    fn a_replaced_executable_is_run_from_its_path() {
+        assert_eq!(
+            without_deleted_mark(PathBuf::from("/t/release/dcf-harness (deleted)")),
+            PathBuf::from("/t/release/dcf-harness")
+        );
+        assert_eq!(
+            without_deleted_mark(PathBuf::from("/t/dcf-harness")),
+            PathBuf::from("/t/dcf-harness")
+        );
+    }
 
     #[test]
     fn reads_the_verdict_line_and_survives_its_absence() {

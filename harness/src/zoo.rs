@@ -210,10 +210,16 @@ fn run_inner(args: &ZooArgs) -> anyhow::Result<ZooSummary> {
     queue.lock().unwrap().reverse();
     let done: Arc<Mutex<Vec<(usize, ZooRun)>>> = Arc::new(Mutex::new(Vec::new()));
     let store = args.store.clone();
+    let exe = child_run::harness_exe().context("finding the dcf-harness executable")?;
     let workers: Vec<_> = (0..args.jobs)
         .map(|_| {
-            let (queue, done, logs, store) =
-                (queue.clone(), done.clone(), logs.clone(), store.clone());
+            let (queue, done, logs, store, exe) = (
+                queue.clone(),
+                done.clone(),
+                logs.clone(),
+                store.clone(),
+                exe.clone(),
+            );
             std::thread::spawn(move || loop {
                 if STOP.load(Ordering::SeqCst) {
                     return;
@@ -225,7 +231,7 @@ fn run_inner(args: &ZooArgs) -> anyhow::Result<ZooSummary> {
                 let mut a = run.args.clone();
                 a.extend(["--store".into(), store.display().to_string()]);
                 let started = Instant::now();
-                let outcome = match child_run::spawn(&a, &log) {
+                let outcome = match child_run::spawn(&exe, &a, &log) {
                     Ok(child) => child_run::wait(child, &log, started, &STOP),
                     Err(e) => failed_to_start(&e),
                 };
