@@ -226,6 +226,8 @@ pub struct ScheduleArg {
     pub steps: Vec<Step>,
     /// `serial`: one randomised fault at a time, whatever its kind.
     pub serial: bool,
+    /// The period of a schedule whose last item is `SECONDS:repeat`.
+    pub repeat: Option<std::time::Duration>,
 }
 
 impl Serialize for ScheduleArg {
@@ -245,6 +247,7 @@ pub fn schedule_help() -> String {
          (bump, strobe, rate or slow, e.g. bump-leader-2s, rate-all-4x, slow-leader-10x); \
          LINKS is link, node, leader or all, with -delay or -stall for slow-net and -MAX% \
          for lossy-net (e.g. node-stall, all-20%). \
+         A last item SECONDS:repeat plays the items again every SECONDS. \
          E.g. \"5:partition:halves,15:heal,20:kill:leader,28:restart\".",
         nemesis::schedule::grammar().join(", "),
         names(nemesis::Topology::ALL.iter().map(|t| t.name())),
@@ -263,13 +266,15 @@ pub fn schedule(s: &str) -> Result<ScheduleArg, String> {
             text: s.trim().to_string(),
             steps: Vec::new(),
             serial: true,
+            repeat: None,
         });
     }
-    nemesis::parse_schedule(s)
-        .map(|steps| ScheduleArg {
+    nemesis::parse_explicit(s)
+        .map(|(steps, repeat)| ScheduleArg {
             text: s.to_string(),
             steps,
             serial: false,
+            repeat,
         })
         .map_err(|e| e.to_string())
 }

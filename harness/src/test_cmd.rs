@@ -374,7 +374,13 @@ fn fault_plan(args: &TestArgs) -> (Vec<FaultChoice>, Schedule) {
     let choices = args.nemesis.0.clone();
     let schedule = match &args.schedule {
         Some(s) if s.serial => Schedule::Serial(DefaultTiming::default()),
-        Some(s) => Schedule::Explicit(s.steps.clone()),
+        Some(s) => match s.repeat {
+            Some(every) => Schedule::Repeating {
+                steps: s.steps.clone(),
+                every,
+            },
+            None => Schedule::Explicit(s.steps.clone()),
+        },
         None if choices.is_empty() => Schedule::Explicit(Vec::new()),
         None => Schedule::default(),
     };
@@ -673,7 +679,7 @@ impl Live {
 /// explicit schedule names.
 fn requested_kinds(choices: &[FaultChoice], schedule: &Schedule) -> BTreeSet<FaultKind> {
     let mut out: BTreeSet<FaultKind> = choices.iter().map(|c| c.kind()).collect();
-    if let Schedule::Explicit(steps) = schedule {
+    if let Schedule::Explicit(steps) | Schedule::Repeating { steps, .. } = schedule {
         out.extend(steps.iter().map(|s| match s.action {
             Action::Start(f) => f.kind(),
             Action::Stop(k) => k,

@@ -36,8 +36,8 @@ pub use links::LinkTarget;
 pub use members::{MemberAck, MemberChange, MemberReply};
 pub use runner::{Nemesis, NemesisEvent, Phase};
 pub use schedule::{
-    parse_schedule, Action, ComposedSchedule, DefaultTiming, Schedule, ScheduleError,
-    SerialSchedule, Step,
+    parse_explicit, parse_schedule, Action, ComposedSchedule, DefaultTiming, Schedule,
+    ScheduleError, SerialSchedule, Step,
 };
 pub use target::Target;
 pub use topology::Topology;

@@ -118,6 +118,9 @@ impl Nemesis {
         let start = Instant::now();
         let steps: Box<dyn Iterator<Item = Step>> = match &self.schedule {
             Schedule::Explicit(steps) => Box::new(steps.clone().into_iter()),
+            Schedule::Repeating { steps, every } => {
+                Box::new(crate::schedule::repeating(steps.clone(), *every))
+            }
             Schedule::Default(timing) => {
                 Box::new(ComposedSchedule::new(self.seed, &self.choices, *timing))
             }

@@ -20,6 +20,10 @@
 //! promote, priority, burst) and `minority` / `normal` (no argument).
 //! [`grammar`] lists them from the registry.
 //!
+//! A last item `SECONDS:repeat` plays the items again from the start every
+//! SECONDS (e.g. `3:partition:leader,3.3:member:burst,10:heal,12:repeat`),
+//! until the run's time limit: a short scenario tried many times per run.
+//!
 //! Whitespace around items and fields is ignored; times must not decrease.
 //! Example: `5:partition:halves,15:heal,20:kill:leader,28:restart,30:pause:minority,38:resume`.
 
@@ -56,10 +60,31 @@ pub struct ScheduleError {
     pub reason: String,
 }
 
-/// Parses the explicit schedule grammar (see the module docs).
+/// The verb of the last item that makes a schedule repeat.
+pub const REPEAT: &str = "repeat";
+
+/// Parses the explicit schedule grammar (see the module docs) without a
+/// `repeat` item.
 pub fn parse_schedule(s: &str) -> Result<Vec<Step>, ScheduleError> {
+    let (steps, repeat) = parse_explicit(s)?;
+    if repeat.is_some() {
+        let items = s.split(',').count();
+        return Err(ScheduleError {
+            index: items,
+            item: s.split(',').next_back().unwrap_or("").trim().to_string(),
+            reason: "repeat is not allowed here".into(),
+        });
+    }
+    Ok(steps)
+}
+
+/// Parses the explicit schedule grammar (see the module docs): the steps
+/// and, when the last item is `SECONDS:repeat`, the period of repetition.
+pub fn parse_explicit(s: &str) -> Result<(Vec<Step>, Option<Duration>), ScheduleError> {
     let mut steps: Vec<Step> = Vec::new();
-    for (i, raw) in s.split(',').enumerate() {
+    let items: Vec<&str> = s.split(',').collect();
+    let mut repeat = None;
+    for (i, raw) in items.iter().enumerate() {
         let item = raw.trim();
         let err = |reason: String| ScheduleError {
             index: i + 1,
@@ -86,6 +111,25 @@ pub fn parse_schedule(s: &str) -> Result<Vec<Step>, ScheduleError> {
             3 => (fields[1], Some(fields[2])),
             _ => return Err(err("too many ':' fields".into())),
         };
+        if verb == REPEAT {
+            if i + 1 != items.len() {
+                return Err(err("repeat must be the last item".into()));
+            }
+            if arg.is_some() {
+                return Err(err("repeat takes no argument".into()));
+            }
+            if steps.is_empty() {
+                return Err(err("repeat needs items before it".into()));
+            }
+            if at.is_zero() || steps.last().is_some_and(|p| at < p.at) {
+                return Err(err(
+                    "repeat's time must be positive and not earlier than the previous item's"
+                        .into(),
+                ));
+            }
+            repeat = Some(at);
+            continue;
+        }
         let no_arg = |action: Action| -> Result<Action, ScheduleError> {
             match arg {
                 None => Ok(action),
@@ -127,16 +171,27 @@ pub fn parse_schedule(s: &str) -> Result<Vec<Step>, ScheduleError> {
         }
         steps.push(Step { at, action });
     }
-    Ok(steps)
+    Ok((steps, repeat))
 }
 
 /// Every schedule verb, in registration order: each kind's start verb,
-/// then its stop verb.
+/// then its stop verb; `repeat` last.
 pub fn verbs() -> Vec<&'static str> {
     FaultKind::ALL
         .into_iter()
         .flat_map(|k| std::iter::once(k.start_verb()).chain(k.stop_verb()))
+        .chain([REPEAT])
         .collect()
+}
+
+/// `steps` again and again, shifted by `every` each round.
+pub fn repeating(steps: Vec<Step>, every: Duration) -> impl Iterator<Item = Step> {
+    (0u32..).flat_map(move |round| {
+        steps.clone().into_iter().map(move |s| Step {
+            at: s.at + every * round,
+            action: s.action,
+        })
+    })
 }
 
 /// The schedule's actions, one per verb (`partition:TOPOLOGY`, `heal`,
@@ -312,6 +367,8 @@ pub enum Schedule {
     Serial(DefaultTiming),
     /// Exactly these steps (from [`parse_schedule`]).
     Explicit(Vec<Step>),
+    /// These steps, played again from the start every period.
+    Repeating { steps: Vec<Step>, every: Duration },
 }
 
 impl Default for Schedule {
@@ -329,7 +386,10 @@ impl FromStr for Schedule {
         } else if s.trim() == SERIAL {
             Ok(Schedule::Serial(DefaultTiming::default()))
         } else {
-            parse_schedule(s).map(Schedule::Explicit)
+            parse_explicit(s).map(|(steps, repeat)| match repeat {
+                Some(every) => Schedule::Repeating { steps, every },
+                None => Schedule::Explicit(steps),
+            })
         }
     }
 }
@@ -506,5 +566,33 @@ mod tests {
         );
         assert_eq!(ComposedSchedule::new(1, &[], timing).next(), None);
         assert_eq!("serial".parse::<Schedule>(), Ok(Schedule::Serial(timing)));
+    }
+
+    #[test]
+    fn a_last_repeat_item_replays_the_steps() {
+        let text = "1:partition:leader,2:heal,5:repeat";
+        let Ok(Schedule::Repeating { steps, every }) = text.parse::<Schedule>() else {
+            panic!("not repeating")
+        };
+        assert_eq!(every, Duration::from_secs(5));
+        let times: Vec<u64> = repeating(steps, every)
+            .take(6)
+            .map(|s| s.at.as_secs())
+            .collect();
+        assert_eq!(times, [1, 2, 6, 7, 11, 12]);
+        for (bad, reason) in [
+            ("5:repeat,6:heal", "last item"),
+            ("5:heal,4:repeat", "not earlier"),
+            ("0:heal,0:repeat", "positive"),
+            ("5:repeat", "items before"),
+            ("1:heal,5:repeat:x", "no argument"),
+        ] {
+            let e = parse_explicit(bad).unwrap_err();
+            assert!(e.reason.contains(reason), "{bad}: {e}");
+        }
+        assert!(parse_schedule(text)
+            .unwrap_err()
+            .reason
+            .contains("not allowed"));
     }
 }
