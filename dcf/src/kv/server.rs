@@ -24,7 +24,7 @@
 //! need entries the leader no longer has receive its newest checkpoint.
 
 use super::checkpoint::{self, CheckpointError, CheckpointStore};
-use super::machine::{Applied, ApplyResult, Command, KvMachine};
+use super::machine::{Applied, ApplyResult, Command, KvMachine, Proposal, WriteTag};
 use super::protocol::{read_frame, write_frame, FailureCode, Request, RequestBody, Response};
 use crate::core::{ClusterConfig, Entry, Index, NodeId, Role, SnapshotMeta, StreamId, Term};
 use crate::engine::{lock, Dcf, DcfCallbacks, DcfError, StartOptions};
@@ -290,16 +290,19 @@ impl Server {
     /// Answers one request.
     pub async fn handle(&self, req: Request) -> Response {
         let id = req.id;
+        let tag = req.tag;
         let mut resp = match req.body {
             RequestBody::Get { key } => self.get(id, key).await,
-            RequestBody::Put { key, value } => self.write(id, Command::Write { key, value }).await,
+            RequestBody::Put { key, value } => {
+                self.write(id, Command::Write { key, value }, tag).await
+            }
             RequestBody::Cas { key, from, to } => {
-                self.write(id, Command::Cas { key, from, to }).await
+                self.write(id, Command::Cas { key, from, to }, tag).await
             }
             RequestBody::Append { key, value } => {
-                self.write(id, Command::Append { key, value }).await
+                self.write(id, Command::Append { key, value }, tag).await
             }
-            RequestBody::Txn { ops } => self.write(id, Command::Txn { ops }).await,
+            RequestBody::Txn { ops } => self.write(id, Command::Txn { ops }, tag).await,
             RequestBody::Status => match self.dcf.query_stream_info(KV_STREAM) {
                 Ok(s) => Response::ok(id, serde_json::from_str(&s).unwrap_or(Value::Null)),
                 Err(e) => refused(id, e),
@@ -482,8 +485,9 @@ impl Server {
         r
     }
 
-    async fn write(&self, id: u64, cmd: Command) -> Response {
-        let data = match serde_json::to_vec(&cmd) {
+    async fn write(&self, id: u64, cmd: Command, tag: Option<WriteTag>) -> Response {
+        let is_cas = matches!(cmd, Command::Cas { .. });
+        let data = match serde_json::to_vec(&Proposal { cmd, tag }) {
             Ok(d) => d,
             Err(e) => {
                 return Response::fail(
@@ -493,7 +497,6 @@ impl Server {
                 )
             }
         };
-        let is_cas = matches!(cmd, Command::Cas { .. });
         let (term, index) = match self.dcf.write(KV_STREAM, 0, data).await {
             Ok(ti) => ti,
             Err(DcfError::NotLeader { leader }) => return self.not_leader(id, leader),
@@ -562,6 +565,10 @@ impl Server {
 /// (the apply loop reports it with this text).
 const REPLACED: &str = "entry was replaced by another leader's entry";
 
+/// Why a tagged write was not applied because its client had already
+/// moved on to a later one (the apply loop's text starts with it).
+const STALE: &str = "stale retry: the client already had a later write applied";
+
 /// The reply for an applied proposal. Applying fails only for a cas that
 /// found another value, or when another leader's entry took the index.
 fn finish(id: u64, same_term: bool, is_cas: bool, outcome: Outcome) -> Response {
@@ -569,6 +576,7 @@ fn finish(id: u64, same_term: bool, is_cas: bool, outcome: Outcome) -> Response 
         _ if !same_term => Response::fail(id, FailureCode::Replaced, REPLACED),
         Ok(v) => Response::ok(id, v),
         Err(e) if e == REPLACED => Response::fail(id, FailureCode::Replaced, e),
+        Err(e) if e.starts_with(STALE) => Response::fail(id, FailureCode::Refused, e),
         Err(e) if is_cas => Response::fail(id, FailureCode::CasMismatch, e),
         Err(e) => Response::fail(id, FailureCode::Internal, e),
     }
@@ -629,6 +637,10 @@ async fn apply_loop(mut rx: mpsc::UnboundedReceiver<Event>, shared: Arc<Shared>,
                 Applied::Config => Ok(Value::Null),
                 Applied::Command(ApplyResult::Ok(v)) => Ok(v),
                 Applied::Command(ApplyResult::Failed(msg)) => Err(msg),
+                // A retry answered with the first application's result.
+                Applied::Duplicate(ApplyResult::Ok(v)) => Ok(v),
+                Applied::Duplicate(ApplyResult::Failed(msg)) => Err(msg),
+                Applied::Stale { last } => Err(format!("{STALE} (seq {last})")),
                 Applied::Undecodable(err) => {
                     warn!(index = e.index, %err, "undecodable entry; skipped");
                     Err(format!("undecodable entry: {err}"))
@@ -692,7 +704,7 @@ async fn take_checkpoint(shared: &Arc<Shared>) -> Result<SnapshotMeta, String> {
     let store = shared.checkpoints.clone();
     let started = std::time::Instant::now();
     let (path, kept) = tokio::task::spawn_blocking(move || {
-        let path = store.write(&ck.meta, &ck.data)?;
+        let path = store.write_with_sessions(&ck.meta, &ck.data, &ck.sessions)?;
         store.prune(checkpoint::KEEP, 0)?;
         let kept = store.list()?;
         Ok::<_, CheckpointError>((path, kept))
