@@ -90,6 +90,8 @@ pub struct KvMachine {
     members: StreamMembers,
     /// Per client, its last applied tagged write (checkpoints carry it).
     sessions: BTreeMap<u64, Session>,
+    /// PLANTED BUG (duplicate-apply): a retried write is applied again.
+    duplicate_apply: bool,
 }
 
 /// What applying one log entry gave.
@@ -130,7 +132,14 @@ impl KvMachine {
             applied_term: ck.meta.term,
             members: ck.meta.members,
             sessions: ck.sessions,
+            duplicate_apply: false,
         }
+    }
+
+    /// PLANTED BUG (duplicate-apply): apply retries of a tagged write
+    /// again instead of answering them with the recorded result.
+    pub fn set_duplicate_apply(&mut self, on: bool) {
+        self.duplicate_apply = on;
     }
 
     /// The last applied tagged write of each remembered client.
@@ -188,13 +197,17 @@ impl KvMachine {
     /// Applies a tagged write at most once: a retry of the client's last
     /// write gets the recorded result, an older one is refused.
     fn apply_tagged(&mut self, tag: WriteTag, cmd: &Command, index: Index) -> Applied {
-        if let Some(s) = self.sessions.get_mut(&tag.client) {
-            if tag.seq == s.seq {
-                s.index = index;
-                return Applied::Duplicate(s.result.clone());
-            }
-            if tag.seq < s.seq {
-                return Applied::Stale { last: s.seq };
+        // PLANTED BUG (duplicate-apply) skips this check, breaking "a
+        // tagged write is applied at most once".
+        if !self.duplicate_apply {
+            if let Some(s) = self.sessions.get_mut(&tag.client) {
+                if tag.seq == s.seq {
+                    s.index = index;
+                    return Applied::Duplicate(s.result.clone());
+                }
+                if tag.seq < s.seq {
+                    return Applied::Stale { last: s.seq };
+                }
             }
         }
         let result = self.apply(cmd);
@@ -435,7 +448,7 @@ mod tests {
     }
 
     #[test]
-    fn dedupe_survives_a_checkpoint() {
+    fn dedupe_survives_a_checkpoint_and_the_planted_bug_skips_it() {
         let mut m = KvMachine::default();
         m.apply_entry(&tagged(1, 7, 1, &append(1)));
         let ck = m.checkpoint();
@@ -455,6 +468,14 @@ mod tests {
             Applied::Duplicate(_)
         ));
         assert_eq!(back.get("l"), Some(&json!([1])));
+        // PLANTED BUG (duplicate-apply): the same retry is applied twice.
+        let mut buggy = KvMachine::from_checkpoint(m.checkpoint());
+        buggy.set_duplicate_apply(true);
+        assert!(matches!(
+            buggy.apply_entry(&tagged(2, 7, 1, &append(1))),
+            Applied::Command(_)
+        ));
+        assert_eq!(buggy.get("l"), Some(&json!([1, 1])));
     }
 
     #[test]

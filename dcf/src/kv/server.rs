@@ -134,6 +134,10 @@ struct Shared {
     auto_pending: AtomicBool,
     /// The engine, once started (for truncation after a checkpoint).
     dcf: OnceLock<Arc<Dcf>>,
+    /// PLANTED BUG (duplicate-apply), kept across installed checkpoints.
+    duplicate_apply: bool,
+    /// PLANTED BUG (truncate-without-checkpoint).
+    truncate_without_checkpoint: bool,
     snapshot_interval: u64,
     snapshot_retention: u64,
 }
@@ -195,7 +199,7 @@ impl Server {
     pub async fn start(opts: ServerOptions) -> Result<Arc<Server>, ServerError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let checkpoints = CheckpointStore::open(opts.data_dir.join("kv"))?;
-        let (machine, newest) = match checkpoints.load_newest()? {
+        let (mut machine, newest) = match checkpoints.load_newest()? {
             Some((ck, path)) => {
                 info!(
                     index = ck.meta.index,
@@ -213,6 +217,8 @@ impl Server {
                 (KvMachine::new(members), None)
             }
         };
+        let duplicate_apply = opts.planted.contains(PlantedBug::DuplicateApply);
+        machine.set_duplicate_apply(duplicate_apply);
         let (applied, _) = watch::channel(machine.applied_index());
         let shared = Arc::new(Shared {
             machine: Mutex::new(machine),
@@ -223,6 +229,10 @@ impl Server {
             writing: tokio::sync::Mutex::new(()),
             auto_pending: AtomicBool::new(false),
             dcf: OnceLock::new(),
+            duplicate_apply,
+            truncate_without_checkpoint: opts
+                .planted
+                .contains(PlantedBug::TruncateWithoutCheckpoint),
             snapshot_interval: opts.snapshot_interval,
             snapshot_retention: opts.snapshot_retention,
         });
@@ -449,6 +459,23 @@ impl Server {
     /// taking a checkpoint if none covers `first_kept - 1` (never below
     /// what a checkpoint covers, so no applied entry is lost).
     async fn truncate(&self, first_kept: Index) -> Result<Value, String> {
+        if self.shared.truncate_without_checkpoint {
+            // PLANTED BUG (truncate-without-checkpoint): the log is cut
+            // below applied entries that no checkpoint holds, breaking
+            // "the log is truncated only below a durable checkpoint".
+            let applied = lock(&self.shared.machine).applied_index();
+            let keep = first_kept.min(applied + 1);
+            self.dcf
+                .truncate(KV_STREAM, keep)
+                .await
+                .map_err(|e| e.to_string())?;
+            let first = self
+                .dcf
+                .stream_status(KV_STREAM)
+                .map(|s| s.first_index)
+                .unwrap_or(keep);
+            return Ok(serde_json::json!({ "first_index": first, "checkpoint_index": null }));
+        }
         let covered = lock(&self.shared.newest).as_ref().map(|(m, _)| m.index);
         let covered = match covered {
             Some(c) if c + 1 >= first_kept => c,
@@ -676,6 +703,10 @@ fn maybe_checkpoint(shared: &Arc<Shared>, applied: Index) {
     if interval == 0 {
         return;
     }
+    if shared.truncate_without_checkpoint {
+        planted_compaction(shared, applied);
+        return;
+    }
     let newest = lock(&shared.newest).as_ref().map_or(0, |(m, _)| m.index);
     if applied < newest + interval || shared.auto_pending.swap(true, Ordering::AcqRel) {
         return;
@@ -684,6 +715,34 @@ fn maybe_checkpoint(shared: &Arc<Shared>, applied: Index) {
     tokio::spawn(async move {
         if let Err(e) = take_checkpoint(&shared).await {
             warn!(error = %e, "automatic checkpoint failed; the log is not truncated");
+        }
+        shared.auto_pending.store(false, Ordering::Release);
+    });
+}
+
+/// PLANTED BUG (truncate-without-checkpoint): every interval of applied
+/// entries the log is truncated behind the retention, with no checkpoint
+/// taken, breaking "the log is truncated only below a durable checkpoint".
+fn planted_compaction(shared: &Arc<Shared>, applied: Index) {
+    let first = shared
+        .dcf
+        .get()
+        .and_then(|d| d.stream_status(KV_STREAM).ok())
+        .map_or(1, |s| s.first_index);
+    let keep = (applied + 1).saturating_sub(shared.snapshot_retention);
+    if keep < first + shared.snapshot_interval || shared.auto_pending.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        if let Some(dcf) = shared.dcf.get() {
+            match dcf.truncate(KV_STREAM, keep).await {
+                Ok(_) => warn!(
+                    first_kept = keep,
+                    "PLANTED BUG: log truncated without a checkpoint"
+                ),
+                Err(e) => warn!(error = %e, "truncation failed"),
+            }
         }
         shared.auto_pending.store(false, Ordering::Release);
     });
@@ -767,6 +826,7 @@ fn install_checkpoint(shared: &Shared, meta: &SnapshotMeta, path: &Path) -> Resu
             .map_err(|e| e.to_string())?;
         shared.checkpoints.prune(1, 0).map_err(|e| e.to_string())?;
         *m = KvMachine::from_checkpoint(ck);
+        m.set_duplicate_apply(shared.duplicate_apply);
         *lock(&shared.newest) = Some((meta.clone(), dest));
     }
     shared.applied.send_replace(meta.index);
