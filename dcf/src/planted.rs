@@ -101,8 +101,10 @@ pub struct ZooRecipe {
 }
 
 /// Every 10 s every node compacts its log, then all are killed and
-/// restarted, up to two minutes (random targets leave the lost prefix on a
-/// follower that never serves it too often).
+/// restarted, up to two minutes (random targets too often leave the lost
+/// prefix on a follower that never serves it). Appends, unlike register
+/// writes, keep every earlier value visible, so the loss shows in the run
+/// and not only in the final reads.
 const TRUNCATE_SCHEDULE: &str = "6:compact:all,8:kill:all,10:restart,16:compact:all,18:kill:all,20:restart,26:compact:all,28:kill:all,30:restart,36:compact:all,38:kill:all,40:restart,46:compact:all,48:kill:all,50:restart,56:compact:all,58:kill:all,60:restart,66:compact:all,68:kill:all,70:restart,76:compact:all,78:kill:all,80:restart,86:compact:all,88:kill:all,90:restart,96:compact:all,98:kill:all,100:restart,106:compact:all,108:kill:all,110:restart,116:compact:all,118:kill:all,120:restart";
 
 /// Every 8 s the leader is killed (restarted 2 s later), then cut off
@@ -147,7 +149,7 @@ impl PlantedBug {
             PlantedBug::TruncateWithoutCheckpoint => ZooRecipe {
                 args: &[
                     "--workload",
-                    "register",
+                    "list-append",
                     "--nodes",
                     "3",
                     "--nemesis",
@@ -155,7 +157,7 @@ impl PlantedBug {
                     "--schedule",
                     TRUNCATE_SCHEDULE,
                 ],
-                why: "every node truncates its log, then all restart: without a checkpoint they lost every write before the truncation",
+                why: "every node truncates its log, then all restart: without a checkpoint they lost the appends before the truncation, and the next read of a list misses its head",
                 limitation: None,
             },
             PlantedBug::DuplicateApply => ZooRecipe {
