@@ -286,3 +286,108 @@ impl KvClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use std::sync::{Arc, Mutex};
+    use tokio::net::TcpListener;
+
+    /// What the test server does with each request, in turn.
+    #[derive(Clone, Copy)]
+    enum Step {
+        /// Drops the connection without a reply (outcome unknown).
+        Drop,
+        NotLeader,
+        Ok,
+        CasMismatch,
+    }
+
+    /// A server on loopback that answers requests by `steps` and records
+    /// the tags it received.
+    async fn server(steps: Vec<Step>) -> (String, Arc<Mutex<Vec<Option<WriteTag>>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let tags = Arc::new(Mutex::new(Vec::new()));
+        let seen = tags.clone();
+        tokio::spawn(async move {
+            let mut steps = steps.into_iter();
+            'conns: while let Ok((mut sock, _)) = listener.accept().await {
+                while let Ok(Some(frame)) = read_frame(&mut sock).await {
+                    let req: Request = serde_json::from_slice(&frame).unwrap();
+                    seen.lock().unwrap().push(req.tag);
+                    let resp = match steps.next() {
+                        Some(Step::Drop) | None => continue 'conns,
+                        Some(Step::NotLeader) => {
+                            Response::fail(req.id, FailureCode::NotLeader, "not leader")
+                        }
+                        Some(Step::Ok) => Response::ok(req.id, json!("done")),
+                        Some(Step::CasMismatch) => {
+                            Response::fail(req.id, FailureCode::CasMismatch, "holds 3")
+                        }
+                    };
+                    let bytes = serde_json::to_vec(&resp).unwrap();
+                    write_frame(&mut sock, &bytes).await.unwrap();
+                }
+            }
+        });
+        (addr, tags)
+    }
+
+    fn put() -> RequestBody {
+        RequestBody::Put {
+            key: "k".into(),
+            value: json!(1),
+        }
+    }
+
+    async fn run(steps: Vec<Step>, retries: u32) -> (Response, Vec<Option<WriteTag>>) {
+        let (addr, tags) = server(steps).await;
+        let mut c = KvClient::new(vec![addr], Duration::from_secs(2));
+        c.set_write_retries(retries);
+        let r = c.call(put(), true).await;
+        let tags = tags.lock().unwrap().clone();
+        (r, tags)
+    }
+
+    #[tokio::test]
+    async fn an_unknown_write_is_retried_with_the_same_tag_until_it_settles() {
+        let (r, tags) = run(vec![Step::Drop, Step::NotLeader, Step::Ok], 4).await;
+        assert_eq!((r.outcome, r.value), (Outcome::Ok, Value::from("done")));
+        assert_eq!(tags.len(), 3);
+        assert!(tags[0].is_some() && tags.iter().all(|t| *t == tags[0]));
+        // A cas mismatch is the tag's one run: settled.
+        let (r, _) = run(vec![Step::Drop, Step::CasMismatch], 4).await;
+        assert_eq!(r.code, Some(FailureCode::CasMismatch));
+    }
+
+    #[tokio::test]
+    async fn a_write_stays_unknown_when_no_retry_settles_it() {
+        // "Not leader" after an unknown attempt speaks for the retry only.
+        let (r, tags) = run(vec![Step::Drop, Step::NotLeader, Step::NotLeader], 2).await;
+        assert_eq!(r.outcome, Outcome::Info, "{r:?}");
+        assert_eq!(r.code, Some(FailureCode::ConnectionLost));
+        assert_eq!(tags.len(), 3);
+        // Without an unknown attempt, "not leader" is definite at once.
+        let (r, tags) = run(vec![Step::NotLeader], 2).await;
+        assert_eq!(
+            (r.outcome, r.code),
+            (Outcome::Fail, Some(FailureCode::NotLeader))
+        );
+        assert_eq!(tags.len(), 1);
+        // No retries: the first unknown answer stands.
+        let (r, tags) = run(vec![Step::Drop, Step::Ok], 0).await;
+        assert_eq!(r.outcome, Outcome::Info);
+        assert_eq!(tags.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn reads_and_admin_requests_carry_no_tag_and_are_not_retried() {
+        let (addr, tags) = server(vec![Step::Drop]).await;
+        let mut c = KvClient::new(vec![addr], Duration::from_secs(2));
+        let r = c.call(RequestBody::Get { key: "k".into() }, true).await;
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert_eq!(*tags.lock().unwrap(), vec![None]);
+    }
+}
