@@ -192,7 +192,7 @@ fn open_stream(
     let mut ctrl = ControlFile::open(&dirs.ctrl)?;
     let hs = ctrl.load();
     let checkpoint = opts.snapshots.get(&sid);
-    let applied = opts
+    let mut applied = opts
         .applied
         .get(&sid)
         .copied()
@@ -201,6 +201,21 @@ fn open_stream(
     let is_logger = config.streams[&sid]
         .get(node_id)
         .is_some_and(|m| m.kind == MemberKind::Logger);
+    if applied + 1 < log.first_index()
+        && !is_logger
+        && opts.planted.contains(PlantedBug::TruncateWithoutCheckpoint)
+    {
+        // PLANTED BUG (truncate-without-checkpoint): the start-up guard of
+        // "the log is truncated only below a durable checkpoint" is off, so
+        // the hole is skipped and the node starts without those entries.
+        warn!(
+            stream = sid,
+            applied,
+            first_index = log.first_index(),
+            "PLANTED BUG: starting past entries neither in the log nor in a checkpoint"
+        );
+        applied = log.first_index() - 1;
+    }
     if applied + 1 < log.first_index() && !is_logger {
         // The entries in between are neither in the log nor in the
         // host's state: starting would leave a hole in it.

@@ -19,13 +19,18 @@
 //! # Format (little-endian)
 //!
 //! ```text
-//! "DCFK"  u16 version (1)  u16 reserved
+//! "DCFK"  u16 version (2)  u16 reserved
 //! u64 index  u64 term
 //! u32 n + n bytes: membership JSON (StreamMembers)
 //! u64 key count, then per key: u32 n + key (UTF-8), u32 n + value JSON
+//! u32 n + n bytes: client sessions JSON (version 2 only)
 //! u32 CRC32C of every byte before it
 //! ```
+//!
+//! Version 1 files (before exactly-once writes) still load, with no
+//! client sessions.
 
+use super::machine::Session;
 use crate::core::{Index, SnapshotMeta, StreamMembers, Term};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -34,7 +39,9 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 4] = b"DCFK";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
+/// The version before client sessions were added; still read.
+const VERSION_NO_SESSIONS: u16 = 1;
 /// How many checkpoints are kept (the newest and the one before it).
 pub const KEEP: usize = 2;
 
@@ -59,12 +66,24 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CheckpointError + '_ {
 pub struct Checkpoint {
     pub meta: SnapshotMeta,
     pub data: BTreeMap<String, Value>,
+    /// Per client, its last applied tagged write (exactly-once writes).
+    pub sessions: BTreeMap<u64, Session>,
 }
 
-/// Encodes a checkpoint (with its trailing checksum).
+/// Encodes a checkpoint without client sessions (with its trailing checksum).
 pub fn encode(
     meta: &SnapshotMeta,
     data: &BTreeMap<String, Value>,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    encode_with_sessions(meta, data, &BTreeMap::new(), out)
+}
+
+/// Encodes a checkpoint (with its trailing checksum).
+pub fn encode_with_sessions(
+    meta: &SnapshotMeta,
+    data: &BTreeMap<String, Value>,
+    sessions: &BTreeMap<u64, Session>,
     out: &mut impl Write,
 ) -> io::Result<()> {
     let mut w = CrcWriter { inner: out, crc: 0 };
@@ -81,6 +100,8 @@ pub fn encode(
         let v = serde_json::to_vec(v).map_err(io::Error::other)?;
         put_bytes(&mut w, &v)?;
     }
+    let sessions = serde_json::to_vec(sessions).map_err(io::Error::other)?;
+    put_bytes(&mut w, &sessions)?;
     let crc = w.crc;
     w.inner.write_all(&crc.to_le_bytes())
 }
@@ -117,7 +138,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
         return Err("not a checkpoint (bad magic)".into());
     }
     let version = u16::from_le_bytes(take(2, "version")?.try_into().expect("2"));
-    if version != VERSION {
+    if version != VERSION && version != VERSION_NO_SESSIONS {
         return Err(format!("unknown checkpoint version {version}"));
     }
     take(2, "reserved")?;
@@ -136,6 +157,12 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
             .map_err(|e| format!("value of {key}: {e}"))?;
         data.insert(key, value);
     }
+    let sessions = if version == VERSION_NO_SESSIONS {
+        BTreeMap::new()
+    } else {
+        let n = u32::from_le_bytes(take(4, "sessions length")?.try_into().expect("4")) as usize;
+        serde_json::from_slice(take(n, "sessions")?).map_err(|e| format!("sessions: {e}"))?
+    };
     if !r.is_empty() {
         return Err(format!("{} unexpected bytes after the last key", r.len()));
     }
@@ -146,6 +173,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
             members,
         },
         data,
+        sessions,
     })
 }
 
@@ -260,12 +288,22 @@ impl CheckpointStore {
         Ok(None)
     }
 
-    /// Writes a checkpoint durably (temporary file, fsync, rename, fsync
-    /// of the directory) and returns its path.
+    /// Writes a checkpoint without client sessions durably.
     pub fn write(
         &self,
         meta: &SnapshotMeta,
         data: &BTreeMap<String, Value>,
+    ) -> Result<PathBuf, CheckpointError> {
+        self.write_with_sessions(meta, data, &BTreeMap::new())
+    }
+
+    /// Writes a checkpoint durably (temporary file, fsync, rename, fsync
+    /// of the directory) and returns its path.
+    pub fn write_with_sessions(
+        &self,
+        meta: &SnapshotMeta,
+        data: &BTreeMap<String, Value>,
+        sessions: &BTreeMap<u64, Session>,
     ) -> Result<PathBuf, CheckpointError> {
         let path = self.path_of(meta.index, meta.term);
         let tmp = path.with_extension("ckpt.tmp");
@@ -276,7 +314,7 @@ impl CheckpointStore {
             .open(&tmp)
             .map_err(io_err(&tmp))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
-        encode(meta, data, &mut w).map_err(io_err(&tmp))?;
+        encode_with_sessions(meta, data, sessions, &mut w).map_err(io_err(&tmp))?;
         let file = w.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
         file.sync_all().map_err(io_err(&tmp))?;
         drop(file);
@@ -353,6 +391,35 @@ mod tests {
             b[bit / 8] ^= 1 << (bit % 8);
             assert!(decode(&b).is_err(), "bit {bit}");
         }
+    }
+
+    #[test]
+    fn sessions_round_trip_and_version_1_files_still_load() {
+        use crate::kv::machine::{ApplyResult, Session};
+        let sessions: BTreeMap<u64, Session> = [(
+            9,
+            Session {
+                seq: 3,
+                result: ApplyResult::Failed("cas mismatch".into()),
+                index: 7,
+            },
+        )]
+        .into_iter()
+        .collect();
+        let mut bytes = Vec::new();
+        encode_with_sessions(&meta(7, 2), &data(), &sessions, &mut bytes).unwrap();
+        assert_eq!(decode(&bytes).unwrap().sessions, sessions);
+        // A version 1 file: no sessions field, version 1 in the header.
+        let mut v2 = Vec::new();
+        encode(&meta(7, 2), &data(), &mut v2).unwrap();
+        let body_end = v2.len() - 4 - (4 + 2); // CRC, then "{}" with its length
+        let mut v1 = v2[..body_end].to_vec();
+        v1[4..6].copy_from_slice(&1u16.to_le_bytes());
+        let crc = crc32c::crc32c(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        let ck = decode(&v1).unwrap();
+        assert_eq!((ck.meta, ck.data), (meta(7, 2), data()));
+        assert!(ck.sessions.is_empty());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::machine::MicroOp;
+use super::machine::{MicroOp, WriteTag};
 
 /// Largest accepted frame (16 MiB).
 pub const MAX_FRAME: usize = 16 << 20;
@@ -18,6 +18,12 @@ pub struct Request {
     pub id: u64,
     #[serde(flatten)]
     pub body: RequestBody,
+    /// A write's exactly-once tag: a retry of the write carries the same
+    /// tag, and the node applies a tag at most once, answering a retry
+    /// with the first application's result. Absent (older clients, reads,
+    /// admin requests): no deduplication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<WriteTag>,
 }
 
 /// What a client asks for.
@@ -318,6 +324,7 @@ mod tests {
                 from: json!(1),
                 to: json!(2),
             },
+            tag: None,
         };
         let s = serde_json::to_value(&r).unwrap();
         assert_eq!(s, json!({"id":7,"type":"cas","key":"k","from":1,"to":2}));
@@ -333,6 +340,33 @@ mod tests {
         let old: Response =
             serde_json::from_value(json!({"id": 1, "outcome": "fail", "error": "x"})).unwrap();
         assert_eq!(old.code, None);
+    }
+
+    #[test]
+    fn a_write_tag_is_optional_on_the_wire() {
+        let r = Request {
+            id: 3,
+            body: RequestBody::Append {
+                key: "l".into(),
+                value: json!(1),
+            },
+            tag: Some(WriteTag { client: 5, seq: 9 }),
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["tag"], json!({"client": 5, "seq": 9}));
+        assert_eq!(serde_json::from_value::<Request>(v).unwrap(), r);
+        // A request of an older client (no tag) still decodes, untagged.
+        let old: Request =
+            serde_json::from_value(json!({"id": 1, "type": "put", "key": "k", "value": 2}))
+                .unwrap();
+        assert_eq!(old.tag, None);
+        // No tag is written when there is none.
+        let get = Request {
+            id: 1,
+            body: RequestBody::Get { key: "k".into() },
+            tag: None,
+        };
+        assert!(serde_json::to_value(&get).unwrap().get("tag").is_none());
     }
 
     #[test]

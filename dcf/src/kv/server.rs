@@ -24,7 +24,7 @@
 //! need entries the leader no longer has receive its newest checkpoint.
 
 use super::checkpoint::{self, CheckpointError, CheckpointStore};
-use super::machine::{Applied, ApplyResult, Command, KvMachine};
+use super::machine::{Applied, ApplyResult, Command, KvMachine, Proposal, WriteTag};
 use super::protocol::{read_frame, write_frame, FailureCode, Request, RequestBody, Response};
 use crate::core::{ClusterConfig, Entry, Index, NodeId, Role, SnapshotMeta, StreamId, Term};
 use crate::engine::{lock, Dcf, DcfCallbacks, DcfError, StartOptions};
@@ -134,6 +134,10 @@ struct Shared {
     auto_pending: AtomicBool,
     /// The engine, once started (for truncation after a checkpoint).
     dcf: OnceLock<Arc<Dcf>>,
+    /// PLANTED BUG (duplicate-apply), kept across installed checkpoints.
+    duplicate_apply: bool,
+    /// PLANTED BUG (truncate-without-checkpoint).
+    truncate_without_checkpoint: bool,
     snapshot_interval: u64,
     snapshot_retention: u64,
 }
@@ -195,7 +199,7 @@ impl Server {
     pub async fn start(opts: ServerOptions) -> Result<Arc<Server>, ServerError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let checkpoints = CheckpointStore::open(opts.data_dir.join("kv"))?;
-        let (machine, newest) = match checkpoints.load_newest()? {
+        let (mut machine, newest) = match checkpoints.load_newest()? {
             Some((ck, path)) => {
                 info!(
                     index = ck.meta.index,
@@ -213,6 +217,8 @@ impl Server {
                 (KvMachine::new(members), None)
             }
         };
+        let duplicate_apply = opts.planted.contains(PlantedBug::DuplicateApply);
+        machine.set_duplicate_apply(duplicate_apply);
         let (applied, _) = watch::channel(machine.applied_index());
         let shared = Arc::new(Shared {
             machine: Mutex::new(machine),
@@ -223,6 +229,10 @@ impl Server {
             writing: tokio::sync::Mutex::new(()),
             auto_pending: AtomicBool::new(false),
             dcf: OnceLock::new(),
+            duplicate_apply,
+            truncate_without_checkpoint: opts
+                .planted
+                .contains(PlantedBug::TruncateWithoutCheckpoint),
             snapshot_interval: opts.snapshot_interval,
             snapshot_retention: opts.snapshot_retention,
         });
@@ -290,16 +300,19 @@ impl Server {
     /// Answers one request.
     pub async fn handle(&self, req: Request) -> Response {
         let id = req.id;
+        let tag = req.tag;
         let mut resp = match req.body {
             RequestBody::Get { key } => self.get(id, key).await,
-            RequestBody::Put { key, value } => self.write(id, Command::Write { key, value }).await,
+            RequestBody::Put { key, value } => {
+                self.write(id, Command::Write { key, value }, tag).await
+            }
             RequestBody::Cas { key, from, to } => {
-                self.write(id, Command::Cas { key, from, to }).await
+                self.write(id, Command::Cas { key, from, to }, tag).await
             }
             RequestBody::Append { key, value } => {
-                self.write(id, Command::Append { key, value }).await
+                self.write(id, Command::Append { key, value }, tag).await
             }
-            RequestBody::Txn { ops } => self.write(id, Command::Txn { ops }).await,
+            RequestBody::Txn { ops } => self.write(id, Command::Txn { ops }, tag).await,
             RequestBody::Status => match self.dcf.query_stream_info(KV_STREAM) {
                 Ok(s) => Response::ok(id, serde_json::from_str(&s).unwrap_or(Value::Null)),
                 Err(e) => refused(id, e),
@@ -446,6 +459,23 @@ impl Server {
     /// taking a checkpoint if none covers `first_kept - 1` (never below
     /// what a checkpoint covers, so no applied entry is lost).
     async fn truncate(&self, first_kept: Index) -> Result<Value, String> {
+        if self.shared.truncate_without_checkpoint {
+            // PLANTED BUG (truncate-without-checkpoint): the log is cut
+            // below applied entries that no checkpoint holds, breaking
+            // "the log is truncated only below a durable checkpoint".
+            let applied = lock(&self.shared.machine).applied_index();
+            let keep = first_kept.min(applied + 1);
+            self.dcf
+                .truncate(KV_STREAM, keep)
+                .await
+                .map_err(|e| e.to_string())?;
+            let first = self
+                .dcf
+                .stream_status(KV_STREAM)
+                .map(|s| s.first_index)
+                .unwrap_or(keep);
+            return Ok(serde_json::json!({ "first_index": first, "checkpoint_index": null }));
+        }
         let covered = lock(&self.shared.newest).as_ref().map(|(m, _)| m.index);
         let covered = match covered {
             Some(c) if c + 1 >= first_kept => c,
@@ -482,8 +512,9 @@ impl Server {
         r
     }
 
-    async fn write(&self, id: u64, cmd: Command) -> Response {
-        let data = match serde_json::to_vec(&cmd) {
+    async fn write(&self, id: u64, cmd: Command, tag: Option<WriteTag>) -> Response {
+        let is_cas = matches!(cmd, Command::Cas { .. });
+        let data = match serde_json::to_vec(&Proposal { cmd, tag }) {
             Ok(d) => d,
             Err(e) => {
                 return Response::fail(
@@ -493,7 +524,6 @@ impl Server {
                 )
             }
         };
-        let is_cas = matches!(cmd, Command::Cas { .. });
         let (term, index) = match self.dcf.write(KV_STREAM, 0, data).await {
             Ok(ti) => ti,
             Err(DcfError::NotLeader { leader }) => return self.not_leader(id, leader),
@@ -562,6 +592,10 @@ impl Server {
 /// (the apply loop reports it with this text).
 const REPLACED: &str = "entry was replaced by another leader's entry";
 
+/// Why a tagged write was not applied because its client had already
+/// moved on to a later one (the apply loop's text starts with it).
+const STALE: &str = "stale retry: the client already had a later write applied";
+
 /// The reply for an applied proposal. Applying fails only for a cas that
 /// found another value, or when another leader's entry took the index.
 fn finish(id: u64, same_term: bool, is_cas: bool, outcome: Outcome) -> Response {
@@ -569,6 +603,7 @@ fn finish(id: u64, same_term: bool, is_cas: bool, outcome: Outcome) -> Response 
         _ if !same_term => Response::fail(id, FailureCode::Replaced, REPLACED),
         Ok(v) => Response::ok(id, v),
         Err(e) if e == REPLACED => Response::fail(id, FailureCode::Replaced, e),
+        Err(e) if e.starts_with(STALE) => Response::fail(id, FailureCode::Refused, e),
         Err(e) if is_cas => Response::fail(id, FailureCode::CasMismatch, e),
         Err(e) => Response::fail(id, FailureCode::Internal, e),
     }
@@ -629,6 +664,10 @@ async fn apply_loop(mut rx: mpsc::UnboundedReceiver<Event>, shared: Arc<Shared>,
                 Applied::Config => Ok(Value::Null),
                 Applied::Command(ApplyResult::Ok(v)) => Ok(v),
                 Applied::Command(ApplyResult::Failed(msg)) => Err(msg),
+                // A retry answered with the first application's result.
+                Applied::Duplicate(ApplyResult::Ok(v)) => Ok(v),
+                Applied::Duplicate(ApplyResult::Failed(msg)) => Err(msg),
+                Applied::Stale { last } => Err(format!("{STALE} (seq {last})")),
                 Applied::Undecodable(err) => {
                     warn!(index = e.index, %err, "undecodable entry; skipped");
                     Err(format!("undecodable entry: {err}"))
@@ -664,6 +703,10 @@ fn maybe_checkpoint(shared: &Arc<Shared>, applied: Index) {
     if interval == 0 {
         return;
     }
+    if shared.truncate_without_checkpoint {
+        planted_compaction(shared, applied);
+        return;
+    }
     let newest = lock(&shared.newest).as_ref().map_or(0, |(m, _)| m.index);
     if applied < newest + interval || shared.auto_pending.swap(true, Ordering::AcqRel) {
         return;
@@ -672,6 +715,34 @@ fn maybe_checkpoint(shared: &Arc<Shared>, applied: Index) {
     tokio::spawn(async move {
         if let Err(e) = take_checkpoint(&shared).await {
             warn!(error = %e, "automatic checkpoint failed; the log is not truncated");
+        }
+        shared.auto_pending.store(false, Ordering::Release);
+    });
+}
+
+/// PLANTED BUG (truncate-without-checkpoint): every interval of applied
+/// entries the log is truncated behind the retention, with no checkpoint
+/// taken, breaking "the log is truncated only below a durable checkpoint".
+fn planted_compaction(shared: &Arc<Shared>, applied: Index) {
+    let first = shared
+        .dcf
+        .get()
+        .and_then(|d| d.stream_status(KV_STREAM).ok())
+        .map_or(1, |s| s.first_index);
+    let keep = (applied + 1).saturating_sub(shared.snapshot_retention);
+    if keep < first + shared.snapshot_interval || shared.auto_pending.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        if let Some(dcf) = shared.dcf.get() {
+            match dcf.truncate(KV_STREAM, keep).await {
+                Ok(_) => warn!(
+                    first_kept = keep,
+                    "PLANTED BUG: log truncated without a checkpoint"
+                ),
+                Err(e) => warn!(error = %e, "truncation failed"),
+            }
         }
         shared.auto_pending.store(false, Ordering::Release);
     });
@@ -692,7 +763,7 @@ async fn take_checkpoint(shared: &Arc<Shared>) -> Result<SnapshotMeta, String> {
     let store = shared.checkpoints.clone();
     let started = std::time::Instant::now();
     let (path, kept) = tokio::task::spawn_blocking(move || {
-        let path = store.write(&ck.meta, &ck.data)?;
+        let path = store.write_with_sessions(&ck.meta, &ck.data, &ck.sessions)?;
         store.prune(checkpoint::KEEP, 0)?;
         let kept = store.list()?;
         Ok::<_, CheckpointError>((path, kept))
@@ -755,6 +826,7 @@ fn install_checkpoint(shared: &Shared, meta: &SnapshotMeta, path: &Path) -> Resu
             .map_err(|e| e.to_string())?;
         shared.checkpoints.prune(1, 0).map_err(|e| e.to_string())?;
         *m = KvMachine::from_checkpoint(ck);
+        m.set_duplicate_apply(shared.duplicate_apply);
         *lock(&shared.newest) = Some((meta.clone(), dest));
     }
     shared.applied.send_replace(meta.index);
