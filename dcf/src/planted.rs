@@ -101,16 +101,17 @@ pub struct ZooRecipe {
 }
 
 /// Every 10 s every node compacts its log, then all are killed and
-/// restarted, up to two minutes (random targets too often leave the lost
+/// restarted (random targets too often leave the lost
 /// prefix on a follower that never serves it). Appends, unlike register
 /// writes, keep every earlier value visible, so the loss shows in the run
 /// and not only in the final reads.
-const TRUNCATE_SCHEDULE: &str = "6:compact:all,8:kill:all,10:restart,16:compact:all,18:kill:all,20:restart,26:compact:all,28:kill:all,30:restart,36:compact:all,38:kill:all,40:restart,46:compact:all,48:kill:all,50:restart,56:compact:all,58:kill:all,60:restart,66:compact:all,68:kill:all,70:restart,76:compact:all,78:kill:all,80:restart,86:compact:all,88:kill:all,90:restart,96:compact:all,98:kill:all,100:restart,106:compact:all,108:kill:all,110:restart,116:compact:all,118:kill:all,120:restart";
+const TRUNCATE_SCHEDULE: &str = "6:compact:all,8:kill:all,10:restart,10:repeat";
 
 /// Every 8 s the leader is killed (restarted 2 s later), then cut off
-/// (healed 3 s later), up to two minutes: each time, writes it replicated
+/// (healed 3 s later): each time, writes it replicated
 /// but did not answer are retried on the next leader.
-const DUPLICATE_APPLY_SCHEDULE: &str = "4:kill:leader,6:restart,8:partition:leader,11:heal,12:kill:leader,14:restart,16:partition:leader,19:heal,20:kill:leader,22:restart,24:partition:leader,27:heal,28:kill:leader,30:restart,32:partition:leader,35:heal,36:kill:leader,38:restart,40:partition:leader,43:heal,44:kill:leader,46:restart,48:partition:leader,51:heal,52:kill:leader,54:restart,56:partition:leader,59:heal,60:kill:leader,62:restart,64:partition:leader,67:heal,68:kill:leader,70:restart,72:partition:leader,75:heal,76:kill:leader,78:restart,80:partition:leader,83:heal,84:kill:leader,86:restart,88:partition:leader,91:heal,92:kill:leader,94:restart,96:partition:leader,99:heal,100:kill:leader,102:restart,104:partition:leader,107:heal,108:kill:leader,110:restart,112:partition:leader,115:heal,116:kill:leader,118:restart,120:partition:leader,123:heal";
+const DUPLICATE_APPLY_SCHEDULE: &str =
+    "4:kill:leader,6:restart,8:partition:leader,11:heal,8:repeat";
 
 impl PlantedBug {
     /// How the zoo exposes this bug.
@@ -175,7 +176,7 @@ impl PlantedBug {
                     "--nemesis",
                     "corrupt",
                     "--schedule",
-                    "2:corrupt:one,3:repair,4:repeat",
+                    "2:corrupt:one,3:repair,2:repeat",
                 ],
                 why: "a damaged entry is applied instead of refused",
                 limitation: None,

@@ -20,9 +20,12 @@
 //! promote, priority, burst) and `minority` / `normal` (no argument).
 //! [`grammar`] lists them from the registry.
 //!
-//! A last item `SECONDS:repeat` plays the items again from the start every
-//! SECONDS (e.g. `3:partition:leader,3.3:member:burst,10:heal,12:repeat`),
-//! until the run's time limit: a short scenario tried many times per run.
+//! A last item `PERIOD:repeat` plays the items again, shifted by PERIOD
+//! seconds each round, until the run's time limit (e.g.
+//! `3:partition:leader,3.3:member:burst,10:heal,12:repeat` cuts the leader
+//! off at 3, 15, 27, ... s): a short scenario tried many times per run.
+//! PERIOD must be at least the time from the first item to the last. The
+//! repeat item is exempt from the rule that times never decrease.
 //!
 //! Whitespace around items and fields is ignored; times must not decrease.
 //! Example: `5:partition:halves,15:heal,20:kill:leader,28:restart,30:pause:minority,38:resume`.
@@ -121,11 +124,13 @@ pub fn parse_explicit(s: &str) -> Result<(Vec<Step>, Option<Duration>), Schedule
             if steps.is_empty() {
                 return Err(err("repeat needs items before it".into()));
             }
-            if at.is_zero() || steps.last().is_some_and(|p| at < p.at) {
-                return Err(err(
-                    "repeat's time must be positive and not earlier than the previous item's"
-                        .into(),
-                ));
+            // Rounds must not overlap: each starts after the previous ends.
+            let span = steps[steps.len() - 1].at - steps[0].at;
+            if at.is_zero() || at < span {
+                return Err(err(format!(
+                    "repeat's period must be positive and at least the span of the items ({}s)",
+                    span.as_secs_f64()
+                )));
             }
             repeat = Some(at);
             continue;
@@ -582,7 +587,7 @@ mod tests {
         assert_eq!(times, [1, 2, 6, 7, 11, 12]);
         for (bad, reason) in [
             ("5:repeat,6:heal", "last item"),
-            ("5:heal,4:repeat", "not earlier"),
+            ("1:heal,9:heal,5:repeat", "span"),
             ("0:heal,0:repeat", "positive"),
             ("5:repeat", "items before"),
             ("1:heal,5:repeat:x", "no argument"),
