@@ -68,6 +68,22 @@ fn a_short_zoo_catches_two_planted_bugs_and_keeps_the_control_valid() {
         .as_f64()
         .expect("local-reads detect time");
     assert!(detect > 0.0 && detect < 25.0, "{detect}");
+    // Bug runs end once caught (--stop-on-invalid); the control runs on.
+    for run in summary["runs"].as_array().unwrap() {
+        let dir = run["outcome"]["run_dir"].as_str().unwrap();
+        let results: Value = serde_json::from_str(
+            &std::fs::read_to_string(std::path::Path::new(dir).join("results.json")).unwrap(),
+        )
+        .unwrap();
+        let stopped = results["stopped_on_invalid_ms"].as_u64();
+        match run["entry"].as_str().unwrap() {
+            "control" => assert_eq!(stopped, None, "{results}"),
+            // The minority checker may allow what the plain one refutes,
+            // so minority runs watch only node alarms.
+            "minority-without-term-bump" => {}
+            _ => assert!(stopped.is_some_and(|ms| ms < 25_000), "{results}"),
+        }
+    }
     let page = std::fs::read_to_string(zoo.join("zoo.html")).unwrap();
     assert!(
         page.contains("caught 1/1") && page.contains("valid 1/1"),
