@@ -28,16 +28,29 @@ pub enum PlantedBug {
     MinorityWithoutTermBump,
     /// A torn or corrupt log tail accepted without checking its checksum.
     NoChecksum,
+    /// Entries of an older term committed by counting replicas (Raft's
+    /// figure 8).
+    OldTermCommit,
+    /// A vote answered without being made durable.
+    VoteNotPersisted,
+    /// A leader that takes a higher term it sees but does not step down.
+    NoStepDown,
+    /// A follower that applies entries beyond the leader's commit index.
+    ApplyBeyondCommit,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 6] = [
+    pub const ALL: [PlantedBug; 10] = [
         PlantedBug::LocalReads,
         PlantedBug::AckBeforeFsync,
         PlantedBug::ReadLease,
         PlantedBug::UnsafeMemberChange,
         PlantedBug::MinorityWithoutTermBump,
         PlantedBug::NoChecksum,
+        PlantedBug::OldTermCommit,
+        PlantedBug::VoteNotPersisted,
+        PlantedBug::NoStepDown,
+        PlantedBug::ApplyBeyondCommit,
     ];
 
     /// The name on the command line.
@@ -49,6 +62,10 @@ impl PlantedBug {
             PlantedBug::UnsafeMemberChange => "unsafe-member-change",
             PlantedBug::MinorityWithoutTermBump => "minority-without-term-bump",
             PlantedBug::NoChecksum => "no-checksum",
+            PlantedBug::OldTermCommit => "old-term-commit",
+            PlantedBug::VoteNotPersisted => "vote-not-persisted",
+            PlantedBug::NoStepDown => "no-step-down",
+            PlantedBug::ApplyBeyondCommit => "apply-beyond-commit",
         }
     }
 
@@ -65,6 +82,14 @@ impl PlantedBug {
                 "a candidate entering minority mode raises its term by 1000 to fence the old majority"
             }
             PlantedBug::NoChecksum => "every log entry read back is checked against its CRC32C",
+            PlantedBug::OldTermCommit => {
+                "a leader commits by counting replicas only entries of its own term"
+            }
+            PlantedBug::VoteNotPersisted => "a vote is durable before it is answered",
+            PlantedBug::NoStepDown => "a leader that sees a higher term steps down",
+            PlantedBug::ApplyBeyondCommit => {
+                "a follower applies nothing beyond the leader's commit index"
+            }
         }
     }
 }
@@ -116,6 +141,26 @@ impl PlantedBug {
             PlantedBug::NoChecksum => ZooRecipe {
                 args: &["--workload", "register", "--nodes", "3", "--nemesis", "corrupt"],
                 why: "a damaged entry is applied instead of refused",
+                limitation: None,
+            },
+            PlantedBug::OldTermCommit => ZooRecipe {
+                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition,kill"],
+                why: "a leader re-elected after losing its term commits its old entries before its own, which a later leader overwrites",
+                limitation: None,
+            },
+            PlantedBug::VoteNotPersisted => ZooRecipe {
+                args: &["--workload", "register", "--nodes", "3", "--nemesis", "kill,partition"],
+                why: "a voter killed right after voting votes again in the same term, electing two leaders",
+                limitation: None,
+            },
+            PlantedBug::NoStepDown => ZooRecipe {
+                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition"],
+                why: "a leader that half the cluster still sees takes the new term and leads beside the new leader",
+                limitation: None,
+            },
+            PlantedBug::ApplyBeyondCommit => ZooRecipe {
+                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition"],
+                why: "a follower cut off with the old leader applies its uncommitted writes, which the new leader overwrites",
                 limitation: None,
             },
         }
@@ -193,6 +238,10 @@ impl PlantedBugs {
             read_lease: self.contains(PlantedBug::ReadLease),
             unsafe_member_change: self.contains(PlantedBug::UnsafeMemberChange),
             minority_without_term_bump: self.contains(PlantedBug::MinorityWithoutTermBump),
+            old_term_commit: self.contains(PlantedBug::OldTermCommit),
+            vote_not_persisted: self.contains(PlantedBug::VoteNotPersisted),
+            no_step_down: self.contains(PlantedBug::NoStepDown),
+            apply_beyond_commit: self.contains(PlantedBug::ApplyBeyondCommit),
         }
     }
 }
