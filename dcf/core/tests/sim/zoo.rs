@@ -56,11 +56,29 @@ pub fn core_bugs() -> Vec<(&'static str, PlantedBugs)> {
     ]
 }
 
+/// `vote_not_persisted` fails the simulator's direct check that a core's
+/// term and vote are what it asked its host to store at once; this row
+/// runs it without that check, to show what the forgotten vote leads to.
+pub fn vote_not_persisted_unchecked() -> (&'static str, PlantedBugs, SimConfig) {
+    (
+        "vote-not-persisted (*)",
+        PlantedBugs {
+            vote_not_persisted: true,
+            ..PlantedBugs::default()
+        },
+        SimConfig {
+            check_hard_state: false,
+            ..steered()
+        },
+    )
+}
+
 /// Figure 8 (`old_term_commit`): a new leader here ships its own entry in
 /// the same appends as the older ones, so counting an older entry differs
 /// from the rule only while a follower has synced the older entries but
 /// not the new one, and a later leader must still hold another entry at
-/// that index: a rare sequence, run over more seeds.
+/// that index: a rare sequence (about 1 in 1500 seeds), run over more
+/// seeds.
 pub fn old_term_commit() -> (&'static str, PlantedBugs) {
     (
         "old-term-commit",
@@ -81,8 +99,11 @@ pub const OLD_TERM_COMMIT_SEEDS_FACTOR: u64 = 4;
 /// makes the simulator blind to a class of bug fails the test).
 pub fn floor(bug: &str) -> u64 {
     match bug {
-        "old-term-commit" => 1,
-        "read-lease" => 6,
+        // Rarer than 1 in 400 (see `pinned_seeds_catch_old_term_commit`
+        // in sim.rs, which asserts the seeds known to catch it), and the
+        // forgotten vote with the direct check off: shown, not asserted.
+        "old-term-commit" | "vote-not-persisted (*)" => 0,
+        "read-lease" => 7,
         _ => 20,
     }
 }
