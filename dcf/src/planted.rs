@@ -109,6 +109,17 @@ pub struct ZooRecipe {
     pub limitation: Option<&'static str>,
 }
 
+/// `no-step-down`: every 4 s the leader is cut off for 1.6 s or paused for
+/// 1.5 s, alternately (with the harness's ELECTION_TIMEOUT=1000 the others
+/// elect a new leader after about 1.1 s, and a leader that heard nobody
+/// for 2 s steps down by itself), so that it comes back still leading and
+/// sees the new term.
+pub const NO_STEP_DOWN_SCHEDULE: &str = "2:partition:leader,3.6:heal,6:pause:leader,7.5:resume,10:partition:leader,11.6:heal,14:pause:leader,15.5:resume,18:partition:leader,19.6:heal,22:pause:leader,23.5:resume,26:partition:leader,27.6:heal,30:pause:leader,31.5:resume,34:partition:leader,35.6:heal,38:pause:leader,39.5:resume,42:partition:leader,43.6:heal,46:pause:leader,47.5:resume,50:partition:leader,51.6:heal,54:pause:leader,55.5:resume";
+
+/// `apply-beyond-commit`: random 3/2 splits, 4 s each, so that the leader
+/// is often on the minority side with one follower.
+pub const APPLY_BEYOND_COMMIT_SCHEDULE: &str = "2:partition:random-halves,6:heal,8:partition:random-halves,12:heal,14:partition:random-halves,18:heal,20:partition:random-halves,24:heal,26:partition:random-halves,30:heal,32:partition:random-halves,36:heal,38:partition:random-halves,42:heal,44:partition:random-halves,48:heal,50:partition:random-halves,54:heal";
+
 impl PlantedBug {
     /// How the zoo exposes this bug.
     pub fn zoo_recipe(self) -> ZooRecipe {
@@ -146,20 +157,32 @@ impl PlantedBug {
             PlantedBug::OldTermCommit => ZooRecipe {
                 args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition,kill"],
                 why: "a leader re-elected after losing its term commits its old entries before its own, which a later leader overwrites",
-                limitation: None,
+                limitation: Some(
+                    "a new leader ships its own entry in the same append as the older ones, so counting an older entry \
+                     differs from the rule only while a follower has synced the older entries and not the new one (a few \
+                     ms), and a later leader must hold another entry at that index: catching it needs faults aimed at \
+                     those instants (a kill triggered by a follower's acknowledgement), not at seconds; the simulator \
+                     finds it (dcf/core/tests/sim.rs, old-term-commit)",
+                ),
             },
             PlantedBug::VoteNotPersisted => ZooRecipe {
-                args: &["--workload", "register", "--nodes", "3", "--nemesis", "kill,partition"],
+                args: &["--workload", "register", "--nodes", "3", "--nemesis", "kill"],
                 why: "a voter killed right after voting votes again in the same term, electing two leaders",
-                limitation: None,
+                limitation: Some(
+                    "a restarted voter forgets its vote, but votes twice only if it restarts between granting the vote \
+                     and receiving the new leader's first append (milliseconds) and another candidate asks it in the \
+                     same term: catching it needs a kill triggered by the vote message; the simulator finds it \
+                     (dcf/core/tests/sim.rs, vote-not-persisted)",
+                ),
             },
             PlantedBug::NoStepDown => ZooRecipe {
-                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition"],
-                why: "a leader that half the cluster still sees takes the new term and leads beside the new leader",
+                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition,pause", "--schedule", NO_STEP_DOWN_SCHEDULE],
+                why: "a leader cut off or paused for longer than an election timeout but shorter than its step-down \
+                      time comes back to the new leader's term and leads in it beside the new leader",
                 limitation: None,
             },
             PlantedBug::ApplyBeyondCommit => ZooRecipe {
-                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition"],
+                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition", "--schedule", APPLY_BEYOND_COMMIT_SCHEDULE],
                 why: "a follower cut off with the old leader applies its uncommitted writes, which the new leader overwrites",
                 limitation: None,
             },
