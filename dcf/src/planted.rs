@@ -116,10 +116,6 @@ pub struct ZooRecipe {
 /// sees the new term.
 pub const NO_STEP_DOWN_SCHEDULE: &str = "2:partition:leader,3.6:heal,6:pause:leader,7.5:resume,10:partition:leader,11.6:heal,14:pause:leader,15.5:resume,18:partition:leader,19.6:heal,22:pause:leader,23.5:resume,26:partition:leader,27.6:heal,30:pause:leader,31.5:resume,34:partition:leader,35.6:heal,38:pause:leader,39.5:resume,42:partition:leader,43.6:heal,46:pause:leader,47.5:resume,50:partition:leader,51.6:heal,54:pause:leader,55.5:resume";
 
-/// `apply-beyond-commit`: random 3/2 splits, 4 s each, so that the leader
-/// is often on the minority side with one follower.
-pub const APPLY_BEYOND_COMMIT_SCHEDULE: &str = "2:partition:random-halves,6:heal,8:partition:random-halves,12:heal,14:partition:random-halves,18:heal,20:partition:random-halves,24:heal,26:partition:random-halves,30:heal,32:partition:random-halves,36:heal,38:partition:random-halves,42:heal,44:partition:random-halves,48:heal,50:partition:random-halves,54:heal";
-
 impl PlantedBug {
     /// How the zoo exposes this bug.
     pub fn zoo_recipe(self) -> ZooRecipe {
@@ -182,7 +178,7 @@ impl PlantedBug {
                 limitation: None,
             },
             PlantedBug::ApplyBeyondCommit => ZooRecipe {
-                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition", "--schedule", APPLY_BEYOND_COMMIT_SCHEDULE],
+                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition"],
                 why: "a follower cut off with the old leader applies its uncommitted writes, which the new leader overwrites",
                 limitation: None,
             },
