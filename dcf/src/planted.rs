@@ -34,10 +34,19 @@ pub enum PlantedBug {
     /// A retried write applied again instead of answered from the record
     /// of its first application.
     DuplicateApply,
+    /// Entries of an older term committed by counting replicas (Raft's
+    /// figure 8).
+    OldTermCommit,
+    /// A vote answered without being made durable.
+    VoteNotPersisted,
+    /// A leader that takes a higher term it sees but does not step down.
+    NoStepDown,
+    /// A follower that applies entries beyond the leader's commit index.
+    ApplyBeyondCommit,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 8] = [
+    pub const ALL: [PlantedBug; 12] = [
         PlantedBug::LocalReads,
         PlantedBug::AckBeforeFsync,
         PlantedBug::ReadLease,
@@ -46,6 +55,10 @@ impl PlantedBug {
         PlantedBug::NoChecksum,
         PlantedBug::TruncateWithoutCheckpoint,
         PlantedBug::DuplicateApply,
+        PlantedBug::OldTermCommit,
+        PlantedBug::VoteNotPersisted,
+        PlantedBug::NoStepDown,
+        PlantedBug::ApplyBeyondCommit,
     ];
 
     /// The name on the command line.
@@ -59,6 +72,10 @@ impl PlantedBug {
             PlantedBug::NoChecksum => "no-checksum",
             PlantedBug::TruncateWithoutCheckpoint => "truncate-without-checkpoint",
             PlantedBug::DuplicateApply => "duplicate-apply",
+            PlantedBug::OldTermCommit => "old-term-commit",
+            PlantedBug::VoteNotPersisted => "vote-not-persisted",
+            PlantedBug::NoStepDown => "no-step-down",
+            PlantedBug::ApplyBeyondCommit => "apply-beyond-commit",
         }
     }
 
@@ -80,6 +97,14 @@ impl PlantedBug {
             }
             PlantedBug::DuplicateApply => {
                 "a tagged write is applied at most once; a retry gets the recorded result"
+            }
+            PlantedBug::OldTermCommit => {
+                "a leader commits by counting replicas only entries of its own term"
+            }
+            PlantedBug::VoteNotPersisted => "a vote is durable before it is answered",
+            PlantedBug::NoStepDown => "a leader that sees a higher term steps down",
+            PlantedBug::ApplyBeyondCommit => {
+                "a follower applies nothing beyond the leader's commit index"
             }
         }
     }
@@ -112,6 +137,14 @@ const TRUNCATE_SCHEDULE: &str = "6:compact:all,8:kill:all,10:restart,10:repeat";
 /// but did not answer are retried on the next leader.
 const DUPLICATE_APPLY_SCHEDULE: &str =
     "4:kill:leader,6:restart,8:partition:leader,11:heal,8:repeat";
+
+/// `no-step-down`: every 4 s the leader is cut off for 1.6 s or paused for
+/// 1.5 s, alternately (with the harness's ELECTION_TIMEOUT=1000 the others
+/// elect a new leader after about 1.1 s, and a leader that heard nobody
+/// for 2 s steps down by itself), so that it comes back still leading and
+/// sees the new term.
+const NO_STEP_DOWN_SCHEDULE: &str =
+    "2:partition:leader,3.6:heal,6:pause:leader,7.5:resume,8:repeat";
 
 impl PlantedBug {
     /// How the zoo exposes this bug.
@@ -211,6 +244,38 @@ impl PlantedBug {
                 why: "appends committed but unanswered when the leader dies or is cut off are retried on the next leader and applied twice",
                 limitation: None,
             },
+            PlantedBug::OldTermCommit => ZooRecipe {
+                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition,kill"],
+                why: "a leader re-elected after losing its term commits its old entries before its own, which a later leader overwrites",
+                limitation: Some(
+                    "a new leader ships its own entry in the same append as the older ones, so counting an older entry \
+                     differs from the rule only while a follower has synced the older entries and not the new one (a few \
+                     ms), and a later leader must hold another entry at that index: catching it needs faults aimed at \
+                     those instants (a kill triggered by a follower's acknowledgement), not at seconds; the simulator \
+                     finds it (dcf/core/tests/sim.rs, old-term-commit)",
+                ),
+            },
+            PlantedBug::VoteNotPersisted => ZooRecipe {
+                args: &["--workload", "register", "--nodes", "3", "--nemesis", "kill"],
+                why: "a voter killed right after voting votes again in the same term, electing two leaders",
+                limitation: Some(
+                    "a restarted voter forgets its vote, but votes twice only if it restarts between granting the vote \
+                     and receiving the new leader's first append (milliseconds) and another candidate asks it in the \
+                     same term: catching it needs a kill triggered by the vote message; the simulator finds it \
+                     (dcf/core/tests/sim.rs, vote-not-persisted)",
+                ),
+            },
+            PlantedBug::NoStepDown => ZooRecipe {
+                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition,pause", "--schedule", NO_STEP_DOWN_SCHEDULE],
+                why: "a leader cut off or paused for longer than an election timeout but shorter than its step-down \
+                      time comes back to the new leader's term and leads in it beside the new leader",
+                limitation: None,
+            },
+            PlantedBug::ApplyBeyondCommit => ZooRecipe {
+                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition"],
+                why: "a follower cut off with the old leader applies its uncommitted writes, which the new leader overwrites",
+                limitation: None,
+            },
         }
     }
 }
@@ -286,6 +351,10 @@ impl PlantedBugs {
             read_lease: self.contains(PlantedBug::ReadLease),
             unsafe_member_change: self.contains(PlantedBug::UnsafeMemberChange),
             minority_without_term_bump: self.contains(PlantedBug::MinorityWithoutTermBump),
+            old_term_commit: self.contains(PlantedBug::OldTermCommit),
+            vote_not_persisted: self.contains(PlantedBug::VoteNotPersisted),
+            no_step_down: self.contains(PlantedBug::NoStepDown),
+            apply_beyond_commit: self.contains(PlantedBug::ApplyBeyondCommit),
         }
     }
 }

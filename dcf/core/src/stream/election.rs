@@ -219,6 +219,12 @@ impl StreamCore {
                 }) => {
                     // A granted pre-vote carries the term we asked for.
                 }
+                _ if self.opts.planted.no_step_down && self.is_leader() => {
+                    // PLANTED BUG (no_step_down): takes the higher term but
+                    // goes on leading in it instead of stepping down.
+                    self.set_hard_state(mterm, None);
+                    self.emit_role();
+                }
                 Message::VoteRequest(_)
                 | Message::VoteResponse(_)
                 | Message::AppendResponse(_)
@@ -309,7 +315,12 @@ impl StreamCore {
                 && (self.voted_for.is_none() || self.voted_for == Some(from))
                 && self.log_up_to_date(last_index, last_term)
         };
-        if granted && !pre_vote {
+        if granted && !pre_vote && self.opts.planted.vote_not_persisted {
+            // PLANTED BUG (vote_not_persisted): the vote is answered but
+            // never made durable, so a restart forgets it.
+            self.voted_for = Some(from);
+            self.reset_election_timer();
+        } else if granted && !pre_vote {
             self.set_hard_state(self.term, Some(from));
             self.reset_election_timer();
         }

@@ -108,7 +108,12 @@ impl StreamCore {
             }
             None => return,
         };
-        let new_commit = commit.min(verified);
+        let mut new_commit = commit.min(verified);
+        if self.opts.planted.apply_beyond_commit {
+            // PLANTED BUG (apply_beyond_commit): commits and applies
+            // everything that matches the leader, beyond its commit index.
+            new_commit = verified;
+        }
         if new_commit > self.commit {
             self.commit = new_commit;
             self.emit_apply();

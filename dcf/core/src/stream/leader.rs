@@ -336,7 +336,10 @@ impl StreamCore {
     /// Commits up to `n` if that entry is of this leader's term (entries of
     /// older terms are only committed with it, never by counting).
     pub(super) fn advance_leader_commit(&mut self, n: Index) {
-        if n > self.commit && self.log.term_at(n) == Some(self.term) {
+        // PLANTED BUG (old_term_commit): counts replicas of an older
+        // term's entry toward commit (Raft's figure-8 rule broken).
+        let counted = self.opts.planted.old_term_commit && self.log.term_at(n).is_some();
+        if n > self.commit && (counted || self.log.term_at(n) == Some(self.term)) {
             self.commit = n;
             self.emit_apply();
             self.check_reads();

@@ -66,6 +66,17 @@ pub struct SimConfig {
     /// checkpoints and transfer them (drawing from a second random
     /// stream, so the first one is unchanged when this is off).
     pub snapshots: bool,
+    /// Deliberate defects every node's core runs with (see `sim/zoo.rs`).
+    pub planted: PlantedBugs,
+    /// Steers faults toward leader changes right after replication: a
+    /// leader sending entries is sometimes crashed or cut off (with or
+    /// without the peer it sent them to) before they commit. Draws from a
+    /// third random stream; off, a seed runs as it did before.
+    pub steer: bool,
+    /// Compare every core's term and vote with what it asked the host to
+    /// store. Off, only the consequences of a term or vote the core acts
+    /// on without persisting it can fail a run (double votes, two leaders).
+    pub check_hard_state: bool,
 }
 
 impl Default for SimConfig {
@@ -77,6 +88,9 @@ impl Default for SimConfig {
             nemesis_gap_ms: 250,
             membership: true,
             snapshots: true,
+            planted: PlantedBugs::default(),
+            steer: false,
+            check_hard_state: true,
         }
     }
 }
@@ -90,6 +104,8 @@ pub struct Failure {
     pub at: u64,
     pub cluster: String,
     pub trace: Vec<String>,
+    /// A run of the planted-bug zoo (steered faults, a planted bug).
+    pub zoo: bool,
 }
 
 impl fmt::Display for Failure {
@@ -100,9 +116,14 @@ impl fmt::Display for Failure {
             self.seed, self.invariant, self.at, self.detail
         )?;
         writeln!(f, "  cluster: {}", self.cluster)?;
+        let bug = if self.zoo {
+            "DCF_SIM_BUG=<its bug> "
+        } else {
+            ""
+        };
         writeln!(
             f,
-            "  replay: DCF_SIM_SEED={} cargo test -p dcf-core --test sim",
+            "  replay: DCF_SIM_SEED={} {bug}cargo test -p dcf-core --test sim",
             self.seed
         )?;
         writeln!(f, "  last events:")?;
@@ -281,6 +302,46 @@ enum Ev {
         to: NodeId,
         ckpt: Ckpt,
     },
+    /// Steering: a fault aimed at a moment of a leader change.
+    Strike(Strike),
+    /// Steering: the partition of a strike heals.
+    StrikeHeal,
+    /// Steering: a node's clock runs at the right rate again.
+    ClockReset(NodeId),
+}
+
+/// How often steering strikes (see `SimConfig::steer`): at a new
+/// leader's first entries sent, at its first commit, at a hand-over, at a
+/// granted vote.
+const STEER_FIRST_SEND: f64 = 0.25;
+const STEER_FIRST_COMMIT: f64 = 0.3;
+const STEER_HANDOVER: f64 = 0.5;
+const STEER_VOTE: f64 = 0.3;
+/// How often a nemesis step (steering) also slows the leader's clock, and
+/// how often that leader is then cut off.
+const STEER_CLOCK: f64 = 0.4;
+const STEER_CLOCK_CUT: f64 = 0.8;
+/// How often a membership change (steering) is followed at once by another.
+const STEER_BURST: f64 = 0.6;
+/// How often a membership change (steering) goes to a leader not yet ready.
+const STEER_ANY_LEADER: f64 = 0.5;
+
+/// A fault steered at a moment where leadership changes hands (see
+/// `SimConfig::steer`).
+#[derive(Clone, Copy, Debug)]
+enum Strike {
+    /// `leader` (of `term`) just sent entries to `peer`, or just committed
+    /// for the first time in its term: crash it or cut it off.
+    Leader {
+        leader: NodeId,
+        term: Term,
+        peer: NodeId,
+        committed: bool,
+    },
+    /// `leader` just handed over: cut it off from everyone.
+    Handover { leader: NodeId },
+    /// `voter` just granted a vote: crash it, back soon.
+    Voter { voter: NodeId },
 }
 
 /// A host checkpoint: its state machine at `meta.index`.
@@ -401,6 +462,20 @@ pub struct World {
     rng: SmallRng,
     /// Randomness of the checkpoint features (see `SimConfig::snapshots`).
     rng2: SmallRng,
+    /// Randomness of steering (see `SimConfig::steer`).
+    rng3: SmallRng,
+    /// No new strike before this time.
+    next_strike: u64,
+    /// Nodes whose clock ran slow at some point (steering): (real time and
+    /// the node's time when the rate last changed, slowdown factor). A
+    /// node not listed reads the real time.
+    clocks: BTreeMap<NodeId, (u64, u64, u64)>,
+    /// The sender of the message being delivered, if any.
+    delivering_from: Option<NodeId>,
+    /// (leader, term) pairs whose first entries sent steering has seen.
+    first_send_seen: std::collections::BTreeSet<(NodeId, Term)>,
+    /// (leader, term) pairs whose first commit steering has seen.
+    first_commit_seen: std::collections::BTreeSet<(NodeId, Term)>,
     /// Checkpoint every this many applied entries; keep this many entries
     /// behind the newest checkpoint.
     ckpt_interval: u64,
@@ -505,6 +580,7 @@ impl World {
             4096
         };
         let ckpt_interval = rng2.gen_range(3..40);
+        let rng3 = SmallRng::seed_from_u64(seed ^ 0x5fee_7e11_0e7a);
         let ckpt_retention = rng2.gen_range(0..6);
         let mut nodes = BTreeMap::new();
         for id in 1..=n {
@@ -517,6 +593,7 @@ impl World {
             o.seed = rng.gen();
             o.snapshot_transfer = cfg.snapshots;
             o.cache_max_entries = cache_entries;
+            o.planted = cfg.planted;
             nodes.insert(id, Node::fresh(o, members.clone()));
         }
         let side = (1..=n).map(|i| (i, 0)).collect();
@@ -526,6 +603,12 @@ impl World {
             cfg,
             rng,
             rng2,
+            rng3,
+            next_strike: 0,
+            first_commit_seen: Default::default(),
+            first_send_seen: Default::default(),
+            delivering_from: None,
+            clocks: BTreeMap::new(),
             ckpt_interval,
             ckpt_retention,
             now: 0,
@@ -619,6 +702,7 @@ impl World {
                 .iter()
                 .map(|(t, e)| format!("{t:>6} {e}"))
                 .collect(),
+            zoo: self.cfg.steer,
         }
     }
 
@@ -650,7 +734,7 @@ impl World {
         let seed: u64 = self.rng.gen();
         let tick_jitter = self.rng.gen_range(0..self.tick_ms);
         let newest_corrupt = self.cfg.snapshots && self.rng2.gen_bool(0.2);
-        let now = self.now;
+        let now = self.local_now(id);
         if self.cfg.snapshots {
             self.restore_host(id, newest_corrupt)?;
         } else if !use_applied {
@@ -685,7 +769,7 @@ impl World {
         if restart {
             self.tr(Tr::Restart(id, term, last, applied));
         }
-        self.push(now + tick_jitter, Ev::Tick(id, inc));
+        self.push(self.now + tick_jitter, Ev::Tick(id, inc));
         // Everything below the restarted commit index must be committed.
         self.observe_commit(id)?;
         self.drain(id)
@@ -730,6 +814,9 @@ impl World {
         }
         if s > 0 && (s > n.disk.last_index() || n.term_at(s) != t) {
             n.disk.reset(s, t);
+            // The new log starts after this checkpoint: older ones no
+            // longer lead to it (as when a checkpoint is installed).
+            n.checkpoints.retain(|c| c.meta.index >= s);
         }
         self.check_state(id)
     }
@@ -882,7 +969,7 @@ impl World {
         if s > n.meta_config.0 {
             n.meta_config = (s, ckpt.meta.members.clone());
         }
-        let now = self.now;
+        let now = self.local_now(to);
         if !self.core(to).install_snapshot(now, ckpt.meta) {
             return Err(self.fail(
                 "checkpoint install",
@@ -1086,7 +1173,7 @@ impl World {
                 }
                 if self.cfg.host_bug == HostBug::EarlyPersist {
                     if let Some(l) = es.last() {
-                        let (i, t, now) = (l.index, l.term, self.now);
+                        let (i, t, now) = (l.index, l.term, self.local_now(id));
                         self.core(id).on_persisted(now, i, t);
                     }
                 } else {
@@ -1105,7 +1192,10 @@ impl World {
                     }
                 }
             }
-            Action::Send(env) => self.send(env),
+            Action::Send(env) => {
+                self.maybe_steer(id, &env);
+                self.send(env)
+            }
             Action::Apply(es) => {
                 for e in &es {
                     let n = &self.nodes[&id];
@@ -1257,7 +1347,7 @@ impl World {
                     ));
                 }
                 if let Some((i, t)) = synced {
-                    let now = self.now;
+                    let now = self.local_now(id);
                     self.core(id).on_persisted(now, i, t);
                 }
             }
@@ -1407,6 +1497,13 @@ impl World {
             }
         }
         self.nodes.get_mut(&id).unwrap().last_commit = c;
+        if self.nodes[&id]
+            .core
+            .as_ref()
+            .is_some_and(|c| c.role() == Role::Leader)
+        {
+            self.steer_first_commit(id, term);
+        }
         self.tr(Tr::Commit(id, c));
         if !grown.is_empty() {
             self.stats.committed = self.committed.len() as u64;
@@ -1441,7 +1538,7 @@ impl World {
                 ),
             ));
         }
-        if core.hard_state() != n.disk.hard {
+        if self.cfg.check_hard_state && core.hard_state() != n.disk.hard {
             return Err(self.fail(
                 "host log contract",
                 format!(
@@ -1477,6 +1574,197 @@ impl World {
 
     // ----- nemesis and clients ----------------------------------------------
 
+    /// The time on `id`'s clock (the real time unless steering slowed it).
+    fn local_now(&self, id: NodeId) -> u64 {
+        match self.clocks.get(&id) {
+            Some(&(real, local, slow)) => local + (self.now - real) / slow,
+            None => self.now,
+        }
+    }
+
+    /// Sets `id`'s clock to run `slow` times slower from now on.
+    fn set_clock_rate(&mut self, id: NodeId, slow: u64) {
+        let local = self.local_now(id);
+        self.clocks.insert(id, (self.now, local, slow.max(1)));
+        self.tr(Tr::Op(id, format!("clock 1/{slow}")));
+    }
+
+    /// Steering: the newest leader's clock runs slow for a while (what a
+    /// lease trusting the local clock cannot survive).
+    fn steer_clock(&mut self) {
+        let Some(id) = self.newest_leader() else {
+            return;
+        };
+        let slow = self.rng3.gen_range(4..=10);
+        self.set_clock_rate(id, slow);
+        let et = self.nodes[&id].opts.election_timeout_ms;
+        let back = self.now + self.rng3.gen_range(4 * et..=10 * et);
+        self.push(back, Ev::ClockReset(id));
+        if self.rng3.gen_bool(STEER_CLOCK_CUT) {
+            // ...and it is cut off soon after, so that another leader
+            // takes over while its clock says little time has passed.
+            let at = self.now + self.rng3.gen_range(0..=et / 2);
+            self.push(at, Ev::Strike(Strike::Handover { leader: id }));
+        }
+    }
+
+    /// Steering: now and then, a fault is aimed at the moment a message
+    /// shows: the first entries a new leader sends, a hand-over, a
+    /// granted vote.
+    fn maybe_steer(&mut self, id: NodeId, env: &Envelope) {
+        if !self.cfg.steer || !self.chaos {
+            return;
+        }
+        let (strike, p) = match &env.msg {
+            Message::Append(AppendRequest { term, entries, .. }) if !entries.is_empty() => {
+                if !self.first_send_seen.insert((id, *term)) {
+                    return;
+                }
+                let strike = Strike::Leader {
+                    leader: id,
+                    term: *term,
+                    peer: env.to,
+                    committed: false,
+                };
+                (strike, STEER_FIRST_SEND)
+            }
+            _ if self.now < self.next_strike => return,
+            Message::TimeoutNow { .. } => (Strike::Handover { leader: id }, STEER_HANDOVER),
+            Message::VoteResponse(VoteResponse {
+                pre_vote: false,
+                granted: true,
+                ..
+            }) => (Strike::Voter { voter: id }, STEER_VOTE),
+            _ => return,
+        };
+        if !self.rng3.gen_bool(p) {
+            return;
+        }
+        let at = self.now + self.rng3.gen_range(0..=self.max_delay.min(40));
+        self.arm_strike(id, at, strike);
+    }
+
+    /// Steering: a leader that just committed for the first time in its
+    /// term is sometimes struck at once, with the peer whose
+    /// acknowledgement made it commit.
+    fn steer_first_commit(&mut self, id: NodeId, term: Term) {
+        if !self.cfg.steer || !self.chaos || !self.first_commit_seen.insert((id, term)) {
+            return;
+        }
+        if self.rng3.gen_bool(STEER_FIRST_COMMIT) {
+            let strike = Strike::Leader {
+                leader: id,
+                term,
+                peer: self.delivering_from.unwrap_or(id),
+                committed: true,
+            };
+            self.arm_strike(id, self.now, strike);
+        }
+    }
+
+    /// Schedules a strike and the quiet time after it (for the strikes
+    /// that respect one).
+    fn arm_strike(&mut self, id: NodeId, at: u64, strike: Strike) {
+        let et = self.nodes[&id].opts.election_timeout_ms;
+        self.next_strike = self.now + self.rng3.gen_range(et / 2..=3 * et);
+        self.push(at, Ev::Strike(strike));
+    }
+
+    /// Carries out a strike if its moment is still there: crashes the
+    /// leader (back soon) or cuts it off, alone or with the peer that got
+    /// its entries; cuts a leader that handed over off from everyone;
+    /// crashes a voter (back soon). Cuts heal after a few election timeouts.
+    fn strike(&mut self, strike: Strike) -> R {
+        if !self.chaos {
+            return Ok(());
+        }
+        let leads = |w: &World, id: NodeId, term: Option<Term>| {
+            w.nodes[&id]
+                .core
+                .as_ref()
+                .is_some_and(|c| c.role() == Role::Leader && term.is_none_or(|t| c.term() == t))
+        };
+        let mut also_crash = None;
+        let (node, cut_with) = match strike {
+            Strike::Leader {
+                leader,
+                term,
+                peer,
+                committed,
+            } => {
+                if !leads(self, leader, Some(term)) {
+                    return Ok(());
+                }
+                // Right after its first entries went out, cutting the
+                // leader off (with the peer that has them) leaves them on
+                // a minority; right after its first commit, crashing it
+                // with the peer that acknowledged loses what that peer
+                // had not synced yet.
+                let (a, b, c) = if committed {
+                    (10, 90, 95)
+                } else {
+                    (15, 20, 50)
+                };
+                let r = self.rng3.gen_range(0..100u32);
+                match r {
+                    _ if r < a => (leader, None),
+                    _ if r < b => {
+                        // The peer may hold entries of the leader it has
+                        // not synced yet: they go with it.
+                        also_crash = Some(peer).filter(|p| *p != leader);
+                        (leader, None)
+                    }
+                    _ if r < c => (leader, Some(Some(peer))),
+                    _ => (leader, Some(None)),
+                }
+            }
+            Strike::Handover { leader } => {
+                if !leads(self, leader, None) {
+                    return Ok(());
+                }
+                (leader, Some(None))
+            }
+            Strike::Voter { voter } => {
+                if self.nodes[&voter].core.is_none() {
+                    return Ok(());
+                }
+                (voter, None)
+            }
+        };
+        let et = self.nodes[&node].opts.election_timeout_ms;
+        match cut_with {
+            None => {
+                for n in [Some(node), also_crash].into_iter().flatten() {
+                    self.crash(n);
+                    let back = self.now + self.rng3.gen_range(5..=2 * et);
+                    self.push(back, Ev::Restart(n));
+                }
+            }
+            Some(peer) => {
+                for id in self.nodes.keys().copied().collect::<Vec<_>>() {
+                    let cut = id == node || Some(id) == peer;
+                    self.side.insert(id, u8::from(cut));
+                }
+                self.oneway = None;
+                let s = self.side.iter().map(|(a, b)| (*a, *b)).collect();
+                self.tr(Tr::Partition(s, None));
+                let heal = self.now + self.rng3.gen_range(et..=4 * et);
+                self.push(heal, Ev::StrikeHeal);
+            }
+        }
+        Ok(())
+    }
+
+    /// The leader of the highest term, ready or not, if any.
+    fn newest_leader(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter_map(|(i, n)| n.core.as_ref().map(|c| (c, *i)))
+            .filter(|(c, _)| c.role() == Role::Leader)
+            .max_by_key(|(c, _)| c.term())
+            .map(|(_, i)| i)
+    }
+
     /// The ready leader of the highest term, if any.
     fn ready_leader(&self) -> Option<NodeId> {
         self.nodes
@@ -1489,10 +1777,16 @@ impl World {
 
     /// Membership, role and priority changes and leadership moves.
     fn reconfigure(&mut self) -> R {
-        let Some(l) = self.ready_leader() else {
+        // Steering: sometimes at a leader that is not ready yet.
+        let any = self.cfg.steer && self.rng3.gen_bool(STEER_ANY_LEADER);
+        let Some(l) = (if any {
+            self.newest_leader()
+        } else {
+            self.ready_leader()
+        }) else {
             return Ok(());
         };
-        let now = self.now;
+        let now = self.local_now(l);
         let cfg = self.core(l).members().clone();
         let ids: Vec<NodeId> = cfg.ids().collect();
         let pick = ids[self.rng.gen_range(0..ids.len())];
@@ -1556,6 +1850,7 @@ impl World {
             if self.nodes[&pick].core.is_none() {
                 return Ok(());
             }
+            let now = self.local_now(pick);
             let res = self.core(pick).timeout_notify(now);
             what = format!("timeout_notify n{pick}: {res:?}");
             self.tr(Tr::Op(l, what));
@@ -1566,8 +1861,16 @@ impl World {
     }
 
     fn nemesis(&mut self) -> R {
+        if self.cfg.steer && self.rng3.gen_bool(STEER_CLOCK) {
+            self.steer_clock();
+        }
         if self.cfg.membership && self.rng.gen_bool(0.5) {
-            return self.reconfigure();
+            self.reconfigure()?;
+            // Steering: sometimes a burst of changes at once.
+            while self.cfg.steer && self.rng3.gen_bool(STEER_BURST) {
+                self.reconfigure()?;
+            }
+            return Ok(());
         }
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         let r: u32 = self.rng.gen_range(0..100);
@@ -1646,7 +1949,7 @@ impl World {
         } else {
             live[self.rng.gen_range(0..live.len())]
         };
-        let now = self.now;
+        let now = self.local_now(id);
         if self.rng.gen_bool(0.6) {
             let n: usize = if self.rng.gen_bool(0.2) {
                 self.rng.gen_range(2..20)
@@ -1674,6 +1977,9 @@ impl World {
 
     fn heal(&mut self) -> R {
         self.chaos = false;
+        for id in self.clocks.keys().copied().collect::<Vec<_>>() {
+            self.set_clock_rate(id, 1);
+        }
         for id in self.nodes.keys().copied().collect::<Vec<_>>() {
             self.side.insert(id, 0);
         }
@@ -1733,9 +2039,9 @@ impl World {
                 if n.incarnation != inc || n.core.is_none() {
                     return Ok(());
                 }
-                let now = self.now;
+                let now = self.local_now(id);
                 self.core(id).tick(now);
-                let next = now + self.tick_ms;
+                let next = self.now + self.tick_ms;
                 self.push(next, Ev::Tick(id, inc));
                 self.drain(id)?;
             }
@@ -1753,9 +2059,12 @@ impl World {
                     a,
                     b,
                 });
-                let now = self.now;
+                let now = self.local_now(to);
                 self.core(to).step(now, from, env.msg);
-                self.drain(to)?;
+                self.delivering_from = Some(from);
+                let r = self.drain(to);
+                self.delivering_from = None;
+                r?;
             }
             Ev::Sync(id, inc) => {
                 let partial = self.rng.gen_bool(0.1);
@@ -1782,7 +2091,7 @@ impl World {
                     self.push(again, Ev::Sync(id, inc));
                 }
                 self.tr(Tr::Persist(id, i));
-                let now = self.now;
+                let now = self.local_now(id);
                 self.core(id).on_persisted(now, i, t);
                 self.drain(id)?;
             }
@@ -1798,6 +2107,21 @@ impl World {
                 }
             }
             Ev::SnapshotArrive { from, to, ckpt } => self.snapshot_arrives(from, to, ckpt)?,
+            Ev::Strike(st) => self.strike(st)?,
+            Ev::ClockReset(id) => {
+                if self.chaos {
+                    self.set_clock_rate(id, 1);
+                }
+            }
+            Ev::StrikeHeal => {
+                if self.chaos {
+                    for id in self.nodes.keys().copied().collect::<Vec<_>>() {
+                        self.side.insert(id, 0);
+                    }
+                    self.oneway = None;
+                    self.tr(Tr::Partition(vec![], None));
+                }
+            }
             Ev::Client => {
                 self.client()?;
                 let gap = if self.chaos {
@@ -1860,7 +2184,7 @@ impl World {
                 for id in ready {
                     let key = LIVENESS_KEY + self.next_key;
                     self.next_key += 1;
-                    let now = self.now;
+                    let now = self.local_now(id);
                     let _ = self.core(id).propose(now, key, vec![1]);
                     self.drain(id)?;
                 }
