@@ -453,7 +453,10 @@ fn finish(
 }
 
 /// The `[zoo]` table: one campaign per planted bug (its zoo recipe, expected
-/// invalid) and a control of the correct node (expected valid).
+/// invalid) and controls of the correct node (expected valid). As in
+/// `dcf-harness zoo`, control run `i` runs the recipe of the `i`-th bug
+/// (cycling) without the bug, so the controls cover the recipes' faults;
+/// `control = [...]` replaces them by one campaign with those options.
 fn zoo(t: &Table) -> Result<Vec<Campaign>, KeyError> {
     if let Some(k) = t.keys().find(|k| !ZOO_KEYS.contains(&k.as_str())) {
         return Err((
@@ -479,14 +482,19 @@ fn zoo(t: &Table) -> Result<Vec<Campaign>, KeyError> {
         None => PlantedBug::ALL.to_vec(),
     };
     let limit = ["--time-limit".to_string(), time_limit.to_string()];
+    let recipe = |bug: PlantedBug| -> Vec<String> {
+        bug.zoo_recipe()
+            .args
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    };
     let mut out = Vec::new();
-    let mut kinds: Vec<String> = Vec::new();
-    for bug in &bugs {
-        let recipe = bug.zoo_recipe();
-        let mut args: Vec<String> = recipe.args.iter().map(|a| a.to_string()).collect();
+    for &bug in &bugs {
+        let mut args = recipe(bug);
         args.extend(["--planted-bug".to_string(), bug.name().to_string()]);
         args.extend(limit.clone());
-        let c = finish(
+        out.push(finish(
             format!("zoo-{}", bug.name()),
             args,
             time_limit,
@@ -494,53 +502,50 @@ fn zoo(t: &Table) -> Result<Vec<Campaign>, KeyError> {
             Expected::Invalid,
             seed,
             "bugs",
-        )?;
-        for k in c.faults.split(',') {
-            if !k.starts_with("schedule") && k != "none" && !kinds.iter().any(|x| x == k) {
-                kinds.push(k.to_string());
-            }
-        }
-        out.push(c);
+        )?);
     }
-    let mut control: Vec<String> = match t.get("control") {
-        Some(v) => strings(v, "control")?,
-        None => {
-            let nemesis = if kinds.is_empty() {
-                "partition,kill,pause".to_string()
-            } else {
-                kinds.join(",")
-            };
-            [
-                "--workload",
-                "register",
-                "--nodes",
-                "5",
-                "--nemesis",
-                &nemesis,
-            ]
-            .map(str::to_string)
-            .to_vec()
+    if let Some(v) = t.get("control") {
+        let mut control = strings(v, "control")?;
+        if let Some(own) = control
+            .iter()
+            .find(|a| OWN_OPTIONS.contains(&a.as_str()) || a.as_str() == "--planted-bug")
+        {
+            return Err((
+                Some("control".to_string()),
+                format!("{own} is set by the zoo (the control runs the correct node)"),
+            ));
         }
-    };
-    if let Some(own) = control
-        .iter()
-        .find(|a| OWN_OPTIONS.contains(&a.as_str()) || a.as_str() == "--planted-bug")
-    {
-        return Err((
-            Some("control".to_string()),
-            format!("{own} is set by the zoo (the control runs the correct node)"),
-        ));
+        control.extend(limit);
+        out.push(finish(
+            "zoo-control".into(),
+            control,
+            time_limit,
+            seeds,
+            Expected::Valid,
+            seed,
+            "control",
+        )?);
+        return Ok(out);
     }
-    control.extend(limit);
-    out.push(finish(
-        "zoo-control".into(),
-        control,
-        time_limit,
-        seeds,
-        Expected::Valid,
-        seed,
-        "control",
-    )?);
+    // Seed i's control runs the recipe of bug i (cycling): one campaign
+    // per recipe used, with as many repetitions as seeds landed on it.
+    for (i, &bug) in bugs.iter().enumerate() {
+        let reps = (0..seeds as usize).filter(|s| s % bugs.len() == i).count() as u32;
+        if reps == 0 {
+            continue;
+        }
+        let mut args = recipe(bug);
+        args.extend(limit.clone());
+        out.push(finish(
+            format!("zoo-control-{}", bug.name()),
+            args,
+            time_limit,
+            reps,
+            Expected::Valid,
+            seed.map(|s| s.wrapping_add(i as u64)),
+            "bugs",
+        )?);
+    }
     Ok(out)
 }
 
@@ -615,7 +620,7 @@ mod tests {
     #[test]
     fn the_zoo_is_one_campaign_per_bug_and_a_valid_control() {
         let plan = parse_str("[zoo]\nseeds = 2\ntime_limit = 30\n").unwrap();
-        assert_eq!(plan.campaigns.len(), PlantedBug::ALL.len() + 1);
+        assert_eq!(plan.campaigns.len(), PlantedBug::ALL.len() + 2);
         for (c, bug) in plan.campaigns.iter().zip(PlantedBug::ALL) {
             assert_eq!(c.name, format!("zoo-{}", bug.name()));
             assert_eq!(c.expected, Expected::Invalid);
@@ -626,11 +631,46 @@ mod tests {
             }
             assert!(c.args.ends_with(&["--time-limit".into(), "30".into()]));
         }
-        let control = plan.campaigns.last().unwrap();
-        assert_eq!(control.name, "zoo-control");
+        let controls = &plan.campaigns[PlantedBug::ALL.len()..];
+        for (control, bug) in controls.iter().zip(PlantedBug::ALL) {
+            assert_eq!(control.name, format!("zoo-control-{}", bug.name()));
+            assert_eq!(
+                (control.expected, control.planted_bug),
+                (Expected::Valid, None)
+            );
+            assert_eq!(
+                control.repetitions, 1,
+                "one control per seed, cycling through the recipes"
+            );
+            let own: Vec<String> = bug
+                .zoo_recipe()
+                .args
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            assert!(control.args.starts_with(&own), "{:?}", control.args);
+        }
+        let many =
+            parse_str("[zoo]\nseeds = 3\nbugs = [\"no-checksum\", \"local-reads\"]\n").unwrap();
+        let names: Vec<(&str, u32)> = many
+            .campaigns
+            .iter()
+            .map(|c| (c.name.as_str(), c.repetitions))
+            .collect();
         assert_eq!(
-            (control.expected, control.planted_bug),
-            (Expected::Valid, None)
+            names,
+            [
+                ("zoo-no-checksum", 3),
+                ("zoo-local-reads", 3),
+                ("zoo-control-no-checksum", 2),
+                ("zoo-control-local-reads", 1)
+            ]
+        );
+        let set = parse_str("[zoo]\ncontrol = [\"--nemesis\", \"kill\"]\n").unwrap();
+        let c = set.campaigns.last().unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.faults.as_str()),
+            ("zoo-control", "kill")
         );
         let only = parse_str("[zoo]\nbugs = [\"no-checksum\"]\n").unwrap();
         assert_eq!(only.campaigns.len(), 2);
