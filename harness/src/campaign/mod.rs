@@ -36,7 +36,7 @@ pub struct CampaignArgs {
     pub file: PathBuf,
     /// Minutes the whole campaign may take: a run that cannot finish within
     /// them (its time limit plus the margin) is skipped and reported.
-    #[arg(long, value_name = "MINUTES", value_parser = crate::cli::positive_secs)]
+    #[arg(long, value_name = "MINUTES", value_parser = positive_minutes)]
     pub budget: Option<f64>,
     /// Where runs and the campaign folder are stored.
     #[arg(long, default_value = "store")]
@@ -48,6 +48,14 @@ pub struct CampaignArgs {
     /// budget: the least; runs that took longer raise it (see `Margins`).
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MARGIN_S)]
     pub margin: u64,
+}
+
+/// `--budget`: a positive number of minutes.
+fn positive_minutes(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(m) if m.is_finite() && m > 0.0 => Ok(m),
+        _ => Err("expected a positive number of minutes".into()),
+    }
 }
 
 /// The exit status of a finished campaign (see [`crate::exit`]).
