@@ -10,6 +10,11 @@ pub const VALID: i32 = 0;
 pub const INVALID: i32 = 1;
 /// Undecided: a checker limit, a rule that asks for `unknown`.
 pub const UNKNOWN: i32 = 2;
+/// `campaign`: a run that ran did not reach its expected verdict (or the
+/// harness failed in it).
+pub const CAMPAIGN_UNMET: i32 = 3;
+/// `campaign`: Ctrl-C or SIGTERM stopped it; the summary holds what ran.
+pub const INTERRUPTED: i32 = 130;
 /// Bad usage (the sysexits `EX_USAGE`), or a file `check` cannot read.
 pub const USAGE: i32 = 64;
 /// The harness failed; no verdict on the system.
@@ -34,5 +39,6 @@ mod tests {
         assert_eq!(exit_code(Validity::Invalid), 1);
         assert_eq!(exit_code(Validity::Unknown), 2);
         assert_eq!((USAGE, HARNESS_FAILURE), (64, 255));
+        assert_eq!((CAMPAIGN_UNMET, INTERRUPTED), (3, 130));
     }
 }

@@ -8,6 +8,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use harness::analyze_cmd::{self, AnalyzeArgs};
+use harness::campaign::{self, CampaignArgs};
 use harness::check_cmd::{self, CheckArgs};
 use harness::serve_cmd::{self, ServeArgs};
 use harness::test_cmd::{self, TestArgs, TestOutcome};
@@ -33,6 +34,11 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Check history files (ours or another tool's) and print one verdict per file.
     Check(CheckArgs),
+    /// Run the campaigns of a TOML file one run at a time within an
+    /// optional budget and write a summary, a page and a JUnit file (exit 0
+    /// when every run met its expected verdict, 3 when one did not, 130
+    /// when interrupted, 64 for a bad file).
+    Campaign(CampaignArgs),
     /// Serve the store read-only over HTTP (reports, histories, node logs).
     Serve(ServeArgs),
     /// Run every planted bug of dcf-node with the faults that expose it,
@@ -115,6 +121,7 @@ fn main() {
         },
         Command::Serve(args) => serve_cmd::run(&args),
         Command::Zoo(args) => zoo::run(&args),
+        Command::Campaign(args) => campaign::run(&args),
     };
     std::process::exit(code);
 }
