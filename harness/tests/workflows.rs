@@ -185,7 +185,12 @@ fn nightly_campaign_file_covers_every_fault_kind_and_the_zoo() {
             kind.name()
         );
     }
+    // Bugs today's faults cannot catch reliably (their recipe says why)
+    // stay out of the nightly unless named, so it does not fail on them.
     for bug in dcf::planted::PlantedBug::ALL {
+        if bug.zoo_recipe().limitation.is_some() {
+            continue;
+        }
         assert!(
             plan.campaigns
                 .iter()

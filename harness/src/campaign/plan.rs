@@ -479,7 +479,12 @@ fn zoo(t: &Table) -> Result<Vec<Campaign>, KeyError> {
             .iter()
             .map(|s| s.parse().map_err(|e| (Some("bugs".to_string()), e)))
             .collect::<Result<_, _>>()?,
-        None => PlantedBug::ALL.to_vec(),
+        // A bug today's faults cannot catch reliably (its recipe says why)
+        // runs only when named: a nightly run must not fail on it.
+        None => PlantedBug::ALL
+            .into_iter()
+            .filter(|b| b.zoo_recipe().limitation.is_none())
+            .collect(),
     };
     let limit = ["--time-limit".to_string(), time_limit.to_string()];
     let recipe = |bug: PlantedBug| -> Vec<String> {
@@ -493,6 +498,8 @@ fn zoo(t: &Table) -> Result<Vec<Campaign>, KeyError> {
     for &bug in &bugs {
         let mut args = recipe(bug);
         args.extend(["--planted-bug".to_string(), bug.name().to_string()]);
+        // A caught bug ends its run: the zoo costs what detection costs.
+        args.push("--stop-on-invalid".to_string());
         args.extend(limit.clone());
         out.push(finish(
             format!("zoo-{}", bug.name()),
@@ -620,8 +627,16 @@ mod tests {
     #[test]
     fn the_zoo_is_one_campaign_per_bug_and_a_valid_control() {
         let plan = parse_str("[zoo]\nseeds = 2\ntime_limit = 30\n").unwrap();
-        assert_eq!(plan.campaigns.len(), PlantedBug::ALL.len() + 2);
-        for (c, bug) in plan.campaigns.iter().zip(PlantedBug::ALL) {
+        let reliable: Vec<PlantedBug> = PlantedBug::ALL
+            .into_iter()
+            .filter(|b| b.zoo_recipe().limitation.is_none())
+            .collect();
+        assert!(
+            reliable.len() < PlantedBug::ALL.len(),
+            "some recipes have limits"
+        );
+        assert_eq!(plan.campaigns.len(), reliable.len() + 2);
+        for (c, bug) in plan.campaigns.iter().zip(reliable.iter().copied()) {
             assert_eq!(c.name, format!("zoo-{}", bug.name()));
             assert_eq!(c.expected, Expected::Invalid);
             assert_eq!(c.planted_bug, Some(bug));
@@ -630,9 +645,10 @@ mod tests {
                 assert!(c.args.iter().any(|x| x == a), "{a} missing in {:?}", c.args);
             }
             assert!(c.args.ends_with(&["--time-limit".into(), "30".into()]));
+            assert!(c.args.contains(&"--stop-on-invalid".to_string()));
         }
-        let controls = &plan.campaigns[PlantedBug::ALL.len()..];
-        for (control, bug) in controls.iter().zip(PlantedBug::ALL) {
+        let controls = &plan.campaigns[reliable.len()..];
+        for (control, bug) in controls.iter().zip(reliable.iter().copied()) {
             assert_eq!(control.name, format!("zoo-control-{}", bug.name()));
             assert_eq!(
                 (control.expected, control.planted_bug),
@@ -674,7 +690,11 @@ mod tests {
         );
         let only = parse_str("[zoo]\nbugs = [\"no-checksum\"]\n").unwrap();
         assert_eq!(only.campaigns.len(), 2);
-        assert_eq!(only.campaigns[1].faults, "corrupt");
+        assert!(
+            only.campaigns[1].faults.contains("corrupt"),
+            "{}",
+            only.campaigns[1].faults
+        );
     }
 
     /// Every mistake is an error naming the campaign and the key.
