@@ -63,3 +63,13 @@ fn planted_bugs_need_the_environment_and_announce_themselves() {
         "{seen}"
     );
 }
+
+/// `dcf-node --help` names every planted bug, so the list cannot rot.
+#[test]
+fn help_lists_every_planted_bug() {
+    let out = Command::new(NODE_BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).replace('\n', " ");
+    for b in dcf::planted::PlantedBug::ALL {
+        assert!(help.contains(b.name()), "{} missing from --help", b.name());
+    }
+}

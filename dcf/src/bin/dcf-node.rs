@@ -46,8 +46,10 @@ struct Args {
     request_timeout_ms: u64,
     /// A deliberate defect, for testing a harness only (repeatable):
     /// local-reads, ack-before-fsync, read-lease, unsafe-member-change,
-    /// minority-without-term-bump, no-checksum. Refused unless the
-    /// environment has DCF_ALLOW_PLANTED_BUGS=1.
+    /// minority-without-term-bump, no-checksum, truncate-without-checkpoint,
+    /// duplicate-apply, old-term-commit, vote-not-persisted, no-step-down,
+    /// apply-beyond-commit (dcf/src/planted.rs says which rule each
+    /// breaks). Refused unless the environment has DCF_ALLOW_PLANTED_BUGS=1.
     #[arg(long = "planted-bug", value_name = "NAME")]
     planted_bugs: Vec<dcf::planted::PlantedBug>,
     /// Deprecated spelling of `--planted-bug local-reads`.
