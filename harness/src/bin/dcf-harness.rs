@@ -45,7 +45,8 @@ enum Command {
     /// over several seeds, plus the correct node as a control; print
     /// caught k/N and the median time to detect per bug, write zoo.json
     /// and zoo.html (exit 0 only if every bug was caught in every seed and
-    /// every control run stayed valid).
+    /// every control run stayed valid; a bug whose recipe states a
+    /// limitation may be missed).
     Zoo(ZooArgs),
     /// Remove what a killed harness left behind for a run (processes,
     /// namespaces, rules: whatever its deployment recorded).
