@@ -181,7 +181,7 @@ pub fn run(args: &CampaignArgs) -> i32 {
     if args.dry_run {
         return dry_run(args, &runs, budget);
     }
-    let exe = match std::env::current_exe() {
+    let exe = match crate::child_run::harness_exe() {
         Ok(e) => e,
         Err(e) => {
             eprintln!("dcf-harness campaign: cannot find this executable: {e}");
