@@ -30,6 +30,8 @@ pub struct InterpreterOptions {
     /// Client addresses of the nodes.
     pub endpoints: Vec<String>,
     pub seed: u64,
+    /// Retries of a write whose outcome is unknown (same tag, other nodes).
+    pub write_retries: u32,
 }
 
 /// Live counts for the progress line.
@@ -118,11 +120,13 @@ pub async fn run_workers(
         let endpoints = opts.endpoints.clone();
         let codec = opts.codec.clone();
         let timeout = opts.op_timeout;
+        let retries = opts.write_retries;
         let seed = opts.seed ^ (slot as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         tasks.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut process = slot as u64;
-            let mut client = WorkloadClient::new(codec.clone(), endpoints.clone(), timeout, slot);
+            let mut client = WorkloadClient::new(codec.clone(), endpoints.clone(), timeout, slot)
+                .with_write_retries(retries);
             let mut next_at = Instant::now() + interval.mul_f64(rng.gen_range(0.0..1.0));
             let mut max_process = process;
             while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
@@ -146,7 +150,8 @@ pub async fn run_workers(
                     process += concurrency as u64;
                     max_process = process;
                     client =
-                        WorkloadClient::new(codec.clone(), endpoints.clone(), timeout, slot + 1);
+                        WorkloadClient::new(codec.clone(), endpoints.clone(), timeout, slot + 1)
+                            .with_write_retries(retries);
                 }
             }
             max_process
@@ -181,6 +186,7 @@ pub async fn final_reads(
             opts.op_timeout,
             first,
         )
+        .with_write_retries(opts.write_retries)
     };
     let mut process = first_process;
     let mut client = client_for(0);

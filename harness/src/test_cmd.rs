@@ -79,6 +79,13 @@ pub struct TestArgs {
     /// Name of the test in the store (default: <workload>-<nemesis>).
     #[arg(long)]
     pub name: Option<String>,
+    /// Retries of a write whose outcome is unknown (a timeout, a lost
+    /// connection), each with the write's tag on the next node, so the
+    /// node's exactly-once rule answers it; 0 (the default, as a Jepsen
+    /// client) records it as unknown at once and keeps every client on
+    /// its node, which is what exposes a cut-off leader's stale reads.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub write_retries: u32,
     /// Timeout of each client call, in milliseconds.
     #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..))]
     pub op_timeout_ms: u64,
@@ -426,6 +433,7 @@ fn drive(
         op_timeout: Duration::from_millis(args.op_timeout_ms),
         endpoints: live.deployment.client_endpoints(),
         seed,
+        write_retries: args.write_retries,
     };
     let workload: SharedWorkload = Arc::new(Mutex::new((workload, StdRng::seed_from_u64(seed))));
     let done = Arc::new(AtomicBool::new(false));

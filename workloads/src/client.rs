@@ -97,6 +97,14 @@ impl WorkloadClient {
         }
     }
 
+    /// How often a write whose outcome is unknown is retried with its tag
+    /// on another node before it is recorded as unknown (0: tried once,
+    /// as a Jepsen client does).
+    pub fn with_write_retries(mut self, n: u32) -> WorkloadClient {
+        self.kv.set_write_retries(n);
+        self
+    }
+
     /// Carries out one invocation.
     pub async fn invoke(&mut self, inv: &Invocation) -> Completion {
         let body = match self.codec.request(inv) {

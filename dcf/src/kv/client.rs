@@ -91,6 +91,20 @@ impl KvClient {
         if !is_tagged_write(&body) {
             return self.call_once(body, None, follow_leader).await;
         }
+        // Retries move to other endpoints; the next request starts again
+        // where this one did, so a client keeps talking to its node (a
+        // harness binds clients to nodes: one that drifted away from a
+        // cut-off leader would never see what that leader serves).
+        let home = self.current;
+        let resp = self.call_tagged(body, follow_leader).await;
+        if self.current != home {
+            self.current = home;
+            self.conn = None;
+        }
+        resp
+    }
+
+    async fn call_tagged(&mut self, body: RequestBody, follow_leader: bool) -> Response {
         self.seq += 1;
         let tag = WriteTag {
             client: self.client_id,
@@ -360,6 +374,21 @@ mod tests {
         // A cas mismatch is the tag's one run: settled.
         let (r, _) = run(vec![Step::Drop, Step::CasMismatch], 4).await;
         assert_eq!(r.code, Some(FailureCode::CasMismatch));
+    }
+
+    /// A write settled by a retry on another node leaves the client at its
+    /// own node: drifting away from a cut-off leader hid its stale reads
+    /// from the harness (read-lease was caught 0 of 10 times).
+    #[tokio::test]
+    async fn a_retried_write_returns_the_client_to_its_node() {
+        let (home, _) = server(vec![Step::Drop]).await;
+        let (other, other_tags) = server(vec![Step::Ok]).await;
+        let mut c = KvClient::new(vec![home.clone(), other], Duration::from_secs(2));
+        c.set_write_retries(2);
+        let r = c.call(put(), true).await;
+        assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+        assert_eq!(other_tags.lock().unwrap().len(), 1, "settled by the retry");
+        assert_eq!(c.current_endpoint(), Some(home.as_str()));
     }
 
     #[tokio::test]
