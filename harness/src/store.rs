@@ -18,11 +18,21 @@ impl RunDir {
     /// Creates `store/<name>/<timestamp>/` and points `store/latest` at it.
     pub fn create(store: &Path, name: &str) -> std::io::Result<RunDir> {
         let stamp = timestamp();
-        let mut path = store.join(name).join(&stamp);
+        let parent = store.join(name);
+        std::fs::create_dir_all(&parent)?;
+        // Claimed by an atomic mkdir: runs started in the same millisecond
+        // (a zoo's or campaign's parallel jobs) never share a folder.
+        let mut path = parent.join(&stamp);
         let mut n = 1;
-        while path.exists() {
-            path = store.join(name).join(format!("{stamp}-{n}"));
-            n += 1;
+        loop {
+            match std::fs::create_dir(&path) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    path = parent.join(format!("{stamp}-{n}"));
+                    n += 1;
+                }
+                Err(e) => return Err(e),
+            }
         }
         std::fs::create_dir_all(path.join(NODES_DIR))?;
         let latest = store.join("latest");
@@ -151,5 +161,20 @@ mod tests {
             b.read_results().unwrap().valid,
             Some(checker::Validity::Valid)
         );
+    }
+
+    /// Two jobs of a zoo started in the same millisecond once shared a
+    /// run folder, and one of them failed.
+    #[test]
+    fn runs_created_at_once_get_their_own_folders() {
+        let store = tempfile::tempdir().unwrap();
+        let paths: Vec<std::path::PathBuf> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| RunDir::create(store.path(), "same").unwrap().path))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let distinct: std::collections::BTreeSet<_> = paths.iter().collect();
+        assert_eq!(distinct.len(), paths.len(), "{paths:?}");
     }
 }
