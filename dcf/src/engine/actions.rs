@@ -6,8 +6,8 @@ use super::runner::Engine;
 use super::writer::WriterCmd;
 use super::DcfError;
 use crate::core::{
-    Action, ClusterConfig, Entry, EntryKind, Exception, Index, Role, StreamId, StreamMembers,
-    WorkMode,
+    Action, ClusterConfig, Entry, EntryKind, Exception, Index, Message, Role, StreamId,
+    StreamMembers, VoteResponse, WorkMode,
 };
 use crate::storage::{ControlFile, DataDir, HardState, Metadata, StoredWorkMode};
 use tracing::{error, info, warn};
@@ -101,7 +101,19 @@ impl Engine {
                     }
                 }
             }
-            Action::Send(env) => self.transport.send(env),
+            Action::Send(env) => {
+                if let Message::VoteResponse(VoteResponse {
+                    term,
+                    pre_vote: false,
+                    granted: true,
+                }) = env.msg
+                {
+                    // A promise the harness audits: a vote is durable
+                    // before it is answered, so a restart must remember it.
+                    info!(stream = sid, to = env.to, term, "vote granted");
+                }
+                self.transport.send(env)
+            }
             Action::Apply(entries) => {
                 if !self.persist_committed_configs(sid, &entries) {
                     return false;

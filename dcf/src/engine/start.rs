@@ -256,6 +256,7 @@ fn open_stream(
     info!(
         stream = sid,
         term = hs.term,
+        voted_for = ?hs.voted_for,
         first_index = first,
         last_index = last,
         "loaded stream"
