@@ -17,6 +17,7 @@ pub mod early_stop;
 pub mod error;
 pub mod exit;
 pub mod interpreter;
+pub mod log_audit;
 pub mod logscan;
 pub mod membership;
 pub mod minority_rules;

@@ -44,7 +44,8 @@ pub fn record(results: &mut ResultsFile, nodes_dir: &Path) {
 }
 
 /// Every finding in the `*.log` / `*.stderr` files under `nodes_dir/<node>/`
-/// (at most `limit` of each kind per file).
+/// (at most `limit` of each kind per file), then the violations of the
+/// rules [`crate::log_audit`] checks across them (at most `limit`).
 pub fn scan(nodes_dir: &Path, limit: usize) -> Vec<Finding> {
     let mut out = Vec::new();
     let Ok(nodes) = std::fs::read_dir(nodes_dir) else {
@@ -102,6 +103,8 @@ pub fn scan(nodes_dir: &Path, limit: usize) -> Vec<Finding> {
             }
         }
     }
+    // Rules across the logs (election safety, durable votes).
+    out.extend(crate::log_audit::audit(nodes_dir).into_iter().take(limit));
     out
 }
 
