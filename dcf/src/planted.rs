@@ -138,6 +138,10 @@ const TRUNCATE_SCHEDULE: &str = "6:compact:all,8:kill:all,10:restart,10:repeat";
 const DUPLICATE_APPLY_SCHEDULE: &str =
     "4:kill:leader,6:restart,8:partition:leader,11:heal,8:repeat";
 
+/// `vote-not-persisted`: every 6 s all nodes are killed (restarted 1 s
+/// later), so every vote of the current term meets a restart.
+const VOTE_SCHEDULE: &str = "3:kill:all,4:restart,6:repeat";
+
 /// `no-step-down`: every 4 s the leader is cut off for 1.6 s or paused for
 /// 1.5 s, alternately (with the harness's ELECTION_TIMEOUT=1000 the others
 /// elect a new leader after about 1.1 s, and a leader that heard nobody
@@ -260,14 +264,11 @@ impl PlantedBug {
                 ),
             },
             PlantedBug::VoteNotPersisted => ZooRecipe {
-                args: &["--workload", "register", "--nodes", "3", "--nemesis", "kill"],
-                why: "a voter killed right after voting votes again in the same term, electing two leaders",
-                limitation: Some(
-                    "a restarted voter forgets its vote, but votes twice only if it restarts between granting the vote \
-                     and receiving the new leader's first append (milliseconds) and another candidate asks it in the \
-                     same term: catching it needs a kill triggered by the vote message; the simulator finds it \
-                     (dcf/core/tests/sim.rs, vote-not-persisted)",
-                ),
+                args: &["--workload", "register", "--nodes", "3", "--nemesis", "kill", "--schedule", VOTE_SCHEDULE],
+                why: "every node that voted in the current term is killed and restarted: a restart that comes back in \
+                      that term without the vote breaks the harness's durable-votes rule on the node logs (a second \
+                      leader of the term would need two elections to interleave within milliseconds)",
+                limitation: None,
             },
             PlantedBug::NoStepDown => ZooRecipe {
                 args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition,pause", "--schedule", NO_STEP_DOWN_SCHEDULE],

@@ -522,8 +522,8 @@ mod tests {
         );
         // A bug with a stated limitation may be missed.
         let mut limited = runs.clone();
-        limited.push(done("vote-not-persisted", 1, "valid", None));
-        assert!(dcf::planted::PlantedBug::VoteNotPersisted
+        limited.push(done("old-term-commit", 1, "valid", None));
+        assert!(dcf::planted::PlantedBug::OldTermCommit
             .zoo_recipe()
             .limitation
             .is_some());
@@ -532,7 +532,7 @@ mod tests {
         assert_eq!(
             s.lines
                 .iter()
-                .find(|l| l.entry == "vote-not-persisted")
+                .find(|l| l.entry == "old-term-commit")
                 .unwrap()
                 .met,
             0
