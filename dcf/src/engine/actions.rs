@@ -53,6 +53,7 @@ impl Engine {
             // Actions can produce more actions (none do today), so loop.
             loop {
                 let slot = self.streams.get_mut(&sid).expect("stream exists");
+                slot.report_first_leader_commit(sid);
                 let actions = slot.core.take_actions();
                 if actions.is_empty() {
                     break;

@@ -8,7 +8,7 @@ use super::load::LoadSampler;
 use super::transfer::Transfers;
 use super::writer::WriterCmd;
 use super::{lock, DcfCallbacks, DcfError, Published};
-use crate::core::{ClusterConfig, Index, NodeId, StreamCore, StreamId};
+use crate::core::{ClusterConfig, Index, NodeId, Role, StreamCore, StreamId};
 use crate::params::Params;
 use crate::storage::{ControlFile, DataDir};
 use crate::transport::Transport;
@@ -26,6 +26,62 @@ const TICK: Duration = Duration::from_millis(10);
 pub(super) struct StreamSlot {
     pub(super) core: StreamCore,
     pub(super) ctrl: ControlFile,
+    /// The leadership whose first commit is being watched for (see
+    /// [`StreamSlot::report_first_leader_commit`]).
+    pub(super) leadership: Option<Leadership>,
+}
+
+/// This node's leadership of a stream: its term, the commit index it
+/// started from, and whether its first commit was reported.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Leadership {
+    term: u64,
+    commit_at_start: u64,
+    reported: bool,
+}
+
+impl StreamSlot {
+    /// Logs, once per term this node leads, the entry its commit index
+    /// first moved to. A leader commits by counting replicas only entries
+    /// of its own term (older ones with them); the harness holds every
+    /// leader to that rule on these lines, which the engine writes from
+    /// what the core reports, outside the core's commit rule.
+    pub(super) fn report_first_leader_commit(&mut self, sid: StreamId) {
+        let core = &self.core;
+        if core.role() != Role::Leader {
+            self.leadership = None;
+            return;
+        }
+        let term = core.term();
+        let l = match self.leadership {
+            Some(l) if l.term == term => l,
+            _ => {
+                let l = Leadership {
+                    term,
+                    commit_at_start: core.commit_index(),
+                    reported: false,
+                };
+                self.leadership = Some(l);
+                l
+            }
+        };
+        let commit = core.commit_index();
+        if l.reported || commit <= l.commit_at_start {
+            return;
+        }
+        let entry_term = core.entry(commit).map(|e| e.term);
+        tracing::info!(
+            stream = sid,
+            term,
+            commit,
+            entry_term = ?entry_term,
+            "first commit as leader"
+        );
+        self.leadership = Some(Leadership {
+            reported: true,
+            ..l
+        });
+    }
 }
 
 /// The engine thread's state: every stream of this node and what it

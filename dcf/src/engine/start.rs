@@ -280,7 +280,14 @@ fn open_stream(
             vote_num: vote_num as u64,
         });
     }
-    Ok((StreamSlot { core, ctrl }, log))
+    Ok((
+        StreamSlot {
+            core,
+            ctrl,
+            leadership: None,
+        },
+        log,
+    ))
 }
 
 /// The transport's configuration: this node's address, compression and
