@@ -10,6 +10,11 @@
 //!   can elect a second leader of the term; the histories see that only
 //!   when two elections interleave within milliseconds, the logs at the
 //!   first restart.
+//! - **Leaders commit their own term's entries**: the first entry a
+//!   leader's commit index moves to is of the leader's term (older entries
+//!   are committed only with one of its own: Raft's Figure 8). Breaking it
+//!   loses a committed entry only after a rare sequence of leaders; the
+//!   leader's `first commit as leader` line shows it at every election.
 //!
 //! Both use lines a correct node logs anyway (`role changed`, `vote
 //! granted` as the answer leaves, `loaded stream` at start-up), so a
@@ -49,6 +54,14 @@ enum Event {
     },
     /// The node granted its vote.
     VoteGranted { stream: u64, to: u64, term: u64 },
+    /// The node, leader of `term`, first moved its commit index to an
+    /// entry of `entry_term`.
+    FirstLeaderCommit {
+        stream: u64,
+        term: u64,
+        commit: u64,
+        entry_term: Option<u64>,
+    },
 }
 
 /// Every violation found in the logs under `nodes_dir/<node>/`.
@@ -57,6 +70,7 @@ pub fn audit(nodes_dir: &Path) -> Vec<Finding> {
     let mut out = Vec::new();
     for log in &logs {
         out.extend(durable_votes(log));
+        out.extend(own_term_commits(log));
     }
     out.extend(election_safety(&logs));
     out
@@ -145,6 +159,14 @@ fn parse(line: &str) -> Option<Event> {
             term: num(line, "term")?,
         });
     }
+    if line.contains(" first commit as leader ") {
+        return Some(Event::FirstLeaderCommit {
+            stream,
+            term: num(line, "term")?,
+            commit: num(line, "commit")?,
+            entry_term: optional_id(field(line, "entry_term")?)?,
+        });
+    }
     None
 }
 
@@ -207,6 +229,30 @@ fn durable_votes(log: &NodeLog) -> Vec<Finding> {
                 }
             }
             _ => {}
+        }
+    }
+    out
+}
+
+/// Leaders whose commit index first moved to an entry of an older term.
+fn own_term_commits(log: &NodeLog) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (i, line) in log.text.lines().enumerate() {
+        let Some(Event::FirstLeaderCommit {
+            stream,
+            term,
+            commit,
+            entry_term: Some(t),
+        }) = parse(line)
+        else {
+            continue;
+        };
+        if t != term {
+            let why = format!(
+                "leaders commit their own term's entries: {}, leader of stream {stream} in term {term}, first committed index {commit}, an entry of term {t}",
+                log.node
+            );
+            out.push(finding(log, i + 1, line, why));
         }
     }
     out
@@ -371,6 +417,42 @@ mod tests {
         let fresh = format!("{S} persisted the initial configuration metadata dir=/x");
         write(dir.path(), "n4", &[granted(1, 6), fresh, loaded(0, "None")]);
         assert_eq!(audit(dir.path()), Vec::new());
+    }
+
+    fn first_commit(term: u64, commit: u64, entry_term: u64) -> String {
+        format!("{T} first commit as leader stream=1 term={term} commit={commit} entry_term=Some({entry_term})")
+    }
+
+    #[test]
+    fn a_leader_whose_first_commit_is_of_an_older_term_is_a_violation() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "n1",
+            &[
+                first_commit(2, 10, 2),
+                first_commit(4, 17, 3),
+                first_commit(5, 30, 5),
+            ],
+        );
+        let f = audit(dir.path());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].line, 2);
+        assert!(
+            f[0].text
+                .contains("in term 4, first committed index 17, an entry of term 3"),
+            "{}",
+            f[0].text
+        );
+        assert_eq!(
+            parse(&first_commit(4, 17, 3)),
+            Some(Event::FirstLeaderCommit {
+                stream: 1,
+                term: 4,
+                commit: 17,
+                entry_term: Some(3)
+            })
+        );
     }
 
     #[test]
