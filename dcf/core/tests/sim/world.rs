@@ -77,6 +77,11 @@ pub struct SimConfig {
     /// store. Off, only the consequences of a term or vote the core acts
     /// on without persisting it can fail a run (double votes, two leaders).
     pub check_hard_state: bool,
+    /// Check that a leader's commit index only ever moves to an entry of
+    /// its own term (Raft's commit rule, which Figure 8 motivates). Off,
+    /// only its consequences can fail a run (a committed entry later
+    /// overwritten), which needs a rare sequence of leaders.
+    pub check_leader_commit_term: bool,
 }
 
 impl Default for SimConfig {
@@ -91,6 +96,7 @@ impl Default for SimConfig {
             planted: PlantedBugs::default(),
             steer: false,
             check_hard_state: true,
+            check_leader_commit_term: true,
         }
     }
 }
@@ -1426,6 +1432,18 @@ impl World {
             ));
         }
         let term = core.term();
+        if self.cfg.check_leader_commit_term
+            && core.role() == Role::Leader
+            && core.entry(c).is_some_and(|e| e.term != term)
+        {
+            return Err(self.fail(
+                "leaders commit entries of their own term",
+                format!(
+                    "n{id}, leader of term {term}, moved its commit index from {prev} to {c}, an entry of term {}",
+                    core.entry(c).map_or(0, |e| e.term)
+                ),
+            ));
+        }
         let first = core.first_index();
         let core_last = core.last_index();
         let known = self.committed.len() as Index;
