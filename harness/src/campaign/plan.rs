@@ -631,10 +631,7 @@ mod tests {
             .into_iter()
             .filter(|b| b.zoo_recipe().limitation.is_none())
             .collect();
-        assert!(
-            reliable.len() < PlantedBug::ALL.len(),
-            "some recipes have limits"
-        );
+        assert!(!reliable.is_empty());
         assert_eq!(plan.campaigns.len(), reliable.len() + 2);
         for (c, bug) in plan.campaigns.iter().zip(reliable.iter().copied()) {
             assert_eq!(c.name, format!("zoo-{}", bug.name()));
