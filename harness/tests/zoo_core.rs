@@ -125,3 +125,15 @@ fn restarts_leave_a_node_that_persists_its_vote_valid() {
     let (run, r) = run_recipe(PlantedBug::VoteNotPersisted, false, 3, 10);
     assert_eq!(run.code, 0, "{r}\nstderr:\n{}", run.stderr);
 }
+
+/// The leader is killed every 3 s; with `old-term-commit` a new leader's
+/// commit index first moves to an entry of an older term, which the
+/// harness's own-term-commit rule on the node logs reports. About 20 s.
+#[test]
+fn leader_kills_catch_a_leader_committing_an_older_term() {
+    let bug = PlantedBug::OldTermCommit;
+    let (run, r) = run_recipe(bug, true, 1, 15);
+    assert_caught(bug, &run, &r);
+    let reason = r["decided_by"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("own term's entries"), "{r}");
+}
