@@ -23,7 +23,7 @@
 
 use crate::logscan::Finding;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The finding kind of a violated rule (the one node alarms have).
 const KIND: &str = "safety-alarm";
@@ -78,15 +78,7 @@ pub fn audit(nodes_dir: &Path) -> Vec<Finding> {
 
 /// Each node's main log: `stderr.log`, else the node's own log file.
 fn node_logs(nodes_dir: &Path) -> Vec<NodeLog> {
-    let Ok(rd) = std::fs::read_dir(nodes_dir) else {
-        return Vec::new();
-    };
-    let mut dirs: Vec<PathBuf> = rd
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
+    let dirs = reports::logs::node_dirs(nodes_dir);
     dirs.into_iter()
         .filter_map(|dir| {
             let node = dir.file_name()?.to_str()?.to_string();

@@ -48,16 +48,7 @@ pub fn record(results: &mut ResultsFile, nodes_dir: &Path) {
 /// rules [`crate::log_audit`] checks across them (at most `limit`).
 pub fn scan(nodes_dir: &Path, limit: usize) -> Vec<Finding> {
     let mut out = Vec::new();
-    let Ok(nodes) = std::fs::read_dir(nodes_dir) else {
-        return out;
-    };
-    let mut nodes: Vec<_> = nodes
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    nodes.sort();
-    for node_dir in nodes {
+    for node_dir in reports::logs::node_dirs(nodes_dir) {
         let node = node_dir
             .file_name()
             .and_then(|n| n.to_str())

@@ -70,7 +70,7 @@ fn log_files(node_dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Node folders (`nodes/n1`, ...), sorted by node number.
-fn node_dirs(nodes: &Path) -> Vec<PathBuf> {
+pub fn node_dirs(nodes: &Path) -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(nodes) else {
         return Vec::new();
     };
