@@ -14,8 +14,8 @@
 //! [`crate::faults`]): `partition:TOPOLOGY` / `heal`, `kill:TARGET` /
 //! `restart`, `pause:TARGET` / `resume`, `compact:TARGET` (nothing to
 //! undo), where `TOPOLOGY` is one of [`Topology`](crate::Topology)'s names
-//! (halves, random-halves, one, leader, majorities-ring, bridge) and
-//! `TARGET` one of [`Target`](crate::Target)'s (one, minority, majority,
+//! (halves, random-halves, one, leader, leader-minority, majorities-ring,
+//! bridge) and `TARGET` one of [`Target`](crate::Target)'s (one, minority, majority,
 //! leader, all); `member:CHANGE` / `restore-roles` (add, remove, role,
 //! promote, priority, burst) and `minority` / `normal` (no argument).
 //! [`grammar`] lists them from the registry.

@@ -22,6 +22,12 @@ pub enum Topology {
     /// The current leader against the rest (a random node when no leader is
     /// known; the event says so).
     Leader,
+    /// The current leader and as many random others as still leave a
+    /// majority outside (one for 5 nodes): the old leader keeps replicating
+    /// to a follower that cannot commit, while the majority elects a new
+    /// leader that overwrites what they share. Without a known leader a
+    /// random minority.
+    LeaderMinority,
     /// Jepsen's majorities ring: every node sees a majority (itself
     /// included) and no two nodes see the same majority.
     MajoritiesRing,
@@ -32,11 +38,12 @@ pub enum Topology {
 
 impl Topology {
     /// Every topology, in a fixed order (the default schedule picks from it).
-    pub const ALL: [Topology; 6] = [
+    pub const ALL: [Topology; 7] = [
         Topology::Halves,
         Topology::RandomHalves,
         Topology::One,
         Topology::Leader,
+        Topology::LeaderMinority,
         Topology::MajoritiesRing,
         Topology::Bridge,
     ];
@@ -48,6 +55,7 @@ impl Topology {
             Topology::RandomHalves => "random-halves",
             Topology::One => "one",
             Topology::Leader => "leader",
+            Topology::LeaderMinority => "leader-minority",
             Topology::MajoritiesRing => "majorities-ring",
             Topology::Bridge => "bridge",
         }
@@ -162,8 +170,33 @@ pub fn bridge(ordered: &[NodeId]) -> Grudge {
     g
 }
 
-/// The grudge of a topology. `leader` is used by [`Topology::Leader`]; when
-/// it is `None` a random node is isolated (the caller reports that).
+/// The leader (first in `others_shuffled` when `None`) and random others,
+/// as many as leave a majority on the far side, against the rest.
+pub fn leader_minority(
+    sorted: &[NodeId],
+    leader: Option<NodeId>,
+    others_shuffled: &[NodeId],
+) -> Grudge {
+    let size = sorted.len() - majority(sorted.len());
+    let mut side: Vec<NodeId> = leader.into_iter().collect();
+    side.extend(
+        others_shuffled
+            .iter()
+            .copied()
+            .filter(|x| Some(*x) != leader),
+    );
+    side.truncate(size.max(1));
+    let rest: Vec<NodeId> = sorted
+        .iter()
+        .copied()
+        .filter(|x| !side.contains(x))
+        .collect();
+    split_grudge(&side, &rest)
+}
+
+/// The grudge of a topology. `leader` is used by [`Topology::Leader`] and
+/// [`Topology::LeaderMinority`]; when it is `None` a random node stands in
+/// (the caller reports that).
 pub fn grudge_for<R: Rng + ?Sized>(
     topology: Topology,
     nodes: &[NodeId],
@@ -189,6 +222,9 @@ pub fn grudge_for<R: Rng + ?Sized>(
             Some(x) => isolate(&sorted, x),
             None => Grudge::new(),
         },
+        Topology::LeaderMinority => {
+            leader_minority(&sorted, leader.filter(|l| sorted.contains(l)), &shuffled)
+        }
         Topology::MajoritiesRing => majorities_ring(&shuffled),
         Topology::Bridge => bridge(&shuffled),
     }
@@ -286,6 +322,26 @@ mod tests {
                 g.values().filter(|bs| bs.len() == n as usize - 1).count(),
                 1
             );
+        }
+    }
+
+    #[test]
+    fn leader_minority_cuts_the_leader_with_a_minority() {
+        for n in [3u32, 5, 7] {
+            let mut rng = StdRng::seed_from_u64(4);
+            let nodes = ids(n);
+            let g = grudge_for(Topology::LeaderMinority, &nodes, Some(2), &mut rng);
+            let side = view(&g, &nodes, 2);
+            assert_eq!(side.len(), n as usize - majority(n as usize), "n={n}");
+            let far = nodes.iter().find(|x| !side.contains(x)).copied().unwrap();
+            assert_eq!(view(&g, &nodes, far).len(), majority(n as usize));
+            // Without a known leader a random minority is cut off.
+            let g = grudge_for(Topology::LeaderMinority, &nodes, None, &mut rng);
+            let mut sizes: Vec<usize> = nodes.iter().map(|&x| view(&g, &nodes, x).len()).collect();
+            sizes.sort_unstable();
+            sizes.dedup();
+            assert_eq!(sizes.len(), 2);
+            assert_eq!(sizes[0], n as usize - majority(n as usize));
         }
     }
 

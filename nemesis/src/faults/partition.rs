@@ -54,14 +54,13 @@ impl FaultType for Partition {
     fn start(ctx: &FaultContext, topology: Topology) -> Outcome {
         let control = ctx.control();
         let nodes = control.node_ids();
-        let leader = (topology == Topology::Leader)
-            .then(|| control.leader())
-            .flatten();
+        let needs_leader = matches!(topology, Topology::Leader | Topology::LeaderMinority);
+        let leader = needs_leader.then(|| control.leader()).flatten();
         let mut value = json!({ "topology": topology.name() });
-        if topology == Topology::Leader {
+        if needs_leader {
             value["leader"] = json!(leader);
             if leader.is_none() {
-                value["note"] = json!("no leader known; isolated a random node");
+                value["note"] = json!("no leader known; a random node stood in");
             }
         }
         let mut st = ctx.state();
