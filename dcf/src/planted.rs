@@ -153,6 +153,13 @@ const VOTE_SCHEDULE: &str = "3:kill:all,4:restart,6:repeat";
 const NO_STEP_DOWN_SCHEDULE: &str =
     "2:partition:leader,3.6:heal,6:pause:leader,7.5:resume,8:repeat";
 
+/// `apply-beyond-commit`: every 6 s the leader and one follower are cut
+/// off from the other three for 3 s. The old leader replicates the writes
+/// it still receives to that follower, which (with the bug) applies them;
+/// after the heal the new leader overwrites them and the follower reports
+/// a conflict with entries it had counted as committed.
+const APPLY_BEYOND_COMMIT_SCHEDULE: &str = "2:partition:leader-minority,5:heal,6:repeat";
+
 impl PlantedBug {
     /// How the zoo exposes this bug.
     pub fn zoo_recipe(self) -> ZooRecipe {
@@ -276,7 +283,7 @@ impl PlantedBug {
                 limitation: None,
             },
             PlantedBug::ApplyBeyondCommit => ZooRecipe {
-                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition"],
+                args: &["--workload", "register", "--nodes", "5", "--nemesis", "partition", "--schedule", APPLY_BEYOND_COMMIT_SCHEDULE],
                 why: "a follower cut off with the old leader applies its uncommitted writes, which the new leader overwrites",
                 limitation: None,
             },
