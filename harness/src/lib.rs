@@ -7,6 +7,7 @@
 
 pub mod analysis;
 pub mod analyze_cmd;
+pub mod bench;
 pub mod campaign;
 pub mod check_cmd;
 pub mod child_run;

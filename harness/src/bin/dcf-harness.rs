@@ -1,13 +1,15 @@
 //! `dcf-harness`: the command-line entry point of the test harness.
 //!
 //! A clap-derive CLI with one subcommand per concern (`test`, `analyze`,
-//! `check`, `serve`, `cleanup`), each with its own module in the library.
+//! `check`, `campaign`, `zoo`, `bench`, `serve`,
+//! `cleanup`), each with its own module in the library.
 //! Options are validated while parsing: a usage error is one line on
 //! stderr and exit status 64, before anything is created.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use harness::analyze_cmd::{self, AnalyzeArgs};
+use harness::bench::{self, BenchArgs};
 use harness::campaign::{self, CampaignArgs};
 use harness::check_cmd::{self, CheckArgs};
 use harness::serve_cmd::{self, ServeArgs};
@@ -48,6 +50,11 @@ enum Command {
     /// every control run stayed valid; a bug whose recipe states a
     /// limitation may be missed).
     Zoo(ZooArgs),
+    /// Measure throughput and latency of 3-node clusters on loopback
+    /// (fsync on) under the same closed-loop load, one row per system and
+    /// client count, with the ratio of the first system to the others;
+    /// writes bench.json in the store.
+    Bench(BenchArgs),
     /// Remove what a killed harness left behind for a run (processes,
     /// namespaces, rules: whatever its deployment recorded).
     Cleanup {
@@ -123,6 +130,7 @@ fn main() {
         Command::Serve(args) => serve_cmd::run(&args),
         Command::Zoo(args) => zoo::run(&args),
         Command::Campaign(args) => campaign::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     std::process::exit(code);
 }
