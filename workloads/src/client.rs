@@ -42,7 +42,8 @@ pub enum Target {
 
 enum Backend {
     Dcf(KvClient),
-    Etcd(EtcdWorkloadClient),
+    /// Boxed: etcd-client's handle is a few kilobytes.
+    Etcd(Box<EtcdWorkloadClient>),
 }
 
 /// A client bound to one worker process.
@@ -128,13 +129,13 @@ impl WorkloadClient {
             Target::Dcf => WorkloadClient::new(codec, endpoints, timeout, first),
             Target::Etcd { reads, node_ids } => WorkloadClient {
                 codec,
-                backend: Backend::Etcd(EtcdWorkloadClient::new(
+                backend: Backend::Etcd(Box::new(EtcdWorkloadClient::new(
                     endpoints,
                     node_ids.clone(),
                     timeout,
                     first,
                     *reads,
-                )),
+                ))),
             },
         }
     }
