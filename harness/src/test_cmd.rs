@@ -159,8 +159,8 @@ impl TestArgs {
     /// etcd`, etcd options without it). The error is one line naming the
     /// option and why; the caller exits 64 before anything is created.
     pub fn validate(&self) -> Result<(), String> {
-        self.deploy.validate(&self.deploy_options)?;
         if self.system == SystemChoice::Dcf {
+            self.deploy.validate(&self.deploy_options)?;
             for (given, name) in [
                 (self.etcd_binary.is_some(), "--etcd-binary"),
                 (self.etcd_serializable_reads, "--etcd-serializable-reads"),
@@ -214,7 +214,30 @@ impl TestArgs {
                 return not_etcd(&format!("{option} {kind}"), why);
             }
         }
-        Ok(())
+        // The member fault applies with the changes etcd's member API makes.
+        let member_ops =
+            choices
+                .iter()
+                .filter(|c| c.kind() == FaultKind::Member)
+                .map(|c| match c {
+                    FaultChoice::Any(_) => ("--nemesis", None),
+                    FaultChoice::Exactly(f) => ("--nemesis", Some(f.arg_name())),
+                })
+                .chain(self.schedule.iter().flat_map(|s| &s.steps).filter_map(
+                    |st| match st.action {
+                        Action::Start(f) if f.kind() == FaultKind::Member => {
+                            Some(("--schedule", Some(f.arg_name())))
+                        }
+                        _ => None,
+                    },
+                ));
+        for (option, op) in member_ops {
+            if let Some(why) = crate::deploy::etcd::member_op_not_applicable(op.as_deref()) {
+                let named = op.map_or("member".to_string(), |op| format!("member:{op}"));
+                return not_etcd(&format!("{option} {named}"), &why);
+            }
+        }
+        self.deploy.validate(&self.deploy_options)
     }
 
     /// The planted bugs the nodes run with, `--unsafe-local-reads` included.

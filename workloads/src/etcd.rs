@@ -133,6 +133,12 @@ const NOT_PROPOSED: &[&str] = &[
     "etcdserver: request is too large",
     "etcdserver: mvcc: database space exceeded",
     "etcdserver: permission denied",
+    // Membership changes etcd checks before proposing them.
+    "etcdserver: unhealthy cluster",
+    "etcdserver: re-configuration failed due to not enough started members",
+    "etcdserver: member not found",
+    "etcdserver: member ID already exist",
+    "etcdserver: Peer URLs already exists",
 ];
 
 /// Words of a transport error that mean the connection was never made,
@@ -305,6 +311,41 @@ impl EtcdKv {
         Ok((me, resp.leader()))
     }
 
+    /// Adds a member that will listen for peers at `peer_url`; returns
+    /// its member id. The member must then be started with
+    /// `--initial-cluster-state existing`.
+    pub async fn member_add(&mut self, peer_url: &str) -> Result<u64, EtcdError> {
+        let urls = vec![peer_url.to_string()];
+        let resp = self
+            .bounded(|mut c| async move { c.member_add(urls, None).await })
+            .await?;
+        Ok(resp.member().map_or(0, |m| m.id()))
+    }
+
+    /// Removes the member with id `id`.
+    pub async fn member_remove(&mut self, id: u64) -> Result<(), EtcdError> {
+        self.bounded(|mut c| async move { c.member_remove(id).await })
+            .await
+            .map(|_| ())
+    }
+
+    /// The cluster's members: id, name (empty until a member added at run
+    /// time has started) and peer URLs.
+    pub async fn member_list(&mut self) -> Result<Vec<MemberInfo>, EtcdError> {
+        let resp = self
+            .bounded(|mut c| async move { c.member_list().await })
+            .await?;
+        Ok(resp
+            .members()
+            .iter()
+            .map(|m| MemberInfo {
+                id: m.id(),
+                name: m.name().to_string(),
+                peer_urls: m.peer_urls().to_vec(),
+            })
+            .collect())
+    }
+
     /// The underlying etcd-client handle (member API and the rest).
     pub fn client(&self) -> Client {
         self.client.clone()
@@ -472,6 +513,14 @@ impl EtcdKv {
             Err(e) => error_response(&e, read_only),
         }
     }
+}
+
+/// One member as etcd's member list gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub id: u64,
+    pub name: String,
+    pub peer_urls: Vec<String>,
 }
 
 /// The response for a failed call: `fail` when it cannot have taken

@@ -6,7 +6,9 @@
 //! (kill, pause, partition, slow and lossy links, power loss) work
 //! unchanged. What differs is here: the binary, each member's flags (a
 //! static initial cluster), how the leader is found (each member's
-//! status) and which faults do not apply ([`not_applicable`]).
+//! status) and which faults do not apply ([`not_applicable`],
+//! [`member_op_not_applicable`]); membership changes go through etcd's
+//! member API (`local/etcd_members.rs`).
 //!
 //! Members are named `n<id>`; a member listens for peers on its node's
 //! peer address and for clients on its client address, both plain HTTP.
@@ -14,10 +16,11 @@
 //! `nodes/n<id>/stderr.log`.
 
 use super::NodeSpec;
+use dcf::kv::protocol::FailureCode;
 use nemesis::{Capability, NodeId};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use workloads::etcd::EtcdKv;
+use workloads::etcd::{Certainty, EtcdError, EtcdKv};
 
 /// The system a deployment runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,6 +130,24 @@ pub fn args(node: &NodeSpec, initial_cluster: &str, joining: bool, token: &str) 
     .collect()
 }
 
+/// The member fault's changes etcd's member API can make: adding and
+/// removing members (`burst` is several of one or the other). Roles,
+/// priorities and promotions are DCF's.
+pub const MEMBER_OPS: [&str; 3] = ["add", "remove", "burst"];
+
+/// Why the member fault with argument `op` (`None`: chosen at random)
+/// does not apply to etcd, if it does not.
+pub fn member_op_not_applicable(op: Option<&str>) -> Option<String> {
+    match op {
+        Some(op) if MEMBER_OPS.contains(&op) => None,
+        _ => Some(format!(
+            "etcd's member API adds and removes members; role, promote and priority changes are \
+             DCF's: pin the fault to one of member:{}",
+            MEMBER_OPS.join(", member:")
+        )),
+    }
+}
+
 /// Why a fault capability does not apply to etcd, if it does not. Checked
 /// on the command line (`--system etcd` refuses the fault kinds that need
 /// one) and by the deployment's `supports`.
@@ -143,11 +164,8 @@ pub fn not_applicable(capability: Capability) -> Option<&'static str> {
             "libfaketime cannot skew etcd's clock: Go reads the time through the vDSO, not \
              through libc's clock_gettime, so the preloaded library is never called",
         ),
-        Capability::Membership => Some(
-            "the member fault's changes are DCF's (roles, priorities, promotions); etcd's member \
-             API is not wired to it",
-        ),
         Capability::Kill
+        | Capability::Membership
         | Capability::Start
         | Capability::Pause
         | Capability::Resume
@@ -156,6 +174,57 @@ pub fn not_applicable(capability: Capability) -> Option<&'static str> {
         | Capability::SlowNet
         | Capability::LossyNet => None,
     }
+}
+
+/// Runs `call` on a client of the first member of `endpoints` that
+/// accepts a connection (a refused one was sent nothing), on a runtime of
+/// its own in a thread of its own, so it works from the nemesis thread.
+pub fn on_any_member<T, F, Fut>(
+    endpoints: Vec<String>,
+    timeout: Duration,
+    call: F,
+) -> Result<T, EtcdError>
+where
+    T: Send + 'static,
+    F: FnOnce(EtcdKv) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, EtcdError>>,
+{
+    let worker = move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| EtcdError {
+                code: FailureCode::Internal,
+                certainty: Certainty::NotApplied,
+                message: format!("cannot start a runtime: {e}"),
+            })?;
+        rt.block_on(async move {
+            let mut errors = Vec::new();
+            for ep in &endpoints {
+                match EtcdKv::connect(ep, timeout).await {
+                    Ok(c) => return call(c).await,
+                    Err(e) => errors.push(e.message),
+                }
+            }
+            Err(EtcdError {
+                code: FailureCode::Unreachable,
+                certainty: Certainty::NotApplied,
+                message: format!("no member reachable ({})", errors.join("; ")),
+            })
+        })
+    };
+    std::thread::spawn(worker).join().unwrap_or_else(|_| {
+        Err(EtcdError {
+            code: FailureCode::Internal,
+            certainty: Certainty::Unknown,
+            message: "the etcd call panicked".into(),
+        })
+    })
+}
+
+/// A member's peer URL, as `--initial-advertise-peer-urls` gives it.
+pub fn peer_url(node: &NodeSpec) -> String {
+    url(node.peer_addr)
 }
 
 /// Asks every member of `endpoints` for its status and returns the node
@@ -239,7 +308,11 @@ mod tests {
         ] {
             assert!(not_applicable(c).is_some(), "{c:?}");
         }
+        assert!(member_op_not_applicable(Some("add")).is_none());
+        assert!(member_op_not_applicable(Some("promote")).is_some());
+        assert!(member_op_not_applicable(None).is_some());
         for c in [
+            Capability::Membership,
             Capability::Partition,
             Capability::Kill,
             Capability::Pause,

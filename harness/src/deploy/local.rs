@@ -78,6 +78,7 @@ fn build(
     Ok(Arc::new(LocalDeployment::new(spec, opts)))
 }
 
+mod etcd_members;
 mod members;
 mod work_mode;
 
