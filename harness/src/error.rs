@@ -25,6 +25,10 @@ pub enum HarnessError {
         "cannot find dcf-node: build it with `cargo build --release -p dcf` or pass --node-binary"
     )]
     NodeBinaryNotFound,
+    /// `--system etcd` without an etcd binary; the message says how to
+    /// install one.
+    #[error("{0}")]
+    EtcdBinary(String),
     #[error("deploy: {0}")]
     Deploy(#[source] DeployError),
     #[error("starting nodes: {0}")]

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use workloads::client::WorkloadClient;
+use workloads::client::{Target, WorkloadClient};
 use workloads::{Codec, Invocation, Workload};
 
 /// Settings of the client side of a run.
@@ -32,6 +32,8 @@ pub struct InterpreterOptions {
     pub seed: u64,
     /// Retries of a write whose outcome is unknown (same tag, other nodes).
     pub write_retries: u32,
+    /// The system the endpoints belong to (our node or etcd).
+    pub target: Target,
 }
 
 /// Live counts for the progress line.
@@ -121,12 +123,19 @@ pub async fn run_workers(
         let codec = opts.codec.clone();
         let timeout = opts.op_timeout;
         let retries = opts.write_retries;
+        let target = opts.target.clone();
         let seed = opts.seed ^ (slot as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         tasks.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut process = slot as u64;
-            let mut client = WorkloadClient::new(codec.clone(), endpoints.clone(), timeout, slot)
-                .with_write_retries(retries);
+            let mut client = WorkloadClient::for_target(
+                &target,
+                codec.clone(),
+                endpoints.clone(),
+                timeout,
+                slot,
+            )
+            .with_write_retries(retries);
             let mut next_at = Instant::now() + interval.mul_f64(rng.gen_range(0.0..1.0));
             let mut max_process = process;
             while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
@@ -149,9 +158,14 @@ pub async fn run_workers(
                     // never completes again, so a fresh process takes over.
                     process += concurrency as u64;
                     max_process = process;
-                    client =
-                        WorkloadClient::new(codec.clone(), endpoints.clone(), timeout, slot + 1)
-                            .with_write_retries(retries);
+                    client = WorkloadClient::for_target(
+                        &target,
+                        codec.clone(),
+                        endpoints.clone(),
+                        timeout,
+                        slot + 1,
+                    )
+                    .with_write_retries(retries);
                 }
             }
             max_process
@@ -180,7 +194,8 @@ pub async fn final_reads(
 ) -> (usize, usize) {
     let deadline = Instant::now() + within;
     let client_for = |first: usize| {
-        WorkloadClient::new(
+        WorkloadClient::for_target(
+            &opts.target,
             opts.codec.clone(),
             opts.endpoints.clone(),
             opts.op_timeout,

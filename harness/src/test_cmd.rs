@@ -6,7 +6,7 @@
 
 use crate::analysis;
 use crate::cli::{self, NemesisList, ScheduleArg, WorkloadChoice};
-use crate::deploy::{ClusterSpec, DeployChoice, Deployment, KindOptions};
+use crate::deploy::{ClusterSpec, DeployChoice, Deployment, EtcdOptions, KindOptions, System};
 use crate::error::HarnessError;
 use crate::exit;
 use crate::interpreter::{self, Counters, InterpreterOptions, SharedWorkload};
@@ -32,6 +32,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use workloads::client::Target;
+use workloads::etcd::ReadMode;
 
 /// Options of `dcf-harness test`. Every value is checked while the
 /// command line is parsed (see [`crate::cli`]): a bad one is a usage error
@@ -97,7 +99,7 @@ pub struct TestArgs {
     #[serde(flatten)]
     pub deploy_options: KindOptions,
     /// A DCF parameter for every node, NAME=VALUE (repeatable).
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = cli::param, default_values_t = vec!["ELECTION_TIMEOUT=1000".to_string(), "HEARTBEAT_INTERVAL=200".to_string()])]
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = cli::param, default_values_t = DEFAULT_PARAMS.map(String::from))]
     pub params: Vec<String>,
     /// TEST-ONLY: start every node with this deliberate defect, to show
     /// that a fault catches the class of bug it stands for (repeatable;
@@ -116,9 +118,128 @@ pub struct TestArgs {
     /// unknown, since it did not test what was asked.
     #[arg(long)]
     pub accept_unsupported_faults: bool,
+    /// The system under test: our dcf-node, or etcd members (one per
+    /// node, from --etcd-binary) driven by the same workloads and faults.
+    #[arg(long, value_enum, default_value_t = SystemChoice::Dcf)]
+    pub system: SystemChoice,
+    /// The etcd binary for --system etcd (default: `etcd` on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub etcd_binary: Option<PathBuf>,
+    /// With --system etcd: serializable reads (served by the contacted
+    /// member from its own state, possibly stale) instead of etcd's
+    /// default linearizable reads. Expected to end invalid under
+    /// partitions.
+    #[arg(long)]
+    pub etcd_serializable_reads: bool,
+    /// With --system etcd: keep each member's data directory in the run
+    /// folder (deleted by default: etcd preallocates 64 MB of WAL per
+    /// member).
+    #[arg(long)]
+    pub etcd_keep_data: bool,
 }
 
+/// `--system`: what runs on the nodes.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SystemChoice {
+    /// Our dcf-node.
+    Dcf,
+    /// etcd (3.4 and later), through its v3 gRPC API.
+    Etcd,
+}
+
+/// `--param`'s default: the DCF parameters every run gets unless told
+/// otherwise.
+const DEFAULT_PARAMS: [&str; 2] = ["ELECTION_TIMEOUT=1000", "HEARTBEAT_INTERVAL=200"];
+
 impl TestArgs {
+    /// Checks the options together that clap checks one by one: the
+    /// deployment kind's options, and the options that do not apply to
+    /// the chosen system (DCF-only options and faults with `--system
+    /// etcd`, etcd options without it). The error is one line naming the
+    /// option and why; the caller exits 64 before anything is created.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.system == SystemChoice::Dcf {
+            self.deploy.validate(&self.deploy_options)?;
+            for (given, name) in [
+                (self.etcd_binary.is_some(), "--etcd-binary"),
+                (self.etcd_serializable_reads, "--etcd-serializable-reads"),
+                (self.etcd_keep_data, "--etcd-keep-data"),
+            ] {
+                if given {
+                    return Err(format!("{name} applies only with --system etcd"));
+                }
+            }
+            return Ok(());
+        }
+        let not_etcd = |option: &str, why: &str| {
+            Err(format!("{option} does not apply to --system etcd: {why}"))
+        };
+        if !self.planted_bugs().is_empty() {
+            return not_etcd("--planted-bug", "the planted bugs are defects of dcf-node");
+        }
+        if self.write_retries != 0 {
+            return not_etcd(
+                "--write-retries",
+                "retries carry dcf-node's exactly-once tags; etcd has none, so a retried write could apply twice",
+            );
+        }
+        if self.node_binary.is_some() {
+            return not_etcd("--node-binary", "etcd members run --etcd-binary");
+        }
+        if self.params != DEFAULT_PARAMS.map(String::from) {
+            return not_etcd(
+                "--param",
+                "DCF parameters; etcd members run with etcd's defaults",
+            );
+        }
+        if self.deploy.kind.name != crate::deploy::local::KIND.name {
+            return not_etcd(
+                &format!("--deploy {}", self.deploy),
+                "etcd runs on the local deployment only",
+            );
+        }
+        let (choices, schedule) = fault_plan(self);
+        for kind in requested_kinds(&choices, &schedule) {
+            if let Some(why) = kind
+                .needs()
+                .iter()
+                .find_map(|c| crate::deploy::etcd::not_applicable(*c))
+            {
+                let option = if choices.iter().any(|c| c.kind() == kind) {
+                    "--nemesis"
+                } else {
+                    "--schedule"
+                };
+                return not_etcd(&format!("{option} {kind}"), why);
+            }
+        }
+        // The member fault applies with the changes etcd's member API makes.
+        let member_ops =
+            choices
+                .iter()
+                .filter(|c| c.kind() == FaultKind::Member)
+                .map(|c| match c {
+                    FaultChoice::Any(_) => ("--nemesis", None),
+                    FaultChoice::Exactly(f) => ("--nemesis", Some(f.arg_name())),
+                })
+                .chain(self.schedule.iter().flat_map(|s| &s.steps).filter_map(
+                    |st| match st.action {
+                        Action::Start(f) if f.kind() == FaultKind::Member => {
+                            Some(("--schedule", Some(f.arg_name())))
+                        }
+                        _ => None,
+                    },
+                ));
+        for (option, op) in member_ops {
+            if let Some(why) = crate::deploy::etcd::member_op_not_applicable(op.as_deref()) {
+                let named = op.map_or("member".to_string(), |op| format!("member:{op}"));
+                return not_etcd(&format!("{option} {named}"), &why);
+            }
+        }
+        self.deploy.validate(&self.deploy_options)
+    }
+
     /// The planted bugs the nodes run with, `--unsafe-local-reads` included.
     pub fn planted_bugs(&self) -> BTreeSet<PlantedBug> {
         let mut bugs: BTreeSet<PlantedBug> = self.planted_bugs.iter().copied().collect();
@@ -214,10 +335,10 @@ fn describe(ev: &NemesisEvent) -> String {
 pub fn run(args: TestArgs, command_line: Vec<String>) -> TestOutcome {
     let seed = args.seed.unwrap_or_else(rand::random);
     let nemesis_name = args.nemesis.to_string().replace(',', "+").replace(':', "-");
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}", args.workload, nemesis_name));
+    let name = args.name.clone().unwrap_or_else(|| match args.system {
+        SystemChoice::Dcf => format!("{}-{}", args.workload, nemesis_name),
+        SystemChoice::Etcd => format!("etcd-{}-{}", args.workload, nemesis_name),
+    });
     let run_dir = match RunDir::create(&args.store, &name) {
         Ok(r) => r,
         Err(e) => {
@@ -340,6 +461,18 @@ fn cluster_spec(args: &TestArgs, run_dir: &RunDir) -> Result<ClusterSpec, Harnes
         vec![(dcf::planted::ALLOW_ENV.to_string(), "1".to_string())]
     };
     let (kinds, schedule) = fault_plan(args);
+    let (node_binary, system) = match args.system {
+        SystemChoice::Dcf => (find_node_binary(&args.node_binary)?, System::Dcf),
+        SystemChoice::Etcd => {
+            let binary = crate::deploy::etcd::find_binary(args.etcd_binary.as_deref())
+                .map_err(HarnessError::EtcdBinary)?;
+            let options = EtcdOptions {
+                binary: binary.clone(),
+                keep_data: args.etcd_keep_data,
+            };
+            (binary, System::Etcd(options))
+        }
+    };
     let powercut_data = requested_kinds(&kinds, &schedule).contains(&FaultKind::PowerLoss);
     // Capabilities to prepare before the nodes start (clock, slow-net).
     let prepare = requested_kinds(&kinds, &schedule)
@@ -349,7 +482,8 @@ fn cluster_spec(args: &TestArgs, run_dir: &RunDir) -> Result<ClusterSpec, Harnes
     Ok(ClusterSpec {
         powercut_data,
         nodes: args.nodes,
-        node_binary: find_node_binary(&args.node_binary)?,
+        node_binary,
+        system,
         base_dir: run_dir.nodes(),
         params: args.params.clone(),
         extra_args,
@@ -434,6 +568,7 @@ fn drive(
         endpoints: live.deployment.client_endpoints(),
         seed,
         write_retries: args.write_retries,
+        target: client_target(args, &*live.deployment),
     };
     let workload: SharedWorkload = Arc::new(Mutex::new((workload, StdRng::seed_from_u64(seed))));
     let done = Arc::new(AtomicBool::new(false));
@@ -460,6 +595,7 @@ fn drive(
     // Final reads go to the members as they are now.
     let iopts = InterpreterOptions {
         endpoints: live.deployment.client_endpoints(),
+        target: client_target(args, &*live.deployment),
         ..iopts
     };
     let final_reads = live.read_final_state(&workload, &iopts, next_process);
@@ -481,6 +617,22 @@ fn drive(
         stopped_on_invalid_ms,
         ..RunObservations::default()
     })
+}
+
+/// How the clients talk to the deployment's nodes (whose client
+/// endpoints are in node-id order of its current members).
+fn client_target(args: &TestArgs, deployment: &dyn Deployment) -> Target {
+    match args.system {
+        SystemChoice::Dcf => Target::Dcf,
+        SystemChoice::Etcd => Target::Etcd {
+            reads: if args.etcd_serializable_reads {
+                ReadMode::Serializable
+            } else {
+                ReadMode::Linearizable
+            },
+            node_ids: deployment.nodes().iter().map(|n| n.id).collect(),
+        },
+    }
 }
 
 /// With `--stop-on-invalid`, a thread that ends the workload once the

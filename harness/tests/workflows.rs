@@ -185,6 +185,18 @@ fn nightly_campaign_file_covers_every_fault_kind_and_the_zoo() {
             kind.name()
         );
     }
+    // etcd: linearizable reads valid, serializable reads caught.
+    for (name, expected) in [
+        ("etcd-linearizable", plan::Expected::Valid),
+        ("etcd-serializable-reads", plan::Expected::Invalid),
+    ] {
+        assert!(
+            plan.campaigns
+                .iter()
+                .any(|c| c.name == name && c.expected == expected),
+            "no {name} campaign expecting {expected:?}"
+        );
+    }
     // Bugs today's faults cannot catch reliably (their recipe says why)
     // stay out of the nightly unless named, so it does not fail on them.
     for bug in dcf::planted::PlantedBug::ALL {

@@ -1,11 +1,12 @@
-//! The client that carries out invocations against a `dcf-node` cluster
-//! and reports Jepsen completions. A completion is `fail` only when the
+//! The client that carries out invocations against a `dcf-node` (or, with
+//! [`Target::Etcd`], an etcd) cluster and reports Jepsen completions. A completion is `fail` only when the
 //! operation cannot have taken effect (the reply's code says so); anything
 //! uncertain is `info`. The workload's [`Codec`] makes the request and the
 //! value of an `ok` completion; failures are recorded alike for every
 //! workload.
 
 use super::{Codec, Invocation};
+use crate::etcd::{EtcdWorkloadClient, ReadMode};
 use checker::OpType;
 use dcf::kv::client::KvClient;
 use dcf::kv::protocol::{FailureCode, Outcome, Response};
@@ -27,10 +28,28 @@ pub struct Completion {
     pub node: Option<String>,
 }
 
+/// The system a client talks to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Target {
+    /// `dcf-node`'s key-value protocol.
+    #[default]
+    Dcf,
+    /// etcd's v3 API (see [`crate::etcd`]): `node_ids[i]` is the
+    /// node at the i-th endpoint, recorded as the node that served an
+    /// operation.
+    Etcd { reads: ReadMode, node_ids: Vec<u32> },
+}
+
+enum Backend {
+    Dcf(KvClient),
+    /// Boxed: etcd-client's handle is a few kilobytes.
+    Etcd(Box<EtcdWorkloadClient>),
+}
+
 /// A client bound to one worker process.
 pub struct WorkloadClient {
     codec: Arc<dyn Codec>,
-    kv: KvClient,
+    backend: Backend,
 }
 
 /// The reply's failure code as recorded in the history (`null` if none).
@@ -93,15 +112,43 @@ impl WorkloadClient {
         }
         WorkloadClient {
             codec,
-            kv: KvClient::new(eps, timeout),
+            backend: Backend::Dcf(KvClient::new(eps, timeout)),
+        }
+    }
+
+    /// A client of `target`'s cluster at `endpoints`, starting at
+    /// `endpoints[first % len]`; `timeout` bounds each call.
+    pub fn for_target(
+        target: &Target,
+        codec: Arc<dyn Codec>,
+        endpoints: Vec<String>,
+        timeout: Duration,
+        first: usize,
+    ) -> WorkloadClient {
+        match target {
+            Target::Dcf => WorkloadClient::new(codec, endpoints, timeout, first),
+            Target::Etcd { reads, node_ids } => WorkloadClient {
+                codec,
+                backend: Backend::Etcd(Box::new(EtcdWorkloadClient::new(
+                    endpoints,
+                    node_ids.clone(),
+                    timeout,
+                    first,
+                    *reads,
+                ))),
+            },
         }
     }
 
     /// How often a write whose outcome is unknown is retried with its tag
     /// on another node before it is recorded as unknown (0: tried once,
     /// as a Jepsen client does).
+    /// Only our node's clients retry (they carry exactly-once tags); for
+    /// etcd this does nothing (the harness refuses the option).
     pub fn with_write_retries(mut self, n: u32) -> WorkloadClient {
-        self.kv.set_write_retries(n);
+        if let Backend::Dcf(kv) = &mut self.backend {
+            kv.set_write_retries(n);
+        }
         self
     }
 
@@ -122,7 +169,10 @@ impl WorkloadClient {
                 }
             }
         };
-        let resp = self.kv.call(body, true).await;
+        let resp = match &mut self.backend {
+            Backend::Dcf(kv) => kv.call(body, true).await,
+            Backend::Etcd(etcd) => etcd.call(&body).await,
+        };
         completion_for(&*self.codec, inv, &resp)
     }
 }

@@ -6,8 +6,13 @@
 //! that judges its histories and the final reads that read back everything
 //! it wrote. [`WORKLOADS`] lists them; adding one is its module plus one
 //! line there.
+//!
+//! The requests a codec makes are `dcf-node`'s; [`etcd`] carries
+//! the same requests out on etcd, so every workload runs against either
+//! system ([`client::Target`]).
 
 pub mod client;
+pub mod etcd;
 pub mod list_append;
 pub mod register;
 

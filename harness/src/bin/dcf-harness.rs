@@ -111,7 +111,7 @@ fn main() {
         }
     };
     if let Command::Test(args) = &cli.command {
-        if let Err(why) = args.deploy.validate(&args.deploy_options) {
+        if let Err(why) = args.validate() {
             eprintln!("error: {why}");
             std::process::exit(exit::USAGE);
         }

@@ -162,7 +162,7 @@ struct TestLine {
 fn parse_test_line(args: &[String]) -> Result<TestArgs, String> {
     let line = TestLine::try_parse_from(args)
         .map_err(|e| crate::cli::one_line(&e.render().to_string()))?;
-    line.args.deploy.validate(&line.args.deploy_options)?;
+    line.args.validate()?;
     Ok(line.args)
 }
 

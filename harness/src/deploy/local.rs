@@ -14,6 +14,7 @@
 use super::corrupt;
 mod clock_net;
 
+use super::etcd::{self, System};
 use super::kinds::{Choice, DeploymentKind, KindOptions};
 use super::netns::{self, Network};
 use super::powercut::Disks;
@@ -77,6 +78,7 @@ fn build(
     Ok(Arc::new(LocalDeployment::new(spec, opts)))
 }
 
+mod etcd_members;
 mod members;
 mod work_mode;
 
@@ -304,7 +306,17 @@ impl LocalDeployment {
 
     fn launch(&self, inner: &Inner, node: &NodeSpec) -> Launch {
         let config = inner.configs.get(&node.id).unwrap_or(&inner.config);
-        let args = self.spec.node_args(node, config);
+        let args = match &self.spec.system {
+            System::Dcf => self.spec.node_args(node, config),
+            // A node with a config of its own was added at run time: it
+            // joins the cluster that exists.
+            System::Etcd(_) => etcd::args(
+                node,
+                config,
+                inner.configs.contains_key(&node.id),
+                &self.tag,
+            ),
+        };
         Launch {
             node: node.id,
             netns: inner
@@ -312,7 +324,7 @@ impl LocalDeployment {
                 .as_ref()
                 .and_then(|n| n.netns_of(node.id))
                 .map(str::to_string),
-            program: self.spec.node_binary.clone(),
+            program: self.spec.program().to_path_buf(),
             args,
             env: self.node_env(inner, node.id),
             log_dir: node.dir.clone(),
@@ -412,7 +424,10 @@ impl LocalDeployment {
         inner.members = (1..=self.spec.nodes).collect();
         inner.spares = (self.spec.nodes + 1..=slots).collect();
         let members: Vec<NodeSpec> = inner.nodes[..self.spec.nodes as usize].to_vec();
-        inner.config = config_json(&members);
+        inner.config = match self.spec.system {
+            System::Dcf => config_json(&members),
+            System::Etcd(_) => etcd::initial_cluster(&members),
+        };
         Ok(())
     }
 
@@ -425,6 +440,14 @@ impl LocalDeployment {
             .filter(|n| inner.members.contains(&n.id))
             .map(|n| (n.id, n.client_addr.to_string()))
             .collect()
+    }
+
+    /// What the nodes are, for descriptions: `nodes` or `etcd members`.
+    fn what(&self) -> &'static str {
+        match self.spec.system {
+            System::Dcf => "nodes",
+            System::Etcd(_) => "etcd members",
+        }
     }
 
     /// True if `node` is one of the deployment's slots (member or not).
@@ -590,6 +613,15 @@ impl Deployment for LocalDeployment {
         let mut report = inner.registry.remove_all();
         report.failed.extend(unmount_failed);
         inner.network = None;
+        if let System::Etcd(o) = &self.spec.system {
+            if !o.keep_data {
+                for n in &inner.nodes {
+                    // etcd's WAL is preallocated (64 MB a segment): the
+                    // logs stay, the data goes unless asked to keep it.
+                    let _ = std::fs::remove_dir_all(n.data_dir());
+                }
+            }
+        }
         if !report.removed.is_empty() {
             tracing::info!(tag = %self.tag, removed = ?report.removed, "local deployment torn down");
         }
@@ -605,12 +637,17 @@ impl Deployment for LocalDeployment {
         let inner = self.lock();
         let base = match (&inner.network, &inner.loopback_reason) {
             (Some(net), _) => format!(
-                "local: {} nodes in network namespaces on {}/24 (bridge {})",
+                "local: {} {} in network namespaces on {}/24 (bridge {})",
                 self.spec.nodes,
+                self.what(),
                 netns::addr(net.prefix, 0),
                 net.bridge
             ),
-            (None, Some(why)) => format!("local: {} nodes on loopback ({why})", self.spec.nodes),
+            (None, Some(why)) => format!(
+                "local: {} {} on loopback ({why})",
+                self.spec.nodes,
+                self.what()
+            ),
             (None, None) => format!("local: {} nodes (not set up)", self.spec.nodes),
         };
         if self.spec.spare_nodes == 0 {
@@ -710,6 +747,10 @@ impl ClusterControl for LocalDeployment {
     }
 
     fn supports(&self, capability: Capability) -> Result<(), String> {
+        if let (System::Etcd(_), Some(why)) = (&self.spec.system, etcd::not_applicable(capability))
+        {
+            return Err(format!("not with etcd: {why}"));
+        }
         match capability {
             Capability::Partition => self.partitions_supported(),
             Capability::Kill
@@ -728,7 +769,10 @@ impl ClusterControl for LocalDeployment {
     }
 
     fn leader(&self) -> Option<NodeId> {
-        status::leader(&self.endpoints(), self.opts.status_timeout)
+        match self.spec.system {
+            System::Dcf => status::leader(&self.endpoints(), self.opts.status_timeout),
+            System::Etcd(_) => etcd::leader(&self.endpoints(), self.opts.status_timeout),
+        }
     }
 
     fn compact(&self, node: NodeId) -> Result<u64, FaultError> {

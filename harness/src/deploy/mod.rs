@@ -13,6 +13,7 @@
 pub mod clock;
 pub mod cmd;
 pub mod corrupt;
+pub mod etcd;
 pub mod kinds;
 pub mod local;
 pub mod lossy;
@@ -33,6 +34,7 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use etcd::{EtcdOptions, System};
 pub use kinds::{DeployChoice, DeploymentKind, KindOptions};
 pub use local::{LocalDeployment, LocalMode, LocalOptions};
 pub use registry::Registry;
@@ -66,6 +68,9 @@ pub struct ClusterSpec {
     /// Puts every node's data directory on powercut-fs (the power-loss
     /// fault needs it), mounted before the node starts.
     pub powercut_data: bool,
+    /// What runs on the nodes: `dcf-node` (with the fields above) or etcd
+    /// members (which use none of `node_binary`, `params`, `extra_args`).
+    pub system: System,
 }
 
 impl ClusterSpec {
@@ -81,6 +86,30 @@ impl ClusterSpec {
             base_dir: base_dir.into(),
             spare_nodes: 0,
             powercut_data: false,
+            system: System::Dcf,
+        }
+    }
+
+    /// A cluster of `nodes` etcd members run by `etcd` (see
+    /// [`etcd::find_binary`]), with their folders under `base_dir`.
+    ///
+    /// With [`LocalDeployment`] in [`LocalMode::Loopback`] this is a plain
+    /// etcd cluster on 127.0.0.1 with etcd's defaults (fsync on): set it
+    /// up, take [`Deployment::client_endpoints`], and `teardown` (or drop)
+    /// it to stop the members and delete their data.
+    pub fn etcd(nodes: u32, etcd: impl Into<PathBuf>, base_dir: impl Into<PathBuf>) -> Self {
+        let etcd = etcd.into();
+        ClusterSpec {
+            system: System::Etcd(EtcdOptions::new(etcd.clone())),
+            ..ClusterSpec::new(nodes, etcd, base_dir)
+        }
+    }
+
+    /// The program every node runs.
+    pub fn program(&self) -> &Path {
+        match &self.system {
+            System::Dcf => &self.node_binary,
+            System::Etcd(o) => &o.binary,
         }
     }
 
@@ -113,11 +142,21 @@ impl ClusterSpec {
         std::fs::create_dir_all(&self.base_dir).map_err(|e| {
             DeployError::io(format!("cannot create {}", self.base_dir.display()), e)
         })?;
-        if !self.node_binary.is_file() {
-            return Err(DeployError::Other(format!(
-                "node binary {} not found (build it with `cargo build --release -p dcf --bin dcf-node`)",
-                self.node_binary.display()
-            )));
+        match &self.system {
+            System::Dcf if !self.node_binary.is_file() => {
+                return Err(DeployError::Other(format!(
+                    "node binary {} not found (build it with `cargo build --release -p dcf --bin dcf-node`)",
+                    self.node_binary.display()
+                )));
+            }
+            System::Etcd(o) if !o.binary.is_file() => {
+                return Err(DeployError::Other(format!(
+                    "etcd binary {} not found ({})",
+                    o.binary.display(),
+                    etcd::INSTALL_HINT
+                )));
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -85,6 +85,9 @@ fn ack_of(r: &Response) -> MemberAck {
 
 /// Carries out `change` (see [`nemesis::ClusterControl::change_members`]).
 pub(super) fn change(d: &LocalDeployment, change: MemberChange) -> Result<MemberReply, FaultError> {
+    if let crate::deploy::System::Etcd(_) = d.spec.system {
+        return super::etcd_members::change(d, change);
+    }
     let node = change.node();
     let wait_ms = CHANGE_WAIT.as_millis() as u64;
     let spec = d
@@ -166,16 +169,22 @@ pub(super) fn change(d: &LocalDeployment, change: MemberChange) -> Result<Member
                 }
             };
             if removed {
-                let mut inner = d.lock();
-                inner.members.remove(&node);
-                inner
-                    .decommission
-                    .push((node, Instant::now() + DECOMMISSION_AFTER));
+                decommission_later(d, node);
             }
         }
         _ => {}
     }
     Ok(reply)
+}
+
+/// Takes the removed `node` out of the members; it is stopped after
+/// [`DECOMMISSION_AFTER`].
+pub(super) fn decommission_later(d: &LocalDeployment, node: NodeId) {
+    let mut inner = d.lock();
+    inner.members.remove(&node);
+    inner
+        .decommission
+        .push((node, Instant::now() + DECOMMISSION_AFTER));
 }
 
 /// Stops the removed nodes whose time has come. Called by every fault
@@ -219,7 +228,7 @@ fn start_spare(d: &LocalDeployment, node: NodeId) -> Result<(), FaultError> {
 /// Stops `node` and takes it out of the members. With `reusable` (an add
 /// the cluster certainly refused) its data directory is wiped and it is a
 /// spare again.
-fn retire(d: &LocalDeployment, node: NodeId, reusable: bool) {
+pub(super) fn retire(d: &LocalDeployment, node: NodeId, reusable: bool) {
     let mut inner = d.lock();
     inner.members.remove(&node);
     let grace = d.opts.stop_grace;
