@@ -28,7 +28,7 @@ use table::{BenchReport, Row};
 pub struct BenchArgs {
     /// Systems to measure, comma-separated, in this order; ratios compare
     /// the first with each other one.
-    #[arg(long, value_delimiter = ',', default_value = "dcf", value_parser = BenchSystem::parse)]
+    #[arg(long, value_delimiter = ',', default_value = "dcf,etcd", value_parser = BenchSystem::parse)]
     pub system: Vec<BenchSystem>,
     /// Client counts, comma-separated: one measurement each. Every client
     /// has its own connection and one request in flight.
@@ -50,6 +50,10 @@ pub struct BenchArgs {
     /// The dcf-node binary (default: next to dcf-harness).
     #[arg(long)]
     pub node_binary: Option<PathBuf>,
+    /// The etcd binary (default: `etcd` on PATH; Debian: `apt-get install
+    /// etcd-server`).
+    #[arg(long)]
+    pub etcd_binary: Option<PathBuf>,
     /// Keep the clusters' data directories (by default only logs stay).
     #[arg(long)]
     pub keep_data: bool,
@@ -71,6 +75,11 @@ pub fn run(args: &BenchArgs) -> i32 {
 }
 
 fn run_inner(args: &BenchArgs) -> anyhow::Result<i32> {
+    // A missing binary is found before any cluster starts.
+    if args.system.contains(&BenchSystem::Etcd) {
+        crate::deploy::etcd::find_binary(args.etcd_binary.as_deref())
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
     let dir = args
         .store
         .join(format!("bench-{}", crate::store::timestamp()));
@@ -92,6 +101,7 @@ fn run_inner(args: &BenchArgs) -> anyhow::Result<i32> {
         .build()?;
     let binaries = Binaries {
         node: args.node_binary.clone(),
+        etcd: args.etcd_binary.clone(),
     };
     let mut rows = Vec::new();
     let mut interrupted = false;

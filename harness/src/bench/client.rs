@@ -8,6 +8,7 @@ use dcf::kv::protocol::{Outcome, RequestBody};
 use rand::Rng;
 use serde::Serialize;
 use serde_json::Value;
+use workloads::etcd::EtcdKv;
 
 /// What the clients send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -44,6 +45,8 @@ impl BenchOp {
 pub enum BenchClient {
     /// Our node's client (one TCP connection, one request at a time).
     Dcf(KvClient),
+    /// etcd's v3 gRPC API (one HTTP/2 connection per client).
+    Etcd(Box<EtcdKv>),
 }
 
 impl BenchClient {
@@ -56,6 +59,10 @@ impl BenchClient {
                 };
                 dcf_result(kv.call(body, true).await)
             }
+            BenchClient::Etcd(etcd) => etcd
+                .put(key, value.as_bytes())
+                .await
+                .map_err(|e| e.to_string()),
         }
     }
 
@@ -67,6 +74,7 @@ impl BenchClient {
                 };
                 dcf_result(kv.call(body, true).await)
             }
+            BenchClient::Etcd(etcd) => etcd.get(key).await.map(drop).map_err(|e| e.to_string()),
         }
     }
 }

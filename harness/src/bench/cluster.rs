@@ -5,7 +5,7 @@
 
 use super::client::BenchClient;
 use crate::deploy::{
-    find_node_binary, wait_for_leader, ClusterSpec, Deployment, LocalDeployment, LocalMode,
+    etcd, find_node_binary, wait_for_leader, ClusterSpec, Deployment, LocalDeployment, LocalMode,
     LocalOptions,
 };
 use dcf::kv::client::KvClient;
@@ -13,6 +13,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use workloads::etcd::EtcdKv;
 
 /// Nodes per benchmarked cluster.
 pub const NODES: u32 = 3;
@@ -27,17 +28,20 @@ const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum BenchSystem {
     /// Our `dcf-node`.
     Dcf,
+    /// etcd (`--etcd-binary`, default on PATH), with its defaults.
+    Etcd,
 }
 
 impl BenchSystem {
     pub fn name(self) -> &'static str {
         match self {
             BenchSystem::Dcf => "dcf",
+            BenchSystem::Etcd => "etcd",
         }
     }
 
     /// Every system, for `--system`'s help and parser.
-    pub const ALL: [BenchSystem; 1] = [BenchSystem::Dcf];
+    pub const ALL: [BenchSystem; 2] = [BenchSystem::Dcf, BenchSystem::Etcd];
 
     /// Parses one name of `--system`.
     pub fn parse(s: &str) -> Result<BenchSystem, String> {
@@ -57,6 +61,8 @@ impl BenchSystem {
 pub enum ClusterError {
     #[error("dcf-node is not built next to dcf-harness: run `cargo build --release --workspace` or pass --node-binary")]
     NoNodeBinary,
+    #[error("{0}")]
+    NoEtcdBinary(String),
     #[error("starting the {system} cluster: {source}")]
     Deploy {
         system: &'static str,
@@ -72,6 +78,8 @@ pub enum ClusterError {
 pub struct Binaries {
     /// `dcf-node` (default: next to this executable).
     pub node: Option<PathBuf>,
+    /// `etcd` (default: on PATH).
+    pub etcd: Option<PathBuf>,
 }
 
 /// A running cluster of one system.
@@ -99,6 +107,11 @@ impl BenchCluster {
                     .or_else(find_node_binary)
                     .ok_or(ClusterError::NoNodeBinary)?;
                 ClusterSpec::new(NODES, node, base)
+            }
+            BenchSystem::Etcd => {
+                let etcd = etcd::find_binary(binaries.etcd.as_deref())
+                    .map_err(ClusterError::NoEtcdBinary)?;
+                ClusterSpec::etcd(NODES, etcd, base)
             }
         };
         let deployment = Arc::new(LocalDeployment::new(
@@ -140,6 +153,10 @@ impl BenchCluster {
                 kv.set_write_retries(0);
                 Ok(BenchClient::Dcf(kv))
             }
+            BenchSystem::Etcd => EtcdKv::connect(&self.endpoints[0], REQUEST_TIMEOUT)
+                .await
+                .map(|c| BenchClient::Etcd(Box::new(c)))
+                .map_err(|e| e.to_string()),
         }
     }
 
