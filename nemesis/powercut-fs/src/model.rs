@@ -505,7 +505,11 @@ impl Model {
         self.stats.power_cuts += 1;
         self.dirty.clear();
         self.open.clear();
-        self.collect_durable_garbage();
+        // Only what a durable name reaches is left: a synced inode whose
+        // name never became durable is gone (the live copy, which kept it
+        // until now, is dropped too).
+        let named = self.durably_named();
+        self.durable.retain(|i, _| named.contains(i));
         self.live = self.durable.clone();
         dropped
     }
@@ -558,11 +562,17 @@ mod tests {
 
     impl Model {
         /// A power cut, then a check that the tree it leaves is whole:
-        /// every entry leads to an inode and every directory has one name.
-        /// (A file may have two: one moved to another directory, and only
-        /// that directory synced.)
+        /// every entry leads to an inode, every inode has a name, and every
+        /// directory one only. (A file may have two: one moved to another
+        /// directory, and only that directory synced.)
         fn power_cut_checked(&mut self) -> Result<(), Errno> {
             self.power_cut();
+            assert_eq!(self.live, self.durable);
+            assert_eq!(
+                self.durably_named().len(),
+                self.live.len(),
+                "unnamed inodes"
+            );
             let mut named = HashSet::from([ROOT]);
             for node in self.live.values() {
                 if let Node::Dir { entries, .. } = node {
@@ -659,6 +669,25 @@ mod tests {
         m.sync_dir(ROOT).unwrap();
         m.power_cut();
         assert_eq!(read_all(&m, ROOT, "file"), None);
+    }
+
+    /// A synced file whose name never became durable (here: unlinked
+    /// while open) is not kept after a cut, neither copy of it.
+    #[test]
+    fn a_cut_keeps_no_inode_without_a_durable_name() {
+        let mut m = Model::new();
+        let f = m.create(ROOT, os("f"), 0o644, true).unwrap();
+        m.opened(f);
+        m.write(f, 0, b"data").unwrap();
+        m.sync_file(f).unwrap();
+        m.unlink(ROOT, os("f")).unwrap();
+        m.sync_dir(ROOT).unwrap();
+        m.write(f, 4, b"more").unwrap();
+        m.sync_file(f).unwrap();
+        assert_eq!(m.bytes_held(), (8, 8));
+        m.power_cut();
+        assert_eq!(m.node(f), None);
+        assert_eq!(m.bytes_held(), (0, 0));
     }
 
     /// A random mix of writes, truncations and syncs: after a cut, the file
