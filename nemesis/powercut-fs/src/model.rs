@@ -404,6 +404,7 @@ impl Model {
         }
         self.durable.insert(ino, Node::Dir { entries, mode });
         self.persist_path(ino);
+        self.collect_durable_garbage();
         Ok(())
     }
 
@@ -441,6 +442,11 @@ impl Model {
     /// path (plus what it held before).
     fn persist_path(&mut self, ino: Ino) {
         let named = self.durably_named();
+        if named.contains(&ino) {
+            // The common case (a log fsynced after every append): nothing
+            // to add, and nothing the durable tree lost.
+            return;
+        }
         let mut child = ino;
         while !named.contains(&child) {
             // An unlinked file still open has no name to keep.
