@@ -4,7 +4,8 @@
 //! mounted on it; everything the node writes is kept in memory in two
 //! copies ([`model`]): what processes see, and what a disk would still hold
 //! after a power cut (file data once the file was fsynced, names once their
-//! directory was fsynced). [`Mounted::power_cut`] drops everything that was
+//! directory was fsynced, or the inode they name while it was new, as
+//! Linux file systems keep them). [`Mounted::power_cut`] drops everything that was
 //! not durable, as pulling the plug would; with the node killed first, its
 //! restart then finds only what it had really made durable. A node that
 //! acknowledges a write before its fsync, or forgets to fsync a directory

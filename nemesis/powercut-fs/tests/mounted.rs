@@ -59,8 +59,9 @@ fn files_keep_what_was_fsynced_under_a_fsynced_name() {
     // Its name became durable with the next directory sync, its data never.
     assert_eq!(fs::read(&only_written).unwrap(), b"");
     assert_eq!(fs::read(root.join("config")).unwrap(), b"old");
-    // Created after the last directory sync: not there at all.
-    assert!(!root.join("config.tmp").exists());
+    // Created after the last directory sync, but synced while new, which
+    // made its first name durable too (the rename never was).
+    assert_eq!(fs::read(root.join("config.tmp")).unwrap(), b"new");
     let stats = m.stats();
     assert!(stats.file_syncs >= 2 && stats.dir_syncs >= 2, "{stats:?}");
     m.unmount().unwrap();
@@ -68,6 +69,37 @@ fn files_keep_what_was_fsynced_under_a_fsynced_name() {
         fs::read_dir(dir.path()).unwrap().next().is_none(),
         "unmounted"
     );
+}
+
+/// etcd's first start through the kernel: `member/` created and never
+/// synced in the data directory, the WAL built in `member/wal.tmp/` (its
+/// segment fdatasynced, the directory not), renamed to `member/wal`, and
+/// `member/` fsynced. The WAL is still there after a cut.
+#[test]
+fn a_wal_directory_built_under_a_temporary_name_survives() {
+    let Some((dir, m)) = mount_or_skip() else {
+        return;
+    };
+    let member = dir.path().join("member");
+    fs::create_dir_all(member.join("snap")).unwrap();
+    let tmp = member.join("wal.tmp");
+    fs::create_dir(&tmp).unwrap();
+    let mut seg = File::create(tmp.join("0-0.wal")).unwrap();
+    seg.set_len(4096).unwrap();
+    seg.write_all(b"records").unwrap();
+    seg.sync_data().unwrap();
+    drop(seg);
+    fs::rename(&tmp, member.join("wal")).unwrap();
+    File::create(member.join("wal/0.tmp")).unwrap();
+    sync_dir(&member);
+
+    m.power_cut();
+    let seg = fs::read(member.join("wal/0-0.wal")).unwrap();
+    assert_eq!(seg.len(), 4096);
+    assert_eq!(&seg[..7], b"records");
+    assert!(!tmp.exists());
+    assert!(!member.join("wal/0.tmp").exists(), "never synced");
+    m.unmount().unwrap();
 }
 
 fn entry(index: u64) -> Entry {
