@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::HARNESS;
+use common::{harness_run, results, Run, HARNESS};
 use harness::deploy::local::namespace_prerequisites;
 use harness::deploy::{ClusterSpec, Deployment, LocalDeployment, LocalMode, LocalOptions};
 use serde_json::Value;
@@ -54,28 +54,11 @@ fn etcd_or_skip(needs_namespaces: bool) -> Option<PathBuf> {
     }
 }
 
-struct Run {
-    code: i32,
-    stderr: String,
-    dir: PathBuf,
-}
-
+/// `dcf-harness test --system etcd` with `args`.
 fn etcd_test(store: &Path, args: &[&str]) -> Run {
-    let out = Command::new(HARNESS)
-        .args(["test", "--system", "etcd", "--store"])
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-        dir: std::fs::canonicalize(store.join("latest")).unwrap_or_default(),
-    }
-}
-
-fn results(run: &Run) -> Value {
-    serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap()
+    let mut all = vec!["--system", "etcd"];
+    all.extend_from_slice(args);
+    harness_run(store, &all)
 }
 
 fn text(cmd: &[&str]) -> String {

@@ -41,12 +41,19 @@ pub struct Run {
 
 /// Runs `dcf-harness test` with `args` into `store` and waits for it.
 pub fn harness_test(store: &Path, args: &[&str]) -> Run {
+    let node = node_binary();
+    let mut all = vec!["--node-binary", node.to_str().unwrap()];
+    all.extend_from_slice(args);
+    harness_run(store, &all)
+}
+
+/// Runs `dcf-harness test` with exactly `args` (no node binary: for
+/// another system under test) into `store` and waits for it.
+pub fn harness_run(store: &Path, args: &[&str]) -> Run {
     let out = Command::new(HARNESS)
         .arg("test")
         .arg("--store")
         .arg(store)
-        .arg("--node-binary")
-        .arg(node_binary())
         .args(args)
         .output()
         .unwrap();
