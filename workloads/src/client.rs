@@ -42,7 +42,7 @@ pub enum Target {
 
 enum Backend {
     Dcf(KvClient),
-    /// Boxed: etcd-client's handle is a few kilobytes.
+    /// Boxed: the etcd handle is large beside the other variants.
     Etcd(Box<EtcdWorkloadClient>),
 }
 

@@ -43,9 +43,12 @@
 //! serves; only a member that refuses connections (killed) makes it move
 //! on to the next endpoint.
 
+use crate::etcd_rpc::{
+    Compare, EtcdRpc, KeyValue, PutRequest, RangeRequest, RequestOp, Request_, Response_,
+    TxnRequest,
+};
 use dcf::kv::machine::MicroOp;
 use dcf::kv::protocol::{FailureCode, Outcome, RequestBody, Response};
-use etcd_client::{Client, Compare, CompareOp, GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -62,10 +65,11 @@ pub enum ReadMode {
 }
 
 impl ReadMode {
-    fn options(self) -> Option<GetOptions> {
-        match self {
-            ReadMode::Linearizable => None,
-            ReadMode::Serializable => Some(GetOptions::new().with_serializable()),
+    /// A range request for `key` in this mode.
+    fn range(self, key: &str) -> RangeRequest {
+        RangeRequest {
+            key: key.as_bytes().to_vec(),
+            serializable: self == ReadMode::Serializable,
         }
     }
 }
@@ -151,7 +155,7 @@ const CONNECT_FAILED: &[&str] = &[
 ];
 
 /// Classifies a failed call: gRPC status `code` and its `message`, as
-/// etcd-client reports them (`None` when the failure was not a gRPC
+/// tonic reports them (`None` when the failure was not a gRPC
 /// status, e.g. a transport error).
 pub fn classify(code: Option<tonic::Code>, message: &str) -> (FailureCode, Certainty) {
     if CONNECT_FAILED.iter().any(|w| message.contains(w)) {
@@ -176,11 +180,18 @@ pub fn classify(code: Option<tonic::Code>, message: &str) -> (FailureCode, Certa
     }
 }
 
-fn from_client_error(endpoint: &str, e: etcd_client::Error) -> EtcdError {
-    let (code, message) = match &e {
-        etcd_client::Error::GRpcStatus(s) => (Some(s.code()), s.message().to_string()),
-        // A transport error's cause is in its source chain.
-        other => (None, error_chain(other)),
+fn from_status(endpoint: &str, s: tonic::Status) -> EtcdError {
+    // A transport error's cause is in the status's source chain.
+    let mut message = s.message().to_string();
+    if let Some(source) = std::error::Error::source(&s) {
+        message.push_str(": ");
+        message.push_str(&error_chain(source));
+    }
+    // etcd's own errors come as statuses; a failure to reach it comes as
+    // an `Unknown` or `Unavailable` status carrying the transport error.
+    let code = match s.code() {
+        tonic::Code::Unknown if std::error::Error::source(&s).is_some() => None,
+        c => Some(c),
     };
     let (fc, certainty) = classify(code, &message);
     EtcdError::new(fc, certainty, format!("{endpoint}: {message}"))
@@ -208,7 +219,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[derive(Clone)]
 pub struct EtcdKv {
     endpoint: String,
-    client: Client,
+    client: EtcdRpc,
     timeout: Duration,
     reads: ReadMode,
 }
@@ -242,9 +253,7 @@ impl EtcdKv {
             Ok(Err(e)) => return Err(EtcdError::unreachable(endpoint, error_chain(&e))),
             Err(_) => return Err(EtcdError::unreachable(endpoint, "connect timed out")),
         };
-        let client = Client::from_channel(etcd_client::Channel::Tonic(channel), None)
-            .await
-            .map_err(|e| EtcdError::unreachable(endpoint, e))?;
+        let client = EtcdRpc::new(channel);
         Ok(EtcdKv {
             endpoint: endpoint.to_string(),
             client,
@@ -259,21 +268,24 @@ impl EtcdKv {
     }
 
     /// Runs `call` on the client within the timeout.
-    async fn bounded<T, F>(&mut self, call: impl FnOnce(Client) -> F) -> Result<T, EtcdError>
+    async fn bounded<T, F>(&mut self, call: impl FnOnce(EtcdRpc) -> F) -> Result<T, EtcdError>
     where
-        F: std::future::Future<Output = Result<T, etcd_client::Error>>,
+        F: std::future::Future<Output = Result<T, tonic::Status>>,
     {
         match tokio::time::timeout(self.timeout, call(self.client.clone())).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(from_client_error(&self.endpoint, e)),
+            Ok(Err(e)) => Err(from_status(&self.endpoint, e)),
             Err(_) => Err(EtcdError::timeout(&self.endpoint, self.timeout)),
         }
     }
 
     /// Puts `value` under `key`.
     pub async fn put(&mut self, key: &str, value: &[u8]) -> Result<(), EtcdError> {
-        let (key, value) = (key.to_string(), value.to_vec());
-        self.bounded(|mut c| async move { c.put(key, value, None).await })
+        let req = PutRequest {
+            key: key.as_bytes().to_vec(),
+            value: value.to_vec(),
+        };
+        self.bounded(|mut c| async move { c.put(req).await })
             .await
             .map(|_| ())
     }
@@ -281,24 +293,25 @@ impl EtcdKv {
     /// The value under `key` (`None` if there is none), read in the
     /// client's read mode.
     pub async fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, EtcdError> {
-        let key = key.to_string();
-        let options = self.reads.options();
+        let req = self.reads.range(key);
         let resp = self
-            .bounded(|mut c| async move { c.get(key, options).await })
+            .bounded(|mut c| async move { c.range(req).await })
             .await?;
-        Ok(resp.kvs().first().map(|kv| kv.value().to_vec()))
+        Ok(resp.kvs.into_iter().next().map(|kv| kv.value))
     }
 
     /// Compare-and-set in one transaction: puts `to` if `key` holds
     /// `from`. `Ok(false)` when the compare failed (nothing written).
     pub async fn cas(&mut self, key: &str, from: &[u8], to: &[u8]) -> Result<bool, EtcdError> {
-        let txn = Txn::new()
-            .when([Compare::value(key, CompareOp::Equal, from)])
-            .and_then([TxnOp::put(key, to, None)]);
+        let txn = TxnRequest {
+            compare: vec![Compare::value_equals(key, from)],
+            success: vec![put_op(key, to.to_vec())],
+            failure: Vec::new(),
+        };
         let resp = self
             .bounded(|mut c| async move { c.txn(txn).await })
             .await?;
-        Ok(resp.succeeded())
+        Ok(resp.succeeded)
     }
 
     /// The member's status: its own member id and the leader it knows
@@ -307,8 +320,8 @@ impl EtcdKv {
         let resp = self
             .bounded(|mut c| async move { c.status().await })
             .await?;
-        let me = resp.header().map_or(0, |h| h.member_id());
-        Ok((me, resp.leader()))
+        let me = resp.header.map_or(0, |h| h.member_id);
+        Ok((me, resp.leader))
     }
 
     /// Adds a member that will listen for peers at `peer_url`; returns
@@ -317,9 +330,9 @@ impl EtcdKv {
     pub async fn member_add(&mut self, peer_url: &str) -> Result<u64, EtcdError> {
         let urls = vec![peer_url.to_string()];
         let resp = self
-            .bounded(|mut c| async move { c.member_add(urls, None).await })
+            .bounded(|mut c| async move { c.member_add(urls).await })
             .await?;
-        Ok(resp.member().map_or(0, |m| m.id()))
+        Ok(resp.member.map_or(0, |m| m.id))
     }
 
     /// Removes the member with id `id`.
@@ -336,19 +349,14 @@ impl EtcdKv {
             .bounded(|mut c| async move { c.member_list().await })
             .await?;
         Ok(resp
-            .members()
-            .iter()
+            .members
+            .into_iter()
             .map(|m| MemberInfo {
-                id: m.id(),
-                name: m.name().to_string(),
-                peer_urls: m.peer_urls().to_vec(),
+                id: m.id,
+                name: m.name,
+                peer_urls: m.peer_urls,
             })
             .collect())
-    }
-
-    /// The underlying etcd-client handle (member API and the rest).
-    pub fn client(&self) -> Client {
-        self.client.clone()
     }
 
     /// Reads `keys` at one revision: each key's value and mod revision
@@ -357,23 +365,27 @@ impl EtcdKv {
         &mut self,
         keys: &[String],
     ) -> Result<BTreeMap<String, (Option<Vec<u8>>, i64)>, EtcdError> {
-        let options = self.reads.options();
-        let ops: Vec<TxnOp> = keys
-            .iter()
-            .map(|k| TxnOp::get(k.as_str(), options.clone()))
-            .collect();
-        let txn = Txn::new().and_then(ops);
+        let txn = TxnRequest {
+            compare: Vec::new(),
+            success: keys
+                .iter()
+                .map(|k| RequestOp {
+                    request: Some(Request_::Range(self.reads.range(k))),
+                })
+                .collect(),
+            failure: Vec::new(),
+        };
         let resp = self
             .bounded(|mut c| async move { c.txn(txn).await })
             .await?;
         let mut out = BTreeMap::new();
-        for (key, r) in keys.iter().zip(resp.op_responses()) {
-            let kv: Option<KeyValue> = match r {
-                TxnOpResponse::Get(g) => g.kvs().first().cloned(),
+        for (key, r) in keys.iter().zip(resp.responses) {
+            let kv: Option<KeyValue> = match r.response {
+                Some(Response_::Range(g)) => g.kvs.into_iter().next(),
                 _ => None,
             };
             let entry = match kv {
-                Some(kv) => (Some(kv.value().to_vec()), kv.mod_revision()),
+                Some(kv) => (Some(kv.value), kv.mod_revision),
                 None => (None, 0),
             };
             out.insert(key.clone(), entry);
@@ -438,20 +450,21 @@ impl EtcdKv {
         written.dedup();
         let compares: Vec<Compare> = read
             .iter()
-            .map(|(k, (_, rev))| Compare::mod_revision(k.as_str(), CompareOp::Equal, *rev))
+            .map(|(k, (_, rev))| Compare::mod_revision_equals(k, *rev))
             .collect();
-        let puts: Vec<TxnOp> = written
+        let puts: Vec<RequestOp> = written
             .iter()
-            .map(|k| {
-                let text = Value::Array(lists[k].clone()).to_string();
-                TxnOp::put(k.as_str(), text, None)
-            })
+            .map(|k| put_op(k, Value::Array(lists[k].clone()).to_string().into_bytes()))
             .collect();
-        let txn = Txn::new().when(compares).and_then(puts);
+        let txn = TxnRequest {
+            compare: compares,
+            success: puts,
+            failure: Vec::new(),
+        };
         let resp = self
             .bounded(|mut c| async move { c.txn(txn).await })
             .await?;
-        Ok(if resp.succeeded() {
+        Ok(if resp.succeeded {
             TxnResult::Done(Value::Array(results))
         } else {
             TxnResult::Conflict
@@ -512,6 +525,16 @@ impl EtcdKv {
             Ok(r) => r,
             Err(e) => error_response(&e, read_only),
         }
+    }
+}
+
+/// A transaction step that puts `value` under `key`.
+fn put_op(key: &str, value: Vec<u8>) -> RequestOp {
+    RequestOp {
+        request: Some(Request_::Put(PutRequest {
+            key: key.as_bytes().to_vec(),
+            value,
+        })),
     }
 }
 

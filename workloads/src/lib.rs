@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod etcd;
+pub mod etcd_rpc;
 pub mod list_append;
 pub mod register;
 
