@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::{harness_run, results, Run, HARNESS};
+use common::{assert_no_network_resources, harness_run, results, stdout_of, Run, HARNESS};
 use harness::deploy::local::namespace_prerequisites;
 use harness::deploy::{ClusterSpec, Deployment, LocalDeployment, LocalMode, LocalOptions};
 use serde_json::Value;
@@ -61,39 +61,20 @@ fn etcd_test(store: &Path, args: &[&str]) -> Run {
     harness_run(store, &all)
 }
 
-fn text(cmd: &[&str]) -> String {
-    Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-        .unwrap_or_default()
-}
-
 /// No member process, namespace, link or rule of the run is left, and
 /// the members' data directories are gone (their logs stay).
 fn assert_nothing_left(run: &Run) {
     let nodes = run.dir.join("nodes");
     let d = nodes.to_string_lossy().to_string();
     assert!(
-        text(&["pgrep", "-f", &d]).trim().is_empty(),
+        stdout_of(&["pgrep", "-f", &d]).trim().is_empty(),
         "etcd members of {d} are still running"
     );
     let tag = results(run)["deployment"]["tag"]
         .as_str()
         .expect("the run records its deployment's tag")
         .to_string();
-    assert!(
-        !text(&["ip", "netns", "list"]).contains(&tag),
-        "a namespace of {tag} is left"
-    );
-    assert!(
-        !text(&["ip", "-o", "link"]).contains(&tag),
-        "a link of {tag} is left"
-    );
-    assert!(
-        !text(&["iptables-save"]).contains(&tag),
-        "a rule of {tag} is left"
-    );
+    assert_no_network_resources(&tag);
     for n in 1..=3 {
         let dir = nodes.join(format!("n{n}"));
         let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
@@ -480,7 +461,7 @@ fn a_loopback_etcd_cluster_serves_puts_and_gets_and_goes_away() {
     d.teardown().unwrap();
     let b = base.to_string_lossy().to_string();
     assert!(
-        text(&["pgrep", "-f", &b]).trim().is_empty(),
+        stdout_of(&["pgrep", "-f", &b]).trim().is_empty(),
         "members left running"
     );
     for n in 1..=3 {

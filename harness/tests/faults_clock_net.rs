@@ -10,7 +10,10 @@
 
 mod common;
 
-use common::{harness_test, history_lines as history, node_binary, results, Run, HARNESS};
+use common::{
+    assert_no_network_resources, harness_test, history_lines as history, node_binary, results,
+    stdout_of as text, Run, HARNESS,
+};
 use harness::deploy::local::namespace_prerequisites;
 use harness::deploy::*;
 use nemesis::{Capability, ClockSkew, ClusterControl, LinkDelay};
@@ -31,14 +34,6 @@ fn can_run() -> bool {
             false
         }
     }
-}
-
-fn text(cmd: &[&str]) -> String {
-    Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-        .unwrap_or_default()
 }
 
 /// Nothing of the run is left: no node process, namespace, link, host
@@ -75,18 +70,7 @@ fn assert_nothing_left_in(nodes: &Path) {
         );
     }
     if let Some(tag) = registry["tag"].as_str() {
-        assert!(
-            !text(&["ip", "netns", "list"]).contains(tag),
-            "a namespace of {tag} is left"
-        );
-        assert!(
-            !text(&["ip", "-o", "link"]).contains(tag),
-            "a link of {tag} is left"
-        );
-        assert!(
-            !text(&["iptables", "-S"]).contains(tag),
-            "a host rule of {tag} is left"
-        );
+        assert_no_network_resources(tag);
     }
 }
 

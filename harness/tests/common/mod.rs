@@ -77,3 +77,29 @@ pub fn history_lines(run: &Run) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// What `cmd` prints on stdout (empty if it cannot run).
+pub fn stdout_of(cmd: &[&str]) -> String {
+    Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default()
+}
+
+/// No network namespace, link or iptables rule (any table) whose name
+/// holds the deployment's run-unique `tag` is left.
+pub fn assert_no_network_resources(tag: &str) {
+    assert!(
+        !stdout_of(&["ip", "netns", "list"]).contains(tag),
+        "a namespace of {tag} is left"
+    );
+    assert!(
+        !stdout_of(&["ip", "-o", "link"]).contains(tag),
+        "a link of {tag} is left"
+    );
+    assert!(
+        !stdout_of(&["iptables-save"]).contains(tag),
+        "a rule of {tag} is left"
+    );
+}
